@@ -1,0 +1,141 @@
+"""Writes to the audit trail: ingest (chain-checked), checkpoints, retention."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from control_plane.audit import signing
+from control_plane.audit.models import AuditChain, AuditCheckpoint, AuditRecord
+from control_plane.tenancy.models import Tenant
+from shared.audit import checkpoint_message, record_hash
+from shared.pb import control_pb2
+
+log = logging.getLogger(__name__)
+
+CONTENT_FIELDS = {  # what retention clears
+    "request_id": "",
+    "subject": "",
+    "route_name": "",
+    "categories": [],
+    "fallbacks": [],
+    "payload": b"",
+}
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def to_row(record: control_pb2.AuditRecord, chain_ok: bool) -> AuditRecord:
+    e = record.event
+    return AuditRecord(
+        chain_id=record.chain_id,
+        seq=record.seq,
+        prev_hash=record.prev_hash,
+        hash=record.hash,
+        ts=datetime.fromtimestamp(e.ts_unix_ms / 1000, tz=UTC),
+        request_id=e.request_id[:128],
+        tenant_id=_uuid(e.tenant_id),
+        key_id=_uuid(e.key_id),
+        subject=e.subject[:200],
+        route_id=_uuid(e.route_id),
+        route_name=e.route_name[:200],
+        snapshot_version=e.snapshot_version,
+        decision=record.decision[:16],
+        reason=record.reason[:64],
+        categories=list(record.categories),
+        guardrail_action=record.guardrail_action[:16],
+        provider_id=_uuid(e.provider_id),
+        model_id=_uuid(e.model_id),
+        credential_id=_uuid(e.credential_id),
+        region=e.region[:64],
+        status_code=e.status_code,
+        prompt_tokens=e.prompt_tokens,
+        completion_tokens=e.completion_tokens,
+        cost_nano_usd=e.cost_nano_usd,
+        latency_ms=e.latency_ms,
+        ttft_ms=e.ttft_ms,
+        fallbacks=[
+            {"model_id": a.model_id, "provider_id": a.provider_id, "outcome": a.outcome}
+            for a in e.fallbacks
+        ],
+        payload=record.SerializeToString(deterministic=True),
+        chain_ok=chain_ok,
+    )
+
+
+def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> int:
+    """Store records in chain order, checking each extends its chain; call inside the ingest
+    transaction. A record that breaks its chain is stored all the same (nothing is lost),
+    flagged, counted on the chain and logged."""
+    rows: list[AuditRecord] = []
+    heads: dict[str, AuditChain] = {}
+    for record in records:
+        head = heads.get(record.chain_id)
+        if head is None:
+            head, _ = AuditChain.objects.select_for_update().get_or_create(
+                chain_id=record.chain_id, defaults={"node_id": node_id}
+            )
+            heads[record.chain_id] = head
+        ok = (
+            record.seq == head.last_seq + 1
+            and record.prev_hash == head.last_hash
+            and record.hash == record_hash(record)
+        )
+        if not ok:
+            head.breaks += 1
+            log.error(
+                "audit chain %s broken at seq %d (head %d)",
+                head.chain_id,
+                record.seq,
+                head.last_seq,
+            )
+        if record.seq > head.last_seq:
+            head.last_seq, head.last_hash = record.seq, record.hash
+        rows.append(to_row(record, ok))
+    AuditRecord.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    for head in heads.values():
+        head.save()
+    return len(rows)
+
+
+def make_checkpoints(now: float | None = None) -> list[AuditCheckpoint]:
+    """Sign the head of every chain that moved since its last checkpoint."""
+    created_unix = int(now if now is not None else time.time())
+    made = []
+    for chain in AuditChain.objects.filter(last_seq__gt=0):
+        last = AuditCheckpoint.objects.filter(chain_id=chain.chain_id).order_by("-seq").first()
+        if last is not None and last.seq >= chain.last_seq:
+            continue
+        message = checkpoint_message(chain.chain_id, chain.last_seq, chain.last_hash, created_unix)
+        key_id, signature = signing.sign(message)
+        made.append(
+            AuditCheckpoint.objects.create(
+                chain_id=chain.chain_id,
+                seq=chain.last_seq,
+                hash=chain.last_hash,
+                created_unix=created_unix,
+                key_id=key_id,
+                signature=signature,
+            )
+        )
+    return made
+
+
+def purge_expired(now: datetime) -> int:
+    """Clear the content of records older than their tenant's retention; chain links (seq,
+    hashes) stay, so the chain still verifies."""
+    purged = 0
+    for tenant in Tenant.objects.filter(audit_retention_days__isnull=False):
+        cutoff = now - timedelta(days=tenant.audit_retention_days or 0)
+        purged += AuditRecord.objects.filter(tenant=tenant, ts__lt=cutoff, purged=False).update(
+            purged=True, **CONTENT_FIELDS
+        )
+    return purged

@@ -1,0 +1,114 @@
+"""Admin building blocks: every change made in the admin publishes a snapshot on commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from control_plane.core.access import (
+    CHANGE,
+    PLATFORM_ONLY,
+    RULES,
+    VIEW,
+    has_role_for,
+    is_platform_admin,
+    roles_by_tenant,
+)
+from control_plane.fleet.services import request_publish
+
+# List filters on a relation offer only values present in the (scoped) rows, so a filter never
+# names another tenant.
+RelatedOnly = admin.RelatedOnlyFieldListFilter
+
+
+class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Rows and permissions come from the same rules as the API (``core.access``): a tenant
+    admin sees their tenant's rows, may pick only their tenants in forms, and may change only
+    what their role allows. Django's per-model permissions are not used."""
+
+    def _name(self) -> str:
+        return self.model._meta.model_name or ""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return has_role_for(self._name(), request.user, VIEW)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return has_role_for(self._name(), request.user, VIEW)
+        return self._allows(request, obj, VIEW)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return has_role_for(self._name(), request.user, CHANGE)
+        return self._allows(request, obj, CHANGE)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        if self.model.objects.all().tenant_path != "tenant":
+            return is_platform_admin(request.user)  # tenants, providers, models
+        return has_role_for(self._name(), request.user, CHANGE)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def _allows(self, request: HttpRequest, obj: Any, action: str) -> bool:
+        rows = self.model.objects.restrict(request.user, action)
+        return bool(rows.filter(pk=obj.pk).exists())
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs["queryset"] = self._choices(db_field, request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs["queryset"] = self._choices(db_field, request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _choices(self, db_field: Any, request: HttpRequest) -> QuerySet[Any]:
+        """Related rows the user may see; for the tenant field, tenants where the user may
+        change this kind of row."""
+        related = db_field.related_model._default_manager.all()
+        if not hasattr(related, "restrict"):
+            return related  # type: ignore[no-any-return]
+        if db_field.name != "tenant" or is_platform_admin(request.user):
+            return related.restrict(request.user)  # type: ignore[no-any-return]
+        allowed = RULES.get(self._name(), PLATFORM_ONLY).change
+        tenant_ids = [t for t, role in roles_by_tenant(request.user).items() if role in allowed]
+        return related.filter(pk__in=tenant_ids)  # type: ignore[no-any-return]
+
+
+class PublishingAdmin(ScopedAdmin):
+    """Publishes after the object and its inlines are saved, and after deletes."""
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm[Any], formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        verb = "changed" if change else "added"
+        request_publish(f"{form.instance} {verb} in the admin", request.user.pk)
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        super().delete_model(request, obj)
+        request_publish(f"{obj} deleted in the admin", request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        request_publish("objects deleted in the admin", request.user.pk)
+
+
+class ReadOnlyAdmin(ScopedAdmin):
+    """Records written by the system (usage, snapshots, node status) are not edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,13 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("", include("control_plane.tenancy.api.urls")),
+    path("", include("control_plane.catalog.api.urls")),
+    path("", include("control_plane.keys.api.urls")),
+    path("", include("control_plane.fleet.api.urls")),
+    path("", include("control_plane.usage.api.urls")),
+    path("", include("control_plane.audit.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

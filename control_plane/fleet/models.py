@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from control_plane.core.models import ScopedQuerySet
+
+
+class PolicySnapshot(models.Model):
+    """A published policy snapshot: immutable, numbered by ``version`` (monotonic, the primary
+    key, so two publishers cannot both take a number), identified by the SHA-256 ``hash`` of
+    its canonical encoding. ``payload`` is the serialized ``asc.v1.Snapshot``."""
+
+    version = models.PositiveBigIntegerField(primary_key=True)
+    hash = models.CharField(max_length=64)
+    payload = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    size_bytes = models.PositiveIntegerField(default=0)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.hash[:12]})"
+
+
+class DataPlaneNode(models.Model):
+    """What the control plane knows of one data-plane node, from its snapshot stream."""
+
+    node_id = models.CharField(max_length=200, primary_key=True)
+    region = models.CharField(max_length=64, blank=True)
+    software_version = models.CharField(max_length=64, blank=True)
+    boot_id = models.CharField(max_length=64, blank=True)
+    applied_version = models.PositiveBigIntegerField(default=0)
+    applied_hash = models.CharField(max_length=64, blank=True)
+    last_ack_at = models.DateTimeField(null=True, blank=True)
+    last_nack_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    connected = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["node_id"]
+
+    def __str__(self) -> str:
+        return self.node_id

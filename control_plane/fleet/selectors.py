@@ -1,0 +1,73 @@
+"""Reads for the fleet: the rows a snapshot is built from, and published snapshots."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
+from control_plane.fleet import snapshot_builder as b
+from control_plane.fleet.models import PolicySnapshot
+from control_plane.keys.models import VirtualKey
+from control_plane.tenancy.models import Tenant
+
+
+def policy_rows() -> b.PolicyRows:
+    """Everything a snapshot holds, in a fixed number of queries. Revoked keys are left out
+    (absent from the snapshot is refused everywhere); expired keys stay, and the data plane
+    refuses them by their expiry time, so the snapshot depends on configuration only."""
+    targets: dict[str, list[b.TargetRow]] = defaultdict(list)
+    for t in RouteTarget.objects.order_by("route_id", "priority", "id"):
+        targets[str(t.route_id)].append(
+            b.TargetRow(str(t.model_id), str(t.credential_id), t.priority, t.weight)
+        )
+    key_routes: dict[str, list[str]] = defaultdict(list)
+    live_keys = VirtualKey.objects.filter(revoked_at__isnull=True)
+    through = VirtualKey.routes.through.objects.filter(virtualkey__in=live_keys)
+    for virtualkey_id, route_id in through.values_list("virtualkey_id", "route_id"):
+        key_routes[str(virtualkey_id)].append(str(route_id))
+    return b.PolicyRows(
+        tenants=[
+            b.TenantRow(str(t.id), t.slug, t.active, list(t.allowed_regions))
+            for t in Tenant.objects.all()
+        ],
+        providers=[
+            b.ProviderRow(str(p.id), p.name, p.kind, p.base_url, dict(p.options), p.enabled)
+            for p in Provider.objects.all()
+        ],
+        credentials=[
+            b.CredentialRow(str(c.id), str(c.tenant_id), str(c.provider_id), bytes(c.sealed_secret))
+            for c in ProviderCredential.objects.all()
+        ],
+        models=[
+            b.ModelRow(
+                str(m.id),
+                str(m.provider_id),
+                m.provider_model,
+                m.region,
+                m.input_price,
+                m.output_price,
+                m.cached_input_price,
+            )
+            for m in Model.objects.all()
+        ],
+        routes=[
+            b.RouteRow(str(r.id), str(r.tenant_id), r.name, targets[str(r.id)])
+            for r in Route.objects.all()
+        ],
+        keys=[
+            b.KeyRow(
+                str(k.id), str(k.tenant_id), k.name, k.key_hash, key_routes[str(k.id)], k.expires_at
+            )
+            for k in live_keys
+        ],
+    )
+
+
+def latest_snapshot() -> PolicySnapshot | None:
+    return PolicySnapshot.objects.order_by("-version").first()
+
+
+def latest_version() -> int:
+    return (
+        PolicySnapshot.objects.order_by("-version").values_list("version", flat=True).first() or 0
+    )

@@ -1,0 +1,123 @@
+"""Publishing snapshots and recording what each data-plane node applied.
+
+Writes anywhere in the configuration call ``request_publish``; the publish itself runs after
+the transaction commits (a Celery task; eager in-process on the embedded default), so a
+snapshot never reflects uncommitted rows and a rolled-back change publishes nothing.
+``publish_snapshot`` is idempotent: when the built policy hashes like the latest snapshot,
+nothing new is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from control_plane.fleet import selectors
+from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
+from control_plane.fleet.snapshot_builder import build_policy, validate_policy
+from shared.pb import snapshot_pb2
+from shared.snapshots import policy_hash
+
+log = logging.getLogger(__name__)
+
+
+class InvalidPolicy(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def request_publish(reason: str, user_id: int | None = None) -> None:
+    from control_plane.fleet.tasks import publish_snapshot_task
+
+    # robust: a failed publish is logged and retried by the task; it never fails the write.
+    transaction.on_commit(lambda: publish_snapshot_task.delay(reason, user_id), robust=True)
+
+
+@dataclass(frozen=True)
+class Published:
+    snapshot: PolicySnapshot
+    created: bool
+
+
+def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
+    """Build, validate and store a new snapshot version when the policy changed."""
+    policy = build_policy(selectors.policy_rows())
+    problems = validate_policy(policy)
+    if problems:
+        raise InvalidPolicy(problems)
+    digest = policy_hash(policy)
+    for _ in range(5):  # another publisher may take the next version first: rebuild on top
+        latest = selectors.latest_snapshot()
+        if latest is not None and latest.hash == digest:
+            return Published(latest, created=False)
+        version = (latest.version if latest else 0) + 1
+        snapshot = snapshot_pb2.Snapshot(
+            version=version, hash=digest, created_unix_ms=int(time.time() * 1000), policy=policy
+        )
+        payload = snapshot.SerializeToString(deterministic=True)
+        try:
+            with transaction.atomic():
+                row = PolicySnapshot.objects.create(
+                    version=version,
+                    hash=digest,
+                    payload=payload,
+                    created_by_id=user_id,
+                    reason=reason[:200],
+                    size_bytes=len(payload),
+                )
+        except IntegrityError:
+            continue
+        log.info(
+            "published snapshot v%d (%s, %d bytes): %s", version, digest[:12], len(payload), reason
+        )
+        return Published(row, created=True)
+    raise RuntimeError("could not take a snapshot version after 5 attempts")
+
+
+def load_snapshot(row: PolicySnapshot) -> snapshot_pb2.Snapshot:
+    return snapshot_pb2.Snapshot.FromString(bytes(row.payload))
+
+
+def node_connected(node: Any, version: int, digest: str) -> None:
+    """A node opened its stream, announcing what it holds (``node``: an asc.v1.Node)."""
+    now = timezone.now()
+    DataPlaneNode.objects.update_or_create(
+        node_id=node.id,
+        defaults={
+            "region": node.region,
+            "software_version": node.software_version,
+            "boot_id": node.boot_id,
+            "applied_version": version,
+            "applied_hash": digest,
+            "connected": True,
+            "last_seen": now,
+        },
+    )
+
+
+def node_acked(node_id: str, version: int, digest: str) -> None:
+    now = timezone.now()
+    DataPlaneNode.objects.filter(node_id=node_id).update(
+        applied_version=version, applied_hash=digest, last_ack_at=now, last_seen=now
+    )
+
+
+def node_nacked(node_id: str, error: str) -> None:
+    now = timezone.now()
+    DataPlaneNode.objects.filter(node_id=node_id).update(
+        last_nack_at=now, last_error=error[:2000], last_seen=now
+    )
+
+
+def node_disconnected(node_id: str) -> None:
+    DataPlaneNode.objects.filter(node_id=node_id).update(connected=False, last_seen=timezone.now())
+
+
+def node_seen(node_id: str) -> None:
+    DataPlaneNode.objects.filter(node_id=node_id).update(last_seen=timezone.now())

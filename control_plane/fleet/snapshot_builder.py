@@ -1,0 +1,227 @@
+"""Policy rows -> protobuf snapshot: pure functions, no database and no clock.
+
+``build_policy`` turns rows loaded by ``selectors.policy_rows`` into an ``asc.v1.Policy`` in a
+canonical order (sorted by id), so the same configuration always encodes to the same bytes and
+the same hash. ``validate_policy`` checks every reference before anything is published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from shared.pb import snapshot_pb2
+
+KIND = {
+    "openai": snapshot_pb2.PROVIDER_KIND_OPENAI,
+    "anthropic": snapshot_pb2.PROVIDER_KIND_ANTHROPIC,
+    "mistral": snapshot_pb2.PROVIDER_KIND_MISTRAL,
+    "azure_openai": snapshot_pb2.PROVIDER_KIND_AZURE_OPENAI,
+    "gemini": snapshot_pb2.PROVIDER_KIND_GEMINI,
+    "openai_compatible": snapshot_pb2.PROVIDER_KIND_OPENAI_COMPATIBLE,
+    "mock": snapshot_pb2.PROVIDER_KIND_MOCK,
+}
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    id: str
+    slug: str
+    active: bool
+    allowed_regions: Sequence[str]
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    id: str
+    name: str
+    kind: str
+    base_url: str
+    options: dict[str, object]
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    id: str
+    tenant_id: str
+    provider_id: str
+    sealed_secret: bytes
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    id: str
+    provider_id: str
+    provider_model: str
+    region: str
+    input_price: Decimal
+    output_price: Decimal
+    cached_input_price: Decimal
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    model_id: str
+    credential_id: str
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    id: str
+    tenant_id: str
+    name: str
+    targets: Sequence[TargetRow]
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: str
+    tenant_id: str
+    name: str
+    key_hash: str
+    route_ids: Sequence[str]
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PolicyRows:
+    tenants: Sequence[TenantRow]
+    providers: Sequence[ProviderRow]
+    credentials: Sequence[CredentialRow]
+    models: Sequence[ModelRow]
+    routes: Sequence[RouteRow]
+    keys: Sequence[KeyRow]
+
+
+def _micros(usd_per_mtok: Decimal) -> int:
+    return int((usd_per_mtok * 1_000_000).to_integral_value())
+
+
+def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
+    def by_id[T: (TenantRow, ProviderRow, CredentialRow, ModelRow, RouteRow, KeyRow)](
+        items: Sequence[T],
+    ) -> list[T]:
+        return sorted(items, key=lambda item: item.id)
+
+    return snapshot_pb2.Policy(
+        tenants=[
+            snapshot_pb2.Tenant(
+                id=t.id, slug=t.slug, active=t.active, allowed_regions=sorted(t.allowed_regions)
+            )
+            for t in by_id(rows.tenants)
+        ],
+        providers=[
+            snapshot_pb2.Provider(
+                id=p.id,
+                name=p.name,
+                kind=KIND[p.kind],
+                base_url=p.base_url,
+                options={k: str(v) for k, v in p.options.items()},
+                enabled=p.enabled,
+            )
+            for p in by_id(rows.providers)
+        ],
+        credentials=[
+            snapshot_pb2.Credential(
+                id=c.id,
+                tenant_id=c.tenant_id,
+                provider_id=c.provider_id,
+                sealed_secret=c.sealed_secret,
+            )
+            for c in by_id(rows.credentials)
+        ],
+        models=[
+            snapshot_pb2.Model(
+                id=m.id,
+                provider_id=m.provider_id,
+                provider_model=m.provider_model,
+                region=m.region,
+                input_price_micros_per_mtok=_micros(m.input_price),
+                output_price_micros_per_mtok=_micros(m.output_price),
+                cached_input_price_micros_per_mtok=_micros(m.cached_input_price),
+            )
+            for m in by_id(rows.models)
+        ],
+        routes=[
+            snapshot_pb2.Route(
+                id=r.id,
+                tenant_id=r.tenant_id,
+                name=r.name,
+                targets=[
+                    snapshot_pb2.RouteTarget(
+                        model_id=t.model_id,
+                        credential_id=t.credential_id,
+                        priority=t.priority,
+                        weight=t.weight,
+                    )
+                    for t in r.targets  # already in priority order: order is meaningful
+                ],
+            )
+            for r in by_id(rows.routes)
+        ],
+        keys=[
+            snapshot_pb2.VirtualKey(
+                id=k.id,
+                tenant_id=k.tenant_id,
+                name=k.name,
+                key_hash=k.key_hash,
+                route_ids=sorted(k.route_ids),
+                expires_at_unix=int(k.expires_at.timestamp()) if k.expires_at else 0,
+            )
+            for k in by_id(rows.keys)
+        ],
+    )
+
+
+def validate_policy(policy: snapshot_pb2.Policy) -> list[str]:
+    """Every dangling or cross-tenant reference, as messages; empty when the policy is sound."""
+    problems: list[str] = []
+    tenants = {t.id for t in policy.tenants}
+    providers = {p.id for p in policy.providers}
+    models = {m.id: m for m in policy.models}
+    credentials = {c.id: c for c in policy.credentials}
+    routes = {r.id: r for r in policy.routes}
+    for m in policy.models:
+        if m.provider_id not in providers:
+            problems.append(f"model {m.id} names unknown provider {m.provider_id}")
+    for c in policy.credentials:
+        if c.tenant_id not in tenants:
+            problems.append(f"credential {c.id} names unknown tenant {c.tenant_id}")
+        if c.provider_id not in providers:
+            problems.append(f"credential {c.id} names unknown provider {c.provider_id}")
+    names: set[tuple[str, str]] = set()
+    for r in policy.routes:
+        if r.tenant_id not in tenants:
+            problems.append(f"route {r.id} names unknown tenant {r.tenant_id}")
+        if (r.tenant_id, r.name) in names:
+            problems.append(f"route name {r.name} is used twice in tenant {r.tenant_id}")
+        names.add((r.tenant_id, r.name))
+        for t in r.targets:
+            model, cred = models.get(t.model_id), credentials.get(t.credential_id)
+            if model is None:
+                problems.append(f"route {r.name} names unknown model {t.model_id}")
+            if cred is None:
+                problems.append(f"route {r.name} names unknown credential {t.credential_id}")
+            elif cred.tenant_id != r.tenant_id:
+                problems.append(f"route {r.name} uses credential {cred.id} of another tenant")
+            elif model is not None and cred.provider_id != model.provider_id:
+                problems.append(f"route {r.name}: credential {cred.id} is for another provider")
+    hashes: set[str] = set()
+    for k in policy.keys:
+        if k.tenant_id not in tenants:
+            problems.append(f"key {k.id} names unknown tenant {k.tenant_id}")
+        if k.key_hash in hashes:
+            problems.append(f"key {k.id} repeats another key's hash")
+        hashes.add(k.key_hash)
+        for route_id in k.route_ids:
+            route = routes.get(route_id)
+            if route is None:
+                problems.append(f"key {k.id} names unknown route {route_id}")
+            elif route.tenant_id != k.tenant_id:
+                problems.append(f"key {k.id} names route {route.name} of another tenant")
+    return problems

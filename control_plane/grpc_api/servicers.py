@@ -1,0 +1,122 @@
+"""Thin gRPC adapters over the fleet and usage services (DESIGN.md sections 2 and 5).
+
+ConfigService.StreamSnapshots: the node says hello with the version/hash it holds; the server
+pushes the latest snapshot whenever its hash differs from what the node holds, with a fresh
+nonce, and keeps at most one push unacknowledged per node. An ACK (the nonce echoed, no error)
+records the applied version; a NACK (error_detail set) records the error, and that snapshot is
+not pushed to the node again; the next version is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections
+
+from control_plane.fleet import services as fleet
+from control_plane.grpc_api.watcher import SnapshotWatcher
+from control_plane.usage.services import ingest_batch
+from shared.pb import control_pb2, control_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def _db[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run a database function in Django's sync thread, after dropping dead connections."""
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(call)
+
+
+async def _record(fn: Callable[..., None], *args: object) -> None:
+    """Node status is bookkeeping: a database hiccup is logged, never breaks the stream."""
+    try:
+        await _db(fn)(*args)
+    except DatabaseError as exc:
+        log.warning("cannot record node status (%s): %s", fn.__name__, exc)
+
+
+class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
+    def __init__(self, watcher: SnapshotWatcher) -> None:
+        self.watcher = watcher
+
+    async def StreamSnapshots(  # gRPC method name
+        self,
+        request_iterator: AsyncIterator[control_pb2.SnapshotRequest],
+        context: grpc.aio.ServicerContext[
+            control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
+        ],
+    ) -> None:
+        hello = await anext(aiter(request_iterator), None)
+        if hello is None or not hello.node.id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message names the node"
+            )
+            return
+        node_id = hello.node.id
+        held, refused = hello.hash, ""
+        pending: tuple[str, str] | None = None  # (nonce, hash) of the unacknowledged push
+        await _record(fleet.node_connected, hello.node, hello.version, hello.hash)
+        log.info("node %s connected holding v%d", node_id, hello.version)
+        reader = asyncio.ensure_future(anext(aiter(request_iterator), None))
+        try:
+            while True:
+                latest = self.watcher.latest
+                if pending is None and latest is not None and latest.hash not in (held, refused):
+                    pending = (uuid.uuid4().hex, latest.hash)
+                    await context.write(
+                        control_pb2.SnapshotResponse(nonce=pending[0], snapshot=latest)
+                    )
+                changed = asyncio.ensure_future(self.watcher.wait_changed())
+                done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                if reader not in done:
+                    continue
+                message = reader.result()
+                if message is None:
+                    return
+                reader = asyncio.ensure_future(anext(aiter(request_iterator), None))
+                if pending is None or message.response_nonce != pending[0]:
+                    continue  # stale or unsolicited: only the current push is answered
+                pushed_hash, pending = pending[1], None
+                if message.error_detail:
+                    refused = pushed_hash
+                    log.warning("node %s refused a snapshot: %s", node_id, message.error_detail)
+                    await _record(fleet.node_nacked, node_id, message.error_detail)
+                else:
+                    held = message.hash
+                    await _record(fleet.node_acked, node_id, message.version, message.hash)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await _record(fleet.node_disconnected, node_id)
+            log.info("node %s disconnected", node_id)
+
+
+class UsageServicer(control_pb2_grpc.UsageServiceServicer):
+    async def ReportUsage(  # gRPC method name
+        self,
+        request: control_pb2.UsageBatch,
+        context: grpc.aio.ServicerContext[control_pb2.UsageBatch, control_pb2.UsageAck],
+    ) -> control_pb2.UsageAck:
+        if not request.batch_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch_id is required")
+        try:
+            result = await _db(ingest_batch)(request)
+        except DatabaseError as exc:
+            log.warning("cannot store usage batch %s: %s", request.batch_id, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store is unavailable")
+        await _record(fleet.node_seen, request.node_id)
+        return control_pb2.UsageAck(
+            batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate
+        )

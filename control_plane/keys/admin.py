@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from control_plane.core.access import CHANGE
+from control_plane.core.admin import RelatedOnly, ScopedAdmin
+from control_plane.keys import services
+from control_plane.keys.models import VirtualKey
+
+
+class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = VirtualKey
+        fields = ["tenant", "name", "routes", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant is not None:
+            try:
+                services.check_routes(tenant, data.get("routes", []))
+            except forms.ValidationError as exc:
+                self.add_error("routes", exc.messages)
+        return data
+
+
+@admin.register(VirtualKey)
+class VirtualKeyAdmin(ScopedAdmin):
+    """Creating a key shows its secret once, in the confirmation message."""
+
+    form = VirtualKeyForm
+    list_display = ["name", "tenant", "key_hint", "expires_at", "revoked_at", "created_at"]
+    list_filter = [("tenant", RelatedOnly), ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key_hint", "tenant__slug"]
+    filter_horizontal = ["routes"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["tenant", "key_hint", "revoked_at"] if obj else ["key_hint", "revoked_at"]
+
+    def save_model(self, request: HttpRequest, obj: VirtualKey, form: Any, change: bool) -> None:
+        pass  # saved with its routes in save_related, through the service
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = form.cleaned_data
+        routes = list(data.get("routes", []))
+        if change:
+            services.update_key(
+                form.instance, name=data["name"], routes=routes, expires_at=data.get("expires_at")
+            )
+            return
+        key, secret = services.create_key(
+            data["tenant"], data["name"], routes, data.get("expires_at"), created_by=request.user
+        )
+        form.instance = key
+        messages.warning(request, f"The key's secret, shown only this once: {secret}. Copy it now.")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # keys are revoked, not deleted
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
+        count = services.revoke_keys(queryset.restrict(request.user, CHANGE))  # type: ignore[attr-defined]
+        self.message_user(request, f"{count} key(s) revoked.")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from control_plane.catalog.models import Route
+from control_plane.core.models import ScopedQuerySet, UUIDModel
+from control_plane.tenancy.models import Tenant
+
+
+class VirtualKey(UUIDModel):
+    """A client's key to the data plane. The secret is shown once at creation and stored only
+    as its SHA-256 (``key_hash``); ``key_hint`` is what may be shown back. Revoked keys are
+    kept (usage and audit refer to them) and left out of snapshots."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=200)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_hint = models.CharField(max_length=32, editable=False)
+    routes = models.ManyToManyField(Route, blank=True, related_name="keys")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+    )
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__slug", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.name} ({self.key_hint})"

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from control_plane.catalog.models import Route
+from control_plane.fleet.services import request_publish
+from control_plane.keys.models import VirtualKey
+from control_plane.tenancy.models import Tenant
+from shared.crypto import hash_key, key_hint, new_virtual_key
+
+
+def check_routes(tenant: Tenant, routes: Iterable[Route]) -> None:
+    foreign = [str(r) for r in routes if r.tenant_id != tenant.pk]
+    if foreign:
+        raise ValidationError({"routes": f"routes of another tenant: {', '.join(foreign)}"})
+
+
+@transaction.atomic
+def create_key(
+    tenant: Tenant,
+    name: str,
+    routes: list[Route],
+    expires_at: datetime | None = None,
+    created_by: Any = None,
+) -> tuple[VirtualKey, str]:
+    """A new key and its secret. The secret is returned here once and never stored."""
+    check_routes(tenant, routes)
+    secret = new_virtual_key()
+    key = VirtualKey(
+        tenant=tenant,
+        name=name,
+        key_hash=hash_key(secret),
+        key_hint=key_hint(secret),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    key.full_clean()
+    key.save()
+    key.routes.set(routes)
+    request_publish(f"key {key} created")
+    return key, secret
+
+
+@transaction.atomic
+def update_key(
+    key: VirtualKey, *, name: str, routes: list[Route], expires_at: datetime | None
+) -> VirtualKey:
+    check_routes(key.tenant, routes)
+    key.name, key.expires_at = name, expires_at
+    key.full_clean()
+    key.save()
+    key.routes.set(routes)
+    request_publish(f"key {key} updated")
+    return key
+
+
+@transaction.atomic
+def revoke_keys(keys: Iterable[VirtualKey]) -> int:
+    ids = [k.pk for k in keys]
+    count = VirtualKey.objects.filter(pk__in=ids, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if count:
+        request_publish(f"{count} key(s) revoked")
+    return count

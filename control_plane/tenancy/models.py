@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from control_plane.core.models import ScopedQuerySet, UUIDModel
+
+
+class TenantQuerySet(ScopedQuerySet):
+    tenant_path = ""
+
+
+class Tenant(UUIDModel):
+    """A team or subsidiary with its own routes, keys, credentials and residency rule."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    allowed_regions = models.JSONField(
+        default=list, blank=True, help_text="Regions this tenant's traffic may go to; empty: any."
+    )
+    audit_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Purge audit record contents after this many days."
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    TENANT_ADMIN = "tenant_admin", "Tenant admin"
+    DEVELOPER = "developer", "Developer"
+    AUDITOR = "auditor", "Auditor / finance"
+
+
+class Membership(models.Model):
+    """A user's role in one tenant. Platform admins are superusers and need no membership."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=Role.choices)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__slug", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="one_role_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.tenant}"

@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from control_plane.core.admin import ReadOnlyAdmin
+from control_plane.usage.models import UsageRecord
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "ts",
+        "request_id",
+        "tenant_id",
+        "route_name",
+        "status_code",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_nano_usd",
+        "latency_ms",
+    ]
+    list_filter = ["status_code", "stream"]
+    search_fields = ["request_id", "route_name"]
+    date_hierarchy = "ts"

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from control_plane.core.models import ScopedQuerySet, loose_ref
+
+
+class UsageRecord(models.Model):
+    """One request that got past authentication, as reported by a data plane."""
+
+    request_id = models.CharField(max_length=128, unique=True)
+    ts = models.DateTimeField(db_index=True)
+    node_id = models.CharField(max_length=200)
+    tenant = loose_ref("asc_tenancy.Tenant")
+    key = loose_ref("asc_keys.VirtualKey")
+    route = loose_ref("asc_catalog.Route")
+    route_name = models.CharField(max_length=200, blank=True)
+    model = loose_ref("asc_catalog.Model")
+    provider = loose_ref("asc_catalog.Provider")
+    credential = loose_ref("asc_catalog.ProviderCredential")
+    region = models.CharField(max_length=64, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    cost_nano_usd = models.BigIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(default=0)
+    snapshot_version = models.PositiveBigIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    stream = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=64, blank=True)
+    fallbacks = models.JSONField(default=list, blank=True)
+    # Counted into SpendDaily yet (by usage.services.rollup_spend).
+    rolled_up = models.BooleanField(default=False)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "ts"]),
+            models.Index(fields=["key", "ts"]),
+            models.Index(
+                fields=["rolled_up"], condition=models.Q(rolled_up=False), name="usage_to_roll_up"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class UsageBatchReceipt(models.Model):
+    """One accepted usage batch: the key of exactly-once ingestion (a replayed batch id is
+    acknowledged and skipped)."""
+
+    batch_id = models.CharField(max_length=200, primary_key=True)
+    node_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True)
+    events = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return self.batch_id
+
+
+NONE = uuid.UUID(int=0)  # "no key" / "no route" in roll-ups (NULLs would defeat the unique key)
+
+
+class SpendDaily(models.Model):
+    """Spend and tokens per UTC day, tenant, key and route, kept by ``rollup_spend``."""
+
+    day = models.DateField()
+    tenant_id = models.UUIDField()
+    key_id = models.UUIDField(default=NONE)
+    route_id = models.UUIDField(default=NONE)
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost_nano_usd = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "tenant_id", "key_id", "route_id"], name="one_rollup_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tenant_id}"

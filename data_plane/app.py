@@ -1,0 +1,150 @@
+"""Wiring: ``create_app(settings)`` builds the aiohttp application and its resources.
+
+Long-lived resources are ``cleanup_ctx`` entries, set up in this order and torn down in the
+reverse one: the disk snapshot, the upstream HTTP session, the control-plane channel with the
+snapshot stream, and the usage reporter. Torn down last-in first-out, the usage reporter
+flushes its queue to the spool after the server has drained in-flight requests and before the
+channel closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from data_plane import errors, handlers, rpc
+from data_plane.config_client import ConfigClient, make_node
+from data_plane.keys import (
+    CONFIG_CLIENT,
+    METRICS,
+    NODE,
+    PROVIDERS,
+    RANDOM,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    USAGE,
+    USAGE_CLIENT,
+)
+from data_plane.metrics import Metrics
+from data_plane.providers.registry import build_providers
+from data_plane.settings import Settings
+from data_plane.snapshot_store import SnapshotStore
+from data_plane.usage_reporter import UsageClient, UsageReporter
+from shared.crypto import Keyring
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id on every response; aiohttp refusals and unexpected exceptions as
+    OpenAI-format errors (an unexpected exception is logged with the request id)."""
+    client_id = request.headers.get("x-request-id", "")
+    request_id = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = handlers.error_response(errors.from_http_status(exc.status, exc.reason))
+    except Exception:
+        log.exception("unexpected error in request %s", request_id)
+        response = handlers.error_response(errors.internal_error(request_id))
+    if not response.prepared:
+        response.headers["x-request-id"] = request_id
+    return response
+
+
+def create_app(
+    settings: Settings,
+    *,
+    usage_client: UsageClient | None = None,
+    rand: random.Random | None = None,
+) -> web.Application:
+    """The data-plane app. ``usage_client`` replaces the gRPC UsageService client (tests,
+    or a node without a control plane); ``rand`` drives target selection and backoff jitter."""
+    app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
+    keyring = Keyring(settings.seal_key) if settings.seal_key else None
+    app[SETTINGS] = settings
+    app[NODE] = make_node(settings.node_id, settings.region)
+    app[METRICS] = Metrics()
+    app[STORE] = SnapshotStore(settings.snapshot_path, keyring)
+    app[RANDOM] = rand or random.Random()
+    if usage_client is not None:
+        app[USAGE_CLIENT] = usage_client
+    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
+    app.cleanup_ctx.extend([_disk_snapshot, _upstream_session, _control_plane_and_usage])
+    return app
+
+
+async def _disk_snapshot(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    if store.current is None:
+        policy = await asyncio.to_thread(store.load_from_disk)
+        if policy is not None:
+            store.swap(policy)
+            app[METRICS].snapshot_version.set(policy.version)
+            log.info("loaded snapshot version %d from %s", policy.version, store.path)
+    yield
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
+        app[PROVIDERS] = build_providers(session)
+        yield
+
+
+async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    backoff = (settings.backoff_min_s, settings.backoff_max_s)
+    channel = rpc.open_channel(settings.control_plane) if settings.control_plane else None
+    config_task: asyncio.Task[None] | None = None
+    if channel is not None:
+        client = ConfigClient(
+            channel, app[STORE], app[NODE], metrics, backoff=backoff, rand=app[RANDOM]
+        )
+        app[CONFIG_CLIENT] = client
+        config_task = asyncio.create_task(client.run(), name="asc-config-client")
+    usage_client = app.get(USAGE_CLIENT)
+    if usage_client is None and channel is not None:
+        usage_client = rpc.GrpcUsageClient(channel, settings.rpc_timeout_s)
+    reporter = UsageReporter(
+        app[NODE],
+        settings.spool_dir,
+        usage_client,
+        metrics,
+        flush_interval=settings.usage_flush_interval_s,
+        batch_max=settings.usage_batch_max,
+        queue_max=settings.usage_queue_max,
+        backoff=backoff,
+        rand=app[RANDOM],
+    )
+    app[USAGE] = reporter
+    await reporter.start()
+    try:
+        yield
+    finally:
+        await reporter.close()
+        if config_task is not None:
+            config_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await config_task
+        if channel is not None:
+            await channel.close(grace=None)

@@ -1,0 +1,62 @@
+"""Who is calling and what they may use: pure functions of (policy, request data, now).
+
+Keys are looked up by the SHA-256 of the presented secret, so the snapshot never holds a
+usable key. Revoked keys are simply absent from the snapshot. Routes are looked up by
+(tenant of the key, name), so a key can never name another tenant's route: at worst it gets
+the 404 any unknown name gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data_plane import errors
+from data_plane.errors import ApiError
+from data_plane.policy import CompiledPolicy, KeyEntry, RouteEntry, TenantEntry
+from shared.crypto import hash_key
+
+_BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant: TenantEntry
+    key: KeyEntry
+    # The natural person behind the request, when known (JWT sub or an asserted header).
+    subject: str = ""
+
+
+def authenticate(
+    policy: CompiledPolicy, authorization: str | None, now: float
+) -> Principal | ApiError:
+    """``authorization`` is the raw Authorization header value; ``now`` is Unix seconds."""
+    if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
+        return errors.missing_api_key()
+    secret = authorization[len(_BEARER) :].strip()
+    if not secret:
+        return errors.missing_api_key()
+    key = policy.keys_by_hash.get(hash_key(secret))
+    if key is None:
+        return errors.invalid_api_key()
+    if key.expires_at_unix and now >= key.expires_at_unix:
+        return errors.expired_api_key()
+    tenant = policy.tenants[key.tenant_id]  # compile guarantees the tenant exists
+    if not tenant.active:
+        return errors.tenant_inactive()
+    return Principal(tenant, key)
+
+
+def authorize(policy: CompiledPolicy, principal: Principal, model: str) -> RouteEntry | ApiError:
+    """The route the principal asked for, if its key is granted it."""
+    route = policy.routes_by_name.get((principal.tenant.id, model))
+    if route is None:
+        return errors.model_not_found(model)
+    if route.id not in principal.key.route_ids:
+        return errors.model_not_allowed(model)
+    return route
+
+
+def allowed_routes(policy: CompiledPolicy, principal: Principal) -> list[RouteEntry]:
+    """The routes this key may use, sorted by name (what /v1/models lists)."""
+    routes = (policy.routes[route_id] for route_id in principal.key.route_ids)
+    return sorted(routes, key=lambda r: r.name)

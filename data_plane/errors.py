@@ -1,0 +1,144 @@
+"""Refusals and failures in the OpenAI error format, with stable reason codes.
+
+An ``ApiError`` is a plain value: the pure core returns one instead of raising, the handlers
+turn it into a response. The openai SDK picks its exception class from the status alone
+(400 BadRequestError, 401 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError),
+and exposes ``code`` to callers, so codes here are part of the public API: never rename one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Stable reason codes.
+MISSING_API_KEY = "missing_api_key"
+INVALID_API_KEY = "invalid_api_key"
+EXPIRED_API_KEY = "expired_api_key"
+TENANT_INACTIVE = "tenant_inactive"
+MODEL_NOT_ALLOWED = "model_not_allowed"
+MODEL_NOT_FOUND = "model_not_found"
+INVALID_JSON = "invalid_json"
+INVALID_REQUEST = "invalid_request"
+NOT_READY = "not_ready"
+NO_TARGET_AVAILABLE = "no_target_available"
+UPSTREAM_ERROR = "upstream_error"
+UPSTREAM_REJECTED = "upstream_rejected"
+INTERNAL_ERROR = "internal_error"
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+REQUEST_TOO_LARGE = "request_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    status: int
+    code: str
+    message: str
+    type: str
+    param: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def bad_request(message: str, *, param: str | None = None, code: str = INVALID_REQUEST) -> ApiError:
+    return ApiError(400, code, message, "invalid_request_error", param)
+
+
+def missing_api_key() -> ApiError:
+    return ApiError(
+        401,
+        MISSING_API_KEY,
+        "No API key provided: send it as 'Authorization: Bearer <key>'.",
+        "authentication_error",
+    )
+
+
+def invalid_api_key() -> ApiError:
+    return ApiError(401, INVALID_API_KEY, "Invalid API key.", "authentication_error")
+
+
+def expired_api_key() -> ApiError:
+    return ApiError(401, EXPIRED_API_KEY, "This API key has expired.", "authentication_error")
+
+
+def tenant_inactive() -> ApiError:
+    return ApiError(403, TENANT_INACTIVE, "This tenant is not active.", "permission_error")
+
+
+def model_not_allowed(model: str) -> ApiError:
+    return ApiError(
+        403,
+        MODEL_NOT_ALLOWED,
+        f"This API key is not allowed to use the model '{model}'.",
+        "permission_error",
+        "model",
+    )
+
+
+def model_not_found(model: str) -> ApiError:
+    return ApiError(
+        404,
+        MODEL_NOT_FOUND,
+        f"The model '{model}' does not exist.",
+        "invalid_request_error",
+        "model",
+    )
+
+
+def not_ready() -> ApiError:
+    return ApiError(503, NOT_READY, "The gateway has no policy loaded yet.", "server_error")
+
+
+def no_target_available(model: str) -> ApiError:
+    return ApiError(
+        503,
+        NO_TARGET_AVAILABLE,
+        f"No provider is available for the model '{model}'.",
+        "server_error",
+    )
+
+
+def upstream_error(model: str, attempts: int) -> ApiError:
+    return ApiError(
+        502,
+        UPSTREAM_ERROR,
+        f"All {attempts} provider attempt(s) for the model '{model}' failed.",
+        "upstream_error",
+    )
+
+
+def upstream_rejected(status: int, message: str) -> ApiError:
+    """The provider refused the request itself (e.g. 400 for a malformed message)."""
+    return ApiError(
+        status if 400 <= status < 500 else 400,
+        UPSTREAM_REJECTED,
+        f"The provider rejected the request: {message}",
+        "invalid_request_error",
+    )
+
+
+def internal_error(request_id: str) -> ApiError:
+    return ApiError(
+        500,
+        INTERNAL_ERROR,
+        f"Internal error; quote request id {request_id} when reporting it.",
+        "server_error",
+    )
+
+
+def from_http_status(status: int, reason: str) -> ApiError:
+    """aiohttp's own refusals (unknown path, wrong method, body too large)."""
+    code = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: REQUEST_TOO_LARGE}.get(
+        status, INVALID_REQUEST
+    )
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return ApiError(status, code, reason, kind)

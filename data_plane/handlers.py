@@ -1,0 +1,187 @@
+"""HTTP handlers: thin adapters that read the request, call the pure core and the proxy,
+and write the answer. Every refusal is an OpenAI-format error with a stable code."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from data_plane import errors, openai_api, proxy
+from data_plane.auth import Principal, allowed_routes, authenticate, authorize
+from data_plane.errors import ApiError
+from data_plane.keys import METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.policy import CompiledPolicy
+from data_plane.providers.base import ChatRequest, ProviderError, Target, Usage
+from data_plane.routing import order_targets
+from data_plane.usage import RequestRecord, build_event
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.body(), error.status)
+
+
+def _refuse(request: web.Request, error: ApiError) -> web.Response:
+    request.app[METRICS].denials.labels(error.code).inc()
+    return error_response(error)
+
+
+def _principal(request: web.Request) -> tuple[CompiledPolicy, Principal] | ApiError:
+    policy = request.app[STORE].current
+    if policy is None:
+        return errors.not_ready()
+    principal = authenticate(policy, request.headers.get("Authorization"), time.time())
+    if isinstance(principal, ApiError):
+        return principal
+    return policy, principal
+
+
+async def list_models(request: web.Request) -> web.Response:
+    found = _principal(request)
+    if isinstance(found, ApiError):
+        return _refuse(request, found)
+    policy, principal = found
+    names = [route.name for route in allowed_routes(policy, principal)]
+    return json_response(openai_api.model_list(names, principal.tenant.slug))
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    found = _principal(request)
+    if isinstance(found, ApiError):
+        return _refuse(request, found)
+    policy, principal = found
+    record = RequestRecord(
+        request_id=request[REQUEST_ID],
+        ts_unix_ms=int(time.time() * 1000),
+        started=time.monotonic(),
+        snapshot_version=policy.version,
+        principal=principal,
+    )
+    try:
+        response = await _serve_chat(request, policy, record)
+    except BaseException:
+        record.status, record.error_code = 500, errors.INTERNAL_ERROR
+        raise
+    finally:
+        _finish(request.app, record)
+    return response
+
+
+async def _serve_chat(
+    request: web.Request, policy: CompiledPolicy, record: RequestRecord
+) -> web.StreamResponse:
+    chat = openai_api.parse_chat_request(await request.read(), record.request_id)
+    if isinstance(chat, ApiError):
+        return _fail(request, record, chat)
+    record.route_name = str(chat.body["model"])
+    record.stream = chat.stream
+    assert record.principal is not None  # set by the caller
+    route = authorize(policy, record.principal, record.route_name)
+    if isinstance(route, ApiError):
+        return _fail(request, record, route)
+    record.route = route
+    targets = order_targets(
+        route.targets, request.app[RANDOM], record.principal.tenant.allowed_regions
+    )
+    if not targets:
+        return _fail(request, record, errors.no_target_available(route.name))
+    if chat.stream:
+        return await _stream(request, chat, targets, record)
+    body = await proxy.complete(request.app[PROVIDERS], targets, chat, record)
+    if isinstance(body, ApiError):
+        return _fail(request, record, body)
+    body["model"] = route.name
+    return json_response(body)
+
+
+def _fail(request: web.Request, record: RequestRecord, error: ApiError) -> web.Response:
+    record.status, record.error_code = error.status, error.code
+    if error.status < 500:
+        request.app[METRICS].denials.labels(error.code).inc()
+    return error_response(error)
+
+
+async def _stream(
+    request: web.Request, chat: ChatRequest, targets: list[Target], record: RequestRecord
+) -> web.StreamResponse:
+    opened = await proxy.open_stream(request.app[PROVIDERS], targets, chat, record)
+    if isinstance(opened, ApiError):
+        return _fail(request, record, opened)
+    first, chunks = opened
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "x-request-id": record.request_id,
+        }
+    )
+    await response.prepare(request)
+    with_usage = openai_api.include_usage(chat)
+    route_name = record.route_name
+    try:
+        chunk: dict[str, Any] | None = first
+        while chunk is not None:
+            usage = chunk.get("usage")
+            if usage:
+                record.usage = Usage.from_openai(usage)
+            if with_usage or not (usage and not chunk.get("choices")):
+                if not with_usage:
+                    chunk.pop("usage", None)
+                chunk["model"] = route_name
+                await response.write(openai_api.sse_event(chunk))
+            chunk = await anext(chunks, None)
+        await response.write(openai_api.SSE_DONE)
+    except ProviderError as exc:
+        record.error_code = "stream_interrupted"
+        await response.write(openai_api.sse_event(errors.upstream_error(route_name, 1).body()))
+        log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
+    except ConnectionResetError:
+        record.error_code = "client_disconnected"
+    finally:
+        await proxy.close_stream(chunks)
+    await response.write_eof()
+    return response
+
+
+def _finish(app: web.Application, record: RequestRecord) -> None:
+    """Metrics and the usage event of one chat request (after authentication)."""
+    latency = time.monotonic() - record.started
+    label = record.route.name if record.route else "-"  # never a client-chosen label value
+    metrics = app[METRICS]
+    metrics.requests.labels(label, str(record.status)).inc()
+    metrics.latency.labels(label).observe(latency)
+    if record.target is not None:
+        metrics.ttft.labels(label).observe(record.ttft_ms / 1000)
+        metrics.tokens.labels(label, "prompt").inc(record.usage.prompt_tokens)
+        metrics.tokens.labels(label, "completion").inc(record.usage.completion_tokens)
+    for attempt in record.fallbacks:
+        metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
+    app[USAGE].record(build_event(record, int(latency * 1000)))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    policy = request.app[STORE].current
+    if policy is None:
+        return json_response({"status": "not ready", "reason": "no snapshot loaded"}, 503)
+    return json_response({"status": "ready", "snapshot_version": policy.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,61 @@
+"""The OpenAI chat API on the wire, without I/O: request validation and response shaping.
+
+Validation is deliberately shallow: the gateway checks what it needs to route and meter
+(model, messages, stream flags) and leaves the rest of the body to the provider, untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from data_plane import errors
+from data_plane.errors import ApiError
+from data_plane.providers.base import ChatRequest
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return errors.bad_request("The request body is not valid JSON.", code=errors.INVALID_JSON)
+    if not isinstance(body, dict):
+        return errors.bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return errors.bad_request("'model' is required and must be a string.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return errors.bad_request("'messages' must be a non-empty array.", param="messages")
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        return errors.bad_request(
+            "Every message must be an object with a 'role'.", param="messages"
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        return errors.bad_request("'stream' must be a boolean.", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        return errors.bad_request("'stream_options' must be an object.", param="stream_options")
+    return ChatRequest(request_id=request_id, body=body, stream=bool(stream))
+
+
+def include_usage(request: ChatRequest) -> bool:
+    options = request.body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def sse_event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def model_list(route_names: list[str], owner: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": owner} for name in route_names
+        ],
+    }

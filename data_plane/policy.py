@@ -1,0 +1,223 @@
+"""Compile a policy snapshot into immutable, precompiled lookups for the request path.
+
+``compile_snapshot`` is pure (no I/O, no clock) and all-or-nothing: it validates every
+reference and raises ``PolicyError`` on the first dangling one, which the config client turns
+into a NACK while the previous policy stays in force. It also opens the sealed provider
+credentials, so a snapshot the node cannot decrypt is refused up front rather than failing on
+the first request. Run it off the event loop: a large snapshot takes a while.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from data_plane.providers.base import Prices, Target
+from shared.crypto import CryptoError, Keyring
+from shared.pb import snapshot_pb2
+
+
+class PolicyError(ValueError):
+    """The snapshot is inconsistent or cannot be opened; it must not be applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    id: str
+    slug: str
+    active: bool
+    allowed_regions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    id: str
+    tenant_id: str
+    name: str
+    expires_at_unix: int
+    route_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    id: str
+    tenant_id: str
+    name: str
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    version: int
+    hash: str
+    created_unix_ms: int
+    tenants: Mapping[str, TenantEntry]
+    keys_by_hash: Mapping[str, KeyEntry]
+    routes: Mapping[str, RouteEntry]
+    routes_by_name: Mapping[tuple[str, str], RouteEntry]
+    models: Mapping[str, snapshot_pb2.Model] = field(repr=False)
+    providers: Mapping[str, snapshot_pb2.Provider] = field(repr=False)
+    credentials: Mapping[str, snapshot_pb2.Credential] = field(repr=False)
+
+
+def credential_context(credential_id: str) -> bytes:
+    """Associated data a credential is sealed with: its own id, so a sealed value cannot be
+    moved to another credential."""
+    return credential_id.encode()
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def _index[T: _HasId](items: Iterable[T], kind: str) -> dict[str, T]:
+    index: dict[str, T] = {}
+    for item in items:
+        item_id = item.id
+        if not item_id:
+            raise PolicyError(f"a {kind} has an empty id")
+        if item_id in index:
+            raise PolicyError(f"duplicate {kind} id {item_id!r}")
+        index[item_id] = item
+    return index
+
+
+def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -> CompiledPolicy:
+    policy = snapshot.policy
+    tenants = {
+        t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
+        for t in _index(policy.tenants, "tenant").values()
+    }
+    providers = _index(policy.providers, "provider")
+    models = _index(policy.models, "model")
+    credentials = _index(policy.credentials, "credential")
+    for model in models.values():
+        if model.provider_id not in providers:
+            raise PolicyError(f"model {model.id!r} names unknown provider {model.provider_id!r}")
+    api_keys = _open_credentials(credentials, providers, tenants, keyring)
+    routes: dict[str, RouteEntry] = {}
+    routes_by_name: dict[tuple[str, str], RouteEntry] = {}
+    for route_pb in _index(policy.routes, "route").values():
+        route = _compile_route(route_pb, tenants, models, providers, credentials, api_keys)
+        if (route.tenant_id, route.name) in routes_by_name:
+            raise PolicyError(f"duplicate route name {route.name!r} in tenant {route.tenant_id!r}")
+        routes[route.id] = route
+        routes_by_name[(route.tenant_id, route.name)] = route
+    keys_by_hash = _compile_keys(policy, tenants, routes)
+    return CompiledPolicy(
+        version=snapshot.version,
+        hash=snapshot.hash,
+        created_unix_ms=snapshot.created_unix_ms,
+        tenants=MappingProxyType(tenants),
+        keys_by_hash=MappingProxyType(keys_by_hash),
+        routes=MappingProxyType(routes),
+        routes_by_name=MappingProxyType(routes_by_name),
+        models=MappingProxyType(models),
+        providers=MappingProxyType(providers),
+        credentials=MappingProxyType(credentials),
+    )
+
+
+def _open_credentials(
+    credentials: Mapping[str, snapshot_pb2.Credential],
+    providers: Mapping[str, snapshot_pb2.Provider],
+    tenants: Mapping[str, TenantEntry],
+    keyring: Keyring | None,
+) -> dict[str, str]:
+    opened: dict[str, str] = {}
+    for cred in credentials.values():
+        if cred.tenant_id not in tenants:
+            raise PolicyError(f"credential {cred.id!r} names unknown tenant {cred.tenant_id!r}")
+        if cred.provider_id not in providers:
+            raise PolicyError(f"credential {cred.id!r} names unknown provider {cred.provider_id!r}")
+        if not cred.sealed_secret:
+            opened[cred.id] = ""
+            continue
+        if keyring is None:
+            raise PolicyError("the snapshot holds sealed credentials but ASC_SEAL_KEY is not set")
+        try:
+            opened[cred.id] = keyring.open(cred.sealed_secret, credential_context(cred.id)).decode()
+        except (CryptoError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"credential {cred.id!r} cannot be opened: {exc}") from exc
+    return opened
+
+
+def _compile_route(
+    route: snapshot_pb2.Route,
+    tenants: Mapping[str, TenantEntry],
+    models: Mapping[str, snapshot_pb2.Model],
+    providers: Mapping[str, snapshot_pb2.Provider],
+    credentials: Mapping[str, snapshot_pb2.Credential],
+    api_keys: Mapping[str, str],
+) -> RouteEntry:
+    if route.tenant_id not in tenants:
+        raise PolicyError(f"route {route.id!r} names unknown tenant {route.tenant_id!r}")
+    if not route.name:
+        raise PolicyError(f"route {route.id!r} has no name")
+    targets: list[Target] = []
+    for t in route.targets:
+        model = models.get(t.model_id)
+        cred = credentials.get(t.credential_id)
+        if model is None:
+            raise PolicyError(f"route {route.id!r} names unknown model {t.model_id!r}")
+        if cred is None:
+            raise PolicyError(f"route {route.id!r} names unknown credential {t.credential_id!r}")
+        if cred.tenant_id != route.tenant_id:
+            raise PolicyError(f"route {route.id!r} uses credential {cred.id!r} of another tenant")
+        if cred.provider_id != model.provider_id:
+            raise PolicyError(
+                f"route {route.id!r}: credential {cred.id!r} is not for the provider of model "
+                f"{model.id!r}"
+            )
+        provider = providers[model.provider_id]
+        targets.append(
+            Target(
+                kind=provider.kind,
+                base_url=provider.base_url,
+                options=MappingProxyType(dict(provider.options)),
+                api_key=api_keys[cred.id],
+                provider_model=model.provider_model,
+                model_id=model.id,
+                provider_id=provider.id,
+                credential_id=cred.id,
+                region=model.region,
+                prices=Prices(
+                    model.input_price_micros_per_mtok,
+                    model.output_price_micros_per_mtok,
+                    model.cached_input_price_micros_per_mtok,
+                ),
+                priority=t.priority,
+                weight=t.weight,
+                enabled=provider.enabled,
+            )
+        )
+    return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets))
+
+
+def _compile_keys(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> dict[str, KeyEntry]:
+    by_hash: dict[str, KeyEntry] = {}
+    for key in _index(policy.keys, "key").values():
+        if key.tenant_id not in tenants:
+            raise PolicyError(f"key {key.id!r} names unknown tenant {key.tenant_id!r}")
+        for route_id in key.route_ids:
+            route = routes.get(route_id)
+            if route is None:
+                raise PolicyError(f"key {key.id!r} names unknown route {route_id!r}")
+            if route.tenant_id != key.tenant_id:
+                raise PolicyError(f"key {key.id!r} names route {route_id!r} of another tenant")
+        key_hash = key.key_hash.lower()
+        if not key_hash:
+            raise PolicyError(f"key {key.id!r} has no hash")
+        if key_hash in by_hash:
+            raise PolicyError(f"key {key.id!r} has the same hash as key {by_hash[key_hash].id!r}")
+        by_hash[key_hash] = KeyEntry(
+            key.id, key.tenant_id, key.name, key.expires_at_unix, frozenset(key.route_ids)
+        )
+    return by_hash

@@ -1,0 +1,143 @@
+"""The boundary between the gateway and an upstream model provider.
+
+A provider adapter is a ``Provider``: two methods, both given a resolved ``Target`` (everything
+needed to call one upstream model with one credential, taken from the compiled snapshot) and
+the client's ``ChatRequest`` in OpenAI format. Adapters translate to and from their wire format,
+so the gateway only ever sees OpenAI ``chat.completion`` bodies and ``chat.completion.chunk``
+dicts. Failures are ``ProviderError``s; ``retryable`` tells the gateway it may try the next
+target (connection error, timeout, 429, 5xx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Micro-USD per million tokens, as in the model catalog."""
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One way to serve a route: a model of a provider, called with one credential."""
+
+    kind: int  # shared.pb.snapshot_pb2.ProviderKind
+    base_url: str
+    options: Mapping[str, str]
+    api_key: str
+    provider_model: str
+    model_id: str
+    provider_id: str
+    credential_id: str
+    region: str
+    prices: Prices
+    priority: int = 0
+    weight: int = 1
+    enabled: bool = True
+
+    def __repr__(self) -> str:  # never print the opened credential
+        return f"Target(model_id={self.model_id!r}, provider_id={self.provider_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage:
+        """Read an OpenAI ``usage`` object; anything malformed counts as zero."""
+        if not isinstance(usage, dict):
+            return cls()
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return cls(
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+            _count(cached),
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_prompt_tokens:
+            body["prompt_tokens_details"] = {"cached_tokens": self.cached_prompt_tokens}
+        return body
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated client request. ``body`` is the client's JSON, untouched."""
+
+    request_id: str
+    body: Mapping[str, Any]
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A complete answer: an OpenAI ``chat.completion`` body and the usage it reported."""
+
+    body: dict[str, Any]
+    usage: Usage
+
+
+class ProviderError(Exception):
+    """An upstream call that did not produce an answer.
+
+    ``outcome`` is the short reason recorded in usage events ("status_500", "timeout",
+    "connect_error", ...); ``status`` is the upstream HTTP status, 0 when there was none.
+    """
+
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        status: int = 0,
+        retryable: bool,
+        retry_after: float | None = None,
+        message: str = "",
+    ) -> None:
+        super().__init__(message or outcome)
+        self.outcome = outcome
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.message = message or outcome
+
+
+def status_error(status: int, message: str = "", retry_after: float | None = None) -> ProviderError:
+    """The ProviderError for an upstream HTTP status: 408, 429, 5xx and the credential
+    refusals 401/403 (another target may hold a working credential) are retryable."""
+    retryable = status in (401, 403, 408, 429) or status >= 500
+    return ProviderError(
+        f"status_{status}",
+        status=status,
+        retryable=retryable,
+        retry_after=retry_after,
+        message=message,
+    )
+
+
+class Provider(Protocol):
+    async def complete(self, target: Target, request: ChatRequest) -> ChatResult: ...
+
+    def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+        """Chunks in OpenAI ``chat.completion.chunk`` form; the last one may carry ``usage``
+        (with empty ``choices``). Raises ProviderError before or while yielding."""
+        ...

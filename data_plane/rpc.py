@@ -1,0 +1,56 @@
+"""Typed client calls of the control plane's gRPC services.
+
+The generated ``*_pb2_grpc`` stubs are untyped; these build the same multicallables on a
+``grpc.aio`` channel with the generated message classes, so callers are type-checked.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from shared.pb import control_pb2
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+SnapshotStream = grpc.aio.StreamStreamCall[
+    control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
+]
+
+
+def open_channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def stream_snapshots(channel: grpc.aio.Channel) -> SnapshotStream:
+    method: grpc.aio.StreamStreamMultiCallable[
+        control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
+    ] = channel.stream_stream(
+        "/asc.v1.ConfigService/StreamSnapshots",
+        request_serializer=control_pb2.SnapshotRequest.SerializeToString,
+        response_deserializer=control_pb2.SnapshotResponse.FromString,
+    )
+    return method(None)  # None: requests are written with call.write()
+
+
+class GrpcUsageClient:
+    """UsageService.ReportUsage with a deadline on every call."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
+        self._timeout = timeout_s
+        self._call: grpc.aio.UnaryUnaryMultiCallable[
+            control_pb2.UsageBatch, control_pb2.UsageAck
+        ] = channel.unary_unary(
+            "/asc.v1.UsageService/ReportUsage",
+            request_serializer=control_pb2.UsageBatch.SerializeToString,
+            response_deserializer=control_pb2.UsageAck.FromString,
+        )
+
+    async def report(self, batch: control_pb2.UsageBatch) -> control_pb2.UsageAck:
+        return await self._call(batch, timeout=self._timeout)

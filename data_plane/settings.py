@@ -1,0 +1,65 @@
+"""Data-plane settings, read from the environment once at start (``Settings.from_env``).
+
+| variable | default |
+|---|---|
+| ASC_DP_HOST | 127.0.0.1 |
+| ASC_DP_PORT | 8080 |
+| ASC_CONTROL_PLANE | 127.0.0.1:50051 (gRPC address; empty: no control plane) |
+| ASC_NODE_ID | <hostname>-<port> |
+| ASC_REGION | local |
+| ASC_DP_STATE_DIR | .asc/data-plane/<node id> (snapshot copy and usage spool) |
+| ASC_SEAL_KEY | unset; the keyring that opens sealed provider credentials |
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    control_plane: str = "127.0.0.1:50051"
+    node_id: str = "dp-local"
+    region: str = "local"
+    state_dir: Path = Path(".asc/data-plane/dp-local")
+    seal_key: str = field(default="", repr=False)
+    # Usage reporting: a batch is cut every interval or at max events, whichever comes first.
+    usage_flush_interval_s: float = 1.0
+    usage_batch_max: int = 500
+    usage_queue_max: int = 100_000
+    # Every gRPC call has a timeout; reconnects back off from min to max, jittered.
+    rpc_timeout_s: float = 10.0
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    # How long shutdown waits for in-flight requests.
+    shutdown_timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        port = int(env.get("ASC_DP_PORT", "8080"))
+        node_id = env.get("ASC_NODE_ID") or f"{socket.gethostname()}-{port}"
+        state_dir = env.get("ASC_DP_STATE_DIR") or f".asc/data-plane/{node_id}"
+        return cls(
+            host=env.get("ASC_DP_HOST", "127.0.0.1"),
+            port=port,
+            control_plane=env.get("ASC_CONTROL_PLANE", "127.0.0.1:50051"),
+            node_id=node_id,
+            region=env.get("ASC_REGION") or "local",
+            state_dir=Path(state_dir),
+            seal_key=env.get("ASC_SEAL_KEY", ""),
+        )
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.state_dir / "snapshot.bin"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "usage-spool"

@@ -1,0 +1,160 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ProviderKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROVIDER_KIND_UNSPECIFIED: _ClassVar[ProviderKind]
+    PROVIDER_KIND_OPENAI: _ClassVar[ProviderKind]
+    PROVIDER_KIND_ANTHROPIC: _ClassVar[ProviderKind]
+    PROVIDER_KIND_MISTRAL: _ClassVar[ProviderKind]
+    PROVIDER_KIND_AZURE_OPENAI: _ClassVar[ProviderKind]
+    PROVIDER_KIND_GEMINI: _ClassVar[ProviderKind]
+    PROVIDER_KIND_OPENAI_COMPATIBLE: _ClassVar[ProviderKind]
+    PROVIDER_KIND_MOCK: _ClassVar[ProviderKind]
+PROVIDER_KIND_UNSPECIFIED: ProviderKind
+PROVIDER_KIND_OPENAI: ProviderKind
+PROVIDER_KIND_ANTHROPIC: ProviderKind
+PROVIDER_KIND_MISTRAL: ProviderKind
+PROVIDER_KIND_AZURE_OPENAI: ProviderKind
+PROVIDER_KIND_GEMINI: ProviderKind
+PROVIDER_KIND_OPENAI_COMPATIBLE: ProviderKind
+PROVIDER_KIND_MOCK: ProviderKind
+
+class Snapshot(_message.Message):
+    __slots__ = ("version", "hash", "created_unix_ms", "policy")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    hash: str
+    created_unix_ms: int
+    policy: Policy
+    def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
+
+class Policy(_message.Message):
+    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys")
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    tenants: _containers.RepeatedCompositeFieldContainer[Tenant]
+    providers: _containers.RepeatedCompositeFieldContainer[Provider]
+    credentials: _containers.RepeatedCompositeFieldContainer[Credential]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    keys: _containers.RepeatedCompositeFieldContainer[VirtualKey]
+    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ...) -> None: ...
+
+class Tenant(_message.Message):
+    __slots__ = ("id", "slug", "active", "allowed_regions")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    slug: str
+    active: bool
+    allowed_regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., slug: _Optional[str] = ..., active: _Optional[bool] = ..., allowed_regions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Provider(_message.Message):
+    __slots__ = ("id", "name", "kind", "base_url", "options", "enabled")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    kind: ProviderKind
+    base_url: str
+    options: _containers.ScalarMap[str, str]
+    enabled: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[ProviderKind, str]] = ..., base_url: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class Credential(_message.Message):
+    __slots__ = ("id", "tenant_id", "provider_id", "sealed_secret")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SECRET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    provider_id: str
+    sealed_secret: bytes
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., sealed_secret: _Optional[bytes] = ...) -> None: ...
+
+class Model(_message.Message):
+    __slots__ = ("id", "provider_id", "provider_model", "region", "input_price_micros_per_mtok", "output_price_micros_per_mtok", "cached_input_price_micros_per_mtok")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PRICE_MICROS_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PRICE_MICROS_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    CACHED_INPUT_PRICE_MICROS_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    provider_id: str
+    provider_model: str
+    region: str
+    input_price_micros_per_mtok: int
+    output_price_micros_per_mtok: int
+    cached_input_price_micros_per_mtok: int
+    def __init__(self, id: _Optional[str] = ..., provider_id: _Optional[str] = ..., provider_model: _Optional[str] = ..., region: _Optional[str] = ..., input_price_micros_per_mtok: _Optional[int] = ..., output_price_micros_per_mtok: _Optional[int] = ..., cached_input_price_micros_per_mtok: _Optional[int] = ...) -> None: ...
+
+class RouteTarget(_message.Message):
+    __slots__ = ("model_id", "credential_id", "priority", "weight")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    credential_id: str
+    priority: int
+    weight: int
+    def __init__(self, model_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("id", "tenant_id", "name", "targets")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    name: str
+    targets: _containers.RepeatedCompositeFieldContainer[RouteTarget]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ...) -> None: ...
+
+class VirtualKey(_message.Message):
+    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    name: str
+    key_hash: str
+    route_ids: _containers.RepeatedScalarFieldContainer[str]
+    expires_at_unix: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ...) -> None: ...

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "control_plane.usage",
     "control_plane.grpc_api",
     "control_plane.audit",
+    "control_plane.guardrails",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,8 @@ from data_plane.policy import CompiledPolicy, KeyEntry, RouteEntry, TenantEntry
 from shared.crypto import hash_key
 
 _BEARER = "bearer "
+END_USER_HEADER = "x-asc-end-user"
+_END_USER_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +29,11 @@ class Principal:
 
 
 def authenticate(
-    policy: CompiledPolicy, authorization: str | None, now: float
+    policy: CompiledPolicy, authorization: str | None, now: float, end_user: str | None = None
 ) -> Principal | ApiError:
-    """``authorization`` is the raw Authorization header value; ``now`` is Unix seconds."""
+    """``authorization`` is the raw Authorization header value; ``now`` is Unix seconds;
+    ``end_user`` the x-asc-end-user header, trusted only from a key allowed to assert it.
+    Otherwise the subject is the person the key was issued to (empty for service keys)."""
     if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
         return errors.missing_api_key()
     secret = authorization[len(_BEARER) :].strip()
@@ -43,7 +47,10 @@ def authenticate(
     tenant = policy.tenants[key.tenant_id]  # compile guarantees the tenant exists
     if not tenant.active:
         return errors.tenant_inactive()
-    return Principal(tenant, key)
+    subject = key.owner
+    if end_user and key.asserts_end_user:
+        subject = end_user.strip()[:_END_USER_MAX]
+    return Principal(tenant, key, subject)
 
 
 def authorize(policy: CompiledPolicy, principal: Principal, model: str) -> RouteEntry | ApiError:

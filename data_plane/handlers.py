@@ -12,8 +12,18 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from data_plane import errors, openai_api, proxy
-from data_plane.auth import Principal, allowed_routes, authenticate, authorize
+from data_plane.audit import build_audit
+from data_plane.auth import (
+    END_USER_HEADER,
+    Principal,
+    allowed_routes,
+    authenticate,
+    authorize,
+)
 from data_plane.errors import ApiError
+from data_plane.guarding import ChunkGuard, blocked_error, guard_completion, guard_input
+from data_plane.guardrail_policy import for_route
+from data_plane.guardrails import Action, CompiledGuardrails
 from data_plane.keys import METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
 from data_plane.policy import CompiledPolicy
 from data_plane.providers.base import ChatRequest, ProviderError, Target, Usage
@@ -42,7 +52,10 @@ def _principal(request: web.Request) -> tuple[CompiledPolicy, Principal] | ApiEr
     policy = request.app[STORE].current
     if policy is None:
         return errors.not_ready()
-    principal = authenticate(policy, request.headers.get("Authorization"), time.time())
+    headers = request.headers
+    principal = authenticate(
+        policy, headers.get("Authorization"), time.time(), headers.get(END_USER_HEADER)
+    )
     if isinstance(principal, ApiError):
         return principal
     return policy, principal
@@ -92,16 +105,25 @@ async def _serve_chat(
     if isinstance(route, ApiError):
         return _fail(request, record, route)
     record.route = route
+    guard = for_route(policy.guardrails, route.tenant_id, route.id)
+    if guard is not None and guard.on_input:
+        chat, verdict = guard_input(guard.compiled, chat)
+        record.verdicts.append(verdict)
+        if verdict.decision is Action.BLOCK:
+            return _fail(request, record, blocked_error(verdict))
+    output_guard = guard.compiled if guard is not None and guard.on_output else None
     targets = order_targets(
         route.targets, request.app[RANDOM], record.principal.tenant.allowed_regions
     )
     if not targets:
         return _fail(request, record, errors.no_target_available(route.name))
     if chat.stream:
-        return await _stream(request, chat, targets, record)
+        return await _stream(request, chat, targets, record, output_guard)
     body = await proxy.complete(request.app[PROVIDERS], targets, chat, record)
     if isinstance(body, ApiError):
         return _fail(request, record, body)
+    if output_guard is not None:
+        record.verdicts.append(guard_completion(output_guard, body))
     body["model"] = route.name
     return json_response(body)
 
@@ -114,7 +136,11 @@ def _fail(request: web.Request, record: RequestRecord, error: ApiError) -> web.R
 
 
 async def _stream(
-    request: web.Request, chat: ChatRequest, targets: list[Target], record: RequestRecord
+    request: web.Request,
+    chat: ChatRequest,
+    targets: list[Target],
+    record: RequestRecord,
+    output_guard: CompiledGuardrails | None,
 ) -> web.StreamResponse:
     opened = await proxy.open_stream(request.app[PROVIDERS], targets, chat, record)
     if isinstance(opened, ApiError):
@@ -130,6 +156,7 @@ async def _stream(
     await response.prepare(request)
     with_usage = openai_api.include_usage(chat)
     route_name = record.route_name
+    guard = ChunkGuard(output_guard) if output_guard is not None else None
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
@@ -140,8 +167,12 @@ async def _stream(
                 if not with_usage:
                     chunk.pop("usage", None)
                 chunk["model"] = route_name
-                await response.write(openai_api.sse_event(chunk))
-            chunk = await anext(chunks, None)
+                for out in guard.filter(chunk) if guard is not None else (chunk,):
+                    await response.write(openai_api.sse_event(out))
+            last, chunk = chunk, await anext(chunks, None)
+        if guard is not None:
+            for out in guard.finish(last):
+                await response.write(openai_api.sse_event(out))
         await response.write(openai_api.SSE_DONE)
     except ProviderError as exc:
         record.error_code = "stream_interrupted"
@@ -151,6 +182,8 @@ async def _stream(
         record.error_code = "client_disconnected"
     finally:
         await proxy.close_stream(chunks)
+        if guard is not None:
+            record.verdicts.append(guard.verdict)
     await response.write_eof()
     return response
 
@@ -168,7 +201,8 @@ def _finish(app: web.Application, record: RequestRecord) -> None:
         metrics.tokens.labels(label, "completion").inc(record.usage.completion_tokens)
     for attempt in record.fallbacks:
         metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
-    app[USAGE].record(build_event(record, int(latency * 1000)))
+    event = build_event(record, int(latency * 1000))
+    app[USAGE].record(event, build_audit(event, record.verdicts))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -58,6 +58,9 @@ class Metrics:
         self.usage_spool = Gauge(
             "asc_dp_usage_spool_depth", "Usage batches waiting on disk.", registry=r
         )
+        self.usage_spool_bytes = Gauge(
+            "asc_dp_usage_spool_bytes", "Bytes of usage batches waiting on disk.", registry=r
+        )
         self.usage_events = Counter(
             "asc_dp_usage_events",
             "Usage events by fate (queued, sent, dropped).",

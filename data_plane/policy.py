@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+from data_plane.guardrail_policy import Guard, GuardrailSnapshotError, compile_guardrails
 from data_plane.providers.base import Prices, Target
 from shared.crypto import CryptoError, Keyring
 from shared.pb import snapshot_pb2
@@ -38,6 +39,8 @@ class KeyEntry:
     name: str
     expires_at_unix: int
     route_ids: frozenset[str]
+    owner: str = ""
+    asserts_end_user: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class CompiledPolicy:
     models: Mapping[str, snapshot_pb2.Model] = field(repr=False)
     providers: Mapping[str, snapshot_pb2.Provider] = field(repr=False)
     credentials: Mapping[str, snapshot_pb2.Credential] = field(repr=False)
+    # Guardrails by (tenant id, route id or "" for tenant-wide); see guardrail_policy.for_route.
+    guardrails: Mapping[tuple[str, str], Guard] = field(default_factory=dict, repr=False)
 
 
 def credential_context(credential_id: str) -> bytes:
@@ -107,6 +112,7 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
         routes[route.id] = route
         routes_by_name[(route.tenant_id, route.name)] = route
     keys_by_hash = _compile_keys(policy, tenants, routes)
+    guardrails = _compile_guardrails(policy, tenants, routes)
     return CompiledPolicy(
         version=snapshot.version,
         hash=snapshot.hash,
@@ -118,7 +124,25 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
         models=MappingProxyType(models),
         providers=MappingProxyType(providers),
         credentials=MappingProxyType(credentials),
+        guardrails=MappingProxyType(guardrails),
     )
+
+
+def _compile_guardrails(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> dict[tuple[str, str], Guard]:
+    for g in policy.guardrails:
+        if g.tenant_id not in tenants:
+            raise PolicyError(f"guardrail {g.id!r} names unknown tenant {g.tenant_id!r}")
+        route = routes.get(g.route_id) if g.route_id else None
+        if g.route_id and (route is None or route.tenant_id != g.tenant_id):
+            raise PolicyError(f"guardrail {g.id!r} names route {g.route_id!r} of no such tenant")
+    try:
+        return compile_guardrails(policy.guardrails)
+    except GuardrailSnapshotError as exc:
+        raise PolicyError(str(exc)) from exc
 
 
 def _open_credentials(
@@ -218,6 +242,12 @@ def _compile_keys(
         if key_hash in by_hash:
             raise PolicyError(f"key {key.id!r} has the same hash as key {by_hash[key_hash].id!r}")
         by_hash[key_hash] = KeyEntry(
-            key.id, key.tenant_id, key.name, key.expires_at_unix, frozenset(key.route_ids)
+            key.id,
+            key.tenant_id,
+            key.name,
+            key.expires_at_unix,
+            frozenset(key.route_ids),
+            key.owner,
+            key.asserts_end_user,
         )
     return by_hash

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data_plane.auth import Principal
+from data_plane.guardrails import Verdict
 from data_plane.policy import RouteEntry
 from data_plane.providers.base import Target, Usage
 from shared.pb import control_pb2
@@ -32,6 +33,8 @@ class RequestRecord:
     status: int = 200
     error_code: str = ""
     fallbacks: list[control_pb2.Attempt] = field(default_factory=list)
+    # Guardrail verdicts of the input and the output (categories, never text).
+    verdicts: list[Verdict] = field(default_factory=list)
 
     def failed_attempt(self, target: Target, outcome: str) -> None:
         self.fallbacks.append(

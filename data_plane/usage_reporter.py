@@ -7,6 +7,13 @@ order through a ``UsageClient`` and deletes a file only once the control plane a
 it, retrying with backoff otherwise. Batch ids are "<node>:<boot>:<seq>" and travel inside
 the spooled file, so a replay after a crash or a restart sends the same ids and the control
 plane de-duplicates. ``close`` flushes what is still queued into the spool.
+
+Each event may carry its audit record, sealed into this boot's hash chain when it is queued,
+so chain order is queue, spool and send order.
+
+The spool is bounded (``spool_max_bytes``): past 80 % a warning is logged, and when it is full
+batches stay in the memory queue (bounded by ``queue_max``) until the control plane takes some;
+only then are events dropped, counted and logged. Both depths are metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
+from data_plane.audit import AuditChain
 from data_plane.backoff import backoff_delay
 from data_plane.files import write_atomic
 from data_plane.metrics import Metrics
@@ -69,14 +77,19 @@ class Spool:
         self.directory = directory
         self._prefix = f"{boot_started_ms:013d}-{boot_id}-"
 
-    def write(self, batch: control_pb2.UsageBatch, seq: int) -> Path:
+    def write(self, batch: control_pb2.UsageBatch, seq: int) -> tuple[Path, int]:
         path = self.directory / f"{self._prefix}{seq:010d}{SUFFIX}"
-        write_atomic(path, batch.SerializeToString())
-        return path
+        data = batch.SerializeToString()
+        write_atomic(path, data)
+        return path, len(data)
 
     def pending(self) -> list[Path]:
         self.directory.mkdir(parents=True, exist_ok=True)
         return sorted(self.directory.glob(f"*{SUFFIX}"))
+
+    @staticmethod
+    def sizes(paths: list[Path]) -> list[int]:
+        return [p.stat().st_size for p in paths]
 
     @staticmethod
     def read(path: Path) -> control_pb2.UsageBatch:
@@ -96,6 +109,7 @@ class UsageReporter:
         flush_interval: float = 1.0,
         batch_max: int = 500,
         queue_max: int = 100_000,
+        spool_max_bytes: int = 512 * 1024 * 1024,
         backoff: tuple[float, float] = (0.5, 30.0),
         rand: RandomSource | None = None,
     ) -> None:
@@ -107,20 +121,29 @@ class UsageReporter:
         self._flush_interval = flush_interval
         self._batch_max = batch_max
         self._queue_max = queue_max
+        self._spool_max = spool_max_bytes
+        self._spool_bytes = 0
+        self._spool_warned = False
+        self._chain = AuditChain(f"{node.id}:{node.boot_id}")
         self._backoff = backoff
         self._rand = rand or random.Random()
-        self._queue: deque[control_pb2.UsageEvent] = deque()
+        self._queue: deque[tuple[control_pb2.UsageEvent, control_pb2.AuditRecord | None]] = deque()
         self._full = asyncio.Event()
         self._spooled = asyncio.Event()
-        self._pending: deque[Path] = deque()
+        self._pending: deque[tuple[Path, int]] = deque()
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
 
-    def record(self, event: control_pb2.UsageEvent) -> None:
+    def record(
+        self, event: control_pb2.UsageEvent, audit: control_pb2.AuditRecord | None = None
+    ) -> None:
+        """Queue ``event`` (and seal ``audit`` into the chain); never blocks."""
         if len(self._queue) >= self._queue_max:
             self._metrics.usage_events.labels("dropped").inc()
+            log.error("usage queue full (%d events): event %s dropped", len(self._queue),
+                      event.request_id)  # fmt: skip
             return
-        self._queue.append(event)
+        self._queue.append((event, self._chain.seal(audit) if audit is not None else None))
         self._metrics.usage_events.labels("queued").inc()
         self._metrics.usage_queue.set(len(self._queue))
         if len(self._queue) >= self._batch_max:
@@ -128,8 +151,12 @@ class UsageReporter:
 
     async def start(self) -> None:
         """Pick up batches a previous run left in the spool, then start the tasks."""
-        self._pending.extend(await asyncio.to_thread(self._spool.pending))
+        paths = await asyncio.to_thread(self._spool.pending)
+        sizes = await asyncio.to_thread(Spool.sizes, paths)
+        self._pending.extend(zip(paths, sizes, strict=True))
+        self._spool_bytes = sum(sizes)
         self._metrics.usage_spool.set(len(self._pending))
+        self._metrics.usage_spool_bytes.set(self._spool_bytes)
         if self._pending:
             log.info("replaying %d spooled usage batches", len(self._pending))
             self._spooled.set()
@@ -155,24 +182,44 @@ class UsageReporter:
     def _cut(self) -> control_pb2.UsageBatch:
         self._seq += 1
         count = min(len(self._queue), self._batch_max)
-        events = [self._queue.popleft() for _ in range(count)]
+        items = [self._queue.popleft() for _ in range(count)]
         self._metrics.usage_queue.set(len(self._queue))
         batch_id = f"{self._node_id}:{self._boot_id}:{self._seq}"
-        return control_pb2.UsageBatch(batch_id=batch_id, node_id=self._node_id, events=events)
+        return control_pb2.UsageBatch(
+            batch_id=batch_id,
+            node_id=self._node_id,
+            events=[event for event, _ in items],
+            audit=[audit for _, audit in items if audit is not None],
+        )
 
     async def _spool_queue(self) -> None:
-        while self._queue:
+        while self._queue and self._spool_has_room():
             batch = self._cut()
             try:
-                path = await asyncio.to_thread(self._spool.write, batch, self._seq)
+                path, size = await asyncio.to_thread(self._spool.write, batch, self._seq)
             except OSError as exc:
                 log.error("cannot spool usage batch %s, dropping it: %s", batch.batch_id, exc)
                 self._metrics.usage_events.labels("dropped").inc(len(batch.events))
                 continue
-            self._pending.append(path)
+            self._pending.append((path, size))
+            self._spool_bytes += size
             self._metrics.usage_batches.labels("spooled").inc()
             self._metrics.usage_spool.set(len(self._pending))
+            self._metrics.usage_spool_bytes.set(self._spool_bytes)
             self._spooled.set()
+
+    def _spool_has_room(self) -> bool:
+        """False when the spool is full; logs once when it passes 80 % (and when it is full)."""
+        used = self._spool_bytes / self._spool_max if self._spool_max else 0.0
+        if used >= 0.8 and not self._spool_warned:
+            self._spool_warned = True
+            log.warning(
+                "usage spool %.0f%% full (%d of %d bytes, %d batches): is the control plane "
+                "reachable?", used * 100, self._spool_bytes, self._spool_max, len(self._pending),
+            )  # fmt: skip
+        elif used < 0.5:
+            self._spool_warned = False
+        return used < 1.0
 
     async def _sender(self) -> None:
         if self._client is None:
@@ -184,13 +231,14 @@ class UsageReporter:
                 await self._send_first(self._client)
 
     async def _send_first(self, client: UsageClient) -> None:
-        path = self._pending[0]
+        path, size = self._pending[0]
         try:
             batch = await asyncio.to_thread(self._spool.read, path)
         except (OSError, DecodeError) as exc:
             log.error("unreadable usage spool file %s, setting it aside: %s", path, exc)
             await asyncio.to_thread(path.replace, path.with_suffix(".bad"))
             self._pending.popleft()
+            self._spool_bytes -= size
             return
         attempt = 0
         while True:
@@ -210,9 +258,13 @@ class UsageReporter:
                 await asyncio.sleep(delay)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         self._pending.popleft()
+        self._spool_bytes -= size
         self._metrics.usage_batches.labels("sent").inc()
         self._metrics.usage_events.labels("sent").inc(len(batch.events))
         self._metrics.usage_spool.set(len(self._pending))
+        self._metrics.usage_spool_bytes.set(self._spool_bytes)
+        if self._queue:
+            self._full.set()  # room in the spool again: spool what waited in memory
 
 
 def _reason(exc: BaseException) -> str:

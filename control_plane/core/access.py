@@ -41,6 +41,7 @@ RULES: dict[str, Rule] = {
     "model": _r({ADMIN, DEV, AUDITOR}, set()),
     "providercredential": _r({ADMIN}, {ADMIN}),
     "route": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
+    "guardrailpolicy": _r({ADMIN, AUDITOR}, {ADMIN}),
     "virtualkey": _r({ADMIN, DEV, AUDITOR}, {ADMIN, DEV}, {DEV}, "created_by"),
     "usagerecord": _r({ADMIN, DEV, AUDITOR}, set(), {DEV}, "key__created_by"),
     "auditrecord": _r({ADMIN, AUDITOR}, set()),

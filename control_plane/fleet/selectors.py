@@ -7,6 +7,7 @@ from collections import defaultdict
 from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
 from control_plane.fleet import snapshot_builder as b
 from control_plane.fleet.models import PolicySnapshot
+from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import VirtualKey
 from control_plane.tenancy.models import Tenant
 
@@ -56,9 +57,31 @@ def policy_rows() -> b.PolicyRows:
         ],
         keys=[
             b.KeyRow(
-                str(k.id), str(k.tenant_id), k.name, k.key_hash, key_routes[str(k.id)], k.expires_at
+                str(k.id),
+                str(k.tenant_id),
+                k.name,
+                k.key_hash,
+                key_routes[str(k.id)],
+                k.expires_at,
+                k.created_by.get_username() if k.created_by else "",
+                k.asserts_end_user,
             )
-            for k in live_keys
+            for k in live_keys.select_related("created_by")
+        ],
+        guardrails=[
+            b.GuardrailRow(
+                str(g.id),
+                str(g.tenant_id),
+                str(g.route_id or ""),
+                g.on_input,
+                g.on_output,
+                list(g.categories),
+                dict(g.actions),
+                g.default_action,
+                list(g.custom_patterns),
+                list(g.keyword_lists),
+            )
+            for g in GuardrailPolicy.objects.filter(enabled=True)
         ],
     )
 

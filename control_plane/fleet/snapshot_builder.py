@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from shared.pb import snapshot_pb2
 
@@ -86,6 +87,22 @@ class KeyRow:
     key_hash: str
     route_ids: Sequence[str]
     expires_at: datetime | None
+    owner: str = ""
+    asserts_end_user: bool = False
+
+
+@dataclass(frozen=True)
+class GuardrailRow:
+    id: str
+    tenant_id: str
+    route_id: str  # "" for the tenant-wide policy
+    on_input: bool
+    on_output: bool
+    categories: Sequence[str]
+    actions: dict[str, str]
+    default_action: str
+    custom_patterns: Sequence[dict[str, Any]]
+    keyword_lists: Sequence[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,7 @@ class PolicyRows:
     models: Sequence[ModelRow]
     routes: Sequence[RouteRow]
     keys: Sequence[KeyRow]
+    guardrails: Sequence[GuardrailRow] = ()
 
 
 def _micros(usd_per_mtok: Decimal) -> int:
@@ -103,7 +121,7 @@ def _micros(usd_per_mtok: Decimal) -> int:
 
 
 def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
-    def by_id[T: (TenantRow, ProviderRow, CredentialRow, ModelRow, RouteRow, KeyRow)](
+    def by_id[T: (TenantRow, ProviderRow, CredentialRow, ModelRow, RouteRow, KeyRow, GuardrailRow)](
         items: Sequence[T],
     ) -> list[T]:
         return sorted(items, key=lambda item: item.id)
@@ -172,8 +190,36 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 key_hash=k.key_hash,
                 route_ids=sorted(k.route_ids),
                 expires_at_unix=int(k.expires_at.timestamp()) if k.expires_at else 0,
+                owner=k.owner,
+                asserts_end_user=k.asserts_end_user,
             )
             for k in by_id(rows.keys)
+        ],
+        guardrails=[_guardrail(g) for g in by_id(rows.guardrails)],
+    )
+
+
+def _guardrail(g: GuardrailRow) -> snapshot_pb2.GuardrailPolicy:
+    return snapshot_pb2.GuardrailPolicy(
+        id=g.id,
+        tenant_id=g.tenant_id,
+        route_id=g.route_id,
+        on_input=g.on_input,
+        on_output=g.on_output,
+        categories=sorted(g.categories),
+        actions=g.actions,
+        default_action=g.default_action,
+        custom_patterns=[
+            snapshot_pb2.CustomPatterns(
+                name=c["name"],
+                patterns=c["patterns"],
+                ignore_case=bool(c.get("ignore_case", False)),
+                max_len=int(c.get("max_len", 64)),
+            )
+            for c in g.custom_patterns
+        ],
+        keyword_lists=[
+            snapshot_pb2.KeywordList(name=k["name"], words=k["words"]) for k in g.keyword_lists
         ],
     )
 
@@ -224,4 +270,17 @@ def validate_policy(policy: snapshot_pb2.Policy) -> list[str]:
                 problems.append(f"key {k.id} names unknown route {route_id}")
             elif route.tenant_id != k.tenant_id:
                 problems.append(f"key {k.id} names route {route.name} of another tenant")
+    scopes: set[tuple[str, str]] = set()
+    for g in policy.guardrails:
+        if g.tenant_id not in tenants:
+            problems.append(f"guardrail {g.id} names unknown tenant {g.tenant_id}")
+        if g.route_id:
+            route = routes.get(g.route_id)
+            if route is None:
+                problems.append(f"guardrail {g.id} names unknown route {g.route_id}")
+            elif route.tenant_id != g.tenant_id:
+                problems.append(f"guardrail {g.id} names route {route.name} of another tenant")
+        if (g.tenant_id, g.route_id) in scopes:
+            problems.append(f"guardrail {g.id}: a second policy for the same tenant or route")
+        scopes.add((g.tenant_id, g.route_id))
     return problems

@@ -16,7 +16,7 @@ from control_plane.keys.models import VirtualKey
 class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = VirtualKey
-        fields = ["tenant", "name", "routes", "expires_at"]
+        fields = ["tenant", "name", "routes", "expires_at", "asserts_end_user"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -51,11 +51,20 @@ class VirtualKeyAdmin(ScopedAdmin):
         routes = list(data.get("routes", []))
         if change:
             services.update_key(
-                form.instance, name=data["name"], routes=routes, expires_at=data.get("expires_at")
+                form.instance,
+                name=data["name"],
+                routes=routes,
+                expires_at=data.get("expires_at"),
+                asserts_end_user=data.get("asserts_end_user", False),
             )
             return
         key, secret = services.create_key(
-            data["tenant"], data["name"], routes, data.get("expires_at"), created_by=request.user
+            data["tenant"],
+            data["name"],
+            routes,
+            data.get("expires_at"),
+            created_by=request.user,
+            asserts_end_user=data.get("asserts_end_user", False),
         )
         form.instance = key
         messages.warning(request, f"The key's secret, shown only this once: {secret}. Copy it now.")

@@ -20,6 +20,11 @@ class VirtualKey(UUIDModel):
     routes = models.ManyToManyField(Route, blank=True, related_name="keys")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    asserts_end_user = models.BooleanField(
+        default=False,
+        help_text="Trust this key's x-asc-end-user header to name the person behind a request "
+        "(for a backend acting for its users). Otherwise the person is the key's creator.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

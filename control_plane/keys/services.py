@@ -28,6 +28,7 @@ def create_key(
     routes: list[Route],
     expires_at: datetime | None = None,
     created_by: Any = None,
+    asserts_end_user: bool = False,
 ) -> tuple[VirtualKey, str]:
     """A new key and its secret. The secret is returned here once and never stored."""
     check_routes(tenant, routes)
@@ -39,6 +40,7 @@ def create_key(
         key_hint=key_hint(secret),
         expires_at=expires_at,
         created_by=created_by,
+        asserts_end_user=asserts_end_user,
     )
     key.full_clean()
     key.save()
@@ -49,10 +51,17 @@ def create_key(
 
 @transaction.atomic
 def update_key(
-    key: VirtualKey, *, name: str, routes: list[Route], expires_at: datetime | None
+    key: VirtualKey,
+    *,
+    name: str,
+    routes: list[Route],
+    expires_at: datetime | None,
+    asserts_end_user: bool | None = None,
 ) -> VirtualKey:
     check_routes(key.tenant, routes)
     key.name, key.expires_at = name, expires_at
+    if asserts_end_user is not None:
+        key.asserts_end_user = asserts_end_user
     key.full_clean()
     key.save()
     key.routes.set(routes)

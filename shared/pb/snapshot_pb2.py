@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shared/pb/snapshot.proto\x12\x06\x61sc.v1\"b\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x03 \x01(\x03\x12\x1e\n\x06policy\x18\x04 \x01(\x0b\x32\x0e.asc.v1.Policy\"\xd7\x01\n\x06Policy\x12\x1f\n\x07tenants\x18\x01 \x03(\x0b\x32\x0e.asc.v1.Tenant\x12#\n\tproviders\x18\x02 \x03(\x0b\x32\x10.asc.v1.Provider\x12\'\n\x0b\x63redentials\x18\x03 \x03(\x0b\x32\x12.asc.v1.Credential\x12\x1d\n\x06models\x18\x04 \x03(\x0b\x32\r.asc.v1.Model\x12\x1d\n\x06routes\x18\x05 \x03(\x0b\x32\r.asc.v1.Route\x12 \n\x04keys\x18\x06 \x03(\x0b\x32\x12.asc.v1.VirtualKey\"K\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x17\n\x0f\x61llowed_regions\x18\x04 \x03(\t\"\xcb\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.asc.v1.ProviderKind\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12.\n\x07options\x18\x05 \x03(\x0b\x32\x1d.asc.v1.Provider.OptionsEntry\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\x12\x15\n\rsealed_secret\x18\x04 \x01(\x0c\"\xc7\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x16\n\x0eprovider_model\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12#\n\x1binput_price_micros_per_mtok\x18\x05 \x01(\x03\x12$\n\x1coutput_price_micros_per_mtok\x18\x06 \x01(\x03\x12*\n\"cached_input_price_micros_per_mtok\x18\x07 \x01(\x03\"X\n\x0bRouteTarget\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rcredential_id\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\r\x12\x0e\n\x06weight\x18\x04 \x01(\r\"Z\n\x05Route\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x07targets\x18\x04 \x03(\x0b\x32\x13.asc.v1.RouteTarget\"w\n\nVirtualKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08key_hash\x18\x04 \x01(\t\x12\x11\n\troute_ids\x18\x05 \x03(\t\x12\x17\n\x0f\x65xpires_at_unix\x18\x06 \x01(\x03*\xf6\x01\n\x0cProviderKind\x12\x1d\n\x19PROVIDER_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PROVIDER_KIND_OPENAI\x10\x01\x12\x1b\n\x17PROVIDER_KIND_ANTHROPIC\x10\x02\x12\x19\n\x15PROVIDER_KIND_MISTRAL\x10\x03\x12\x1e\n\x1aPROVIDER_KIND_AZURE_OPENAI\x10\x04\x12\x18\n\x14PROVIDER_KIND_GEMINI\x10\x05\x12#\n\x1fPROVIDER_KIND_OPENAI_COMPATIBLE\x10\x06\x12\x16\n\x12PROVIDER_KIND_MOCK\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shared/pb/snapshot.proto\x12\x06\x61sc.v1\"b\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x03 \x01(\x03\x12\x1e\n\x06policy\x18\x04 \x01(\x0b\x32\x0e.asc.v1.Policy\"\x84\x02\n\x06Policy\x12\x1f\n\x07tenants\x18\x01 \x03(\x0b\x32\x0e.asc.v1.Tenant\x12#\n\tproviders\x18\x02 \x03(\x0b\x32\x10.asc.v1.Provider\x12\'\n\x0b\x63redentials\x18\x03 \x03(\x0b\x32\x12.asc.v1.Credential\x12\x1d\n\x06models\x18\x04 \x03(\x0b\x32\r.asc.v1.Model\x12\x1d\n\x06routes\x18\x05 \x03(\x0b\x32\r.asc.v1.Route\x12 \n\x04keys\x18\x06 \x03(\x0b\x32\x12.asc.v1.VirtualKey\x12+\n\nguardrails\x18\x07 \x03(\x0b\x32\x17.asc.v1.GuardrailPolicy\"K\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x17\n\x0f\x61llowed_regions\x18\x04 \x03(\t\"\xcb\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.asc.v1.ProviderKind\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12.\n\x07options\x18\x05 \x03(\x0b\x32\x1d.asc.v1.Provider.OptionsEntry\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x13\n\x0bprovider_id\x18\x03 \x01(\t\x12\x15\n\rsealed_secret\x18\x04 \x01(\x0c\"\xc7\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x16\n\x0eprovider_model\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12#\n\x1binput_price_micros_per_mtok\x18\x05 \x01(\x03\x12$\n\x1coutput_price_micros_per_mtok\x18\x06 \x01(\x03\x12*\n\"cached_input_price_micros_per_mtok\x18\x07 \x01(\x03\"X\n\x0bRouteTarget\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rcredential_id\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\r\x12\x0e\n\x06weight\x18\x04 \x01(\r\"Z\n\x05Route\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x07targets\x18\x04 \x03(\x0b\x32\x13.asc.v1.RouteTarget\"\xa0\x01\n\nVirtualKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08key_hash\x18\x04 \x01(\t\x12\x11\n\troute_ids\x18\x05 \x03(\t\x12\x17\n\x0f\x65xpires_at_unix\x18\x06 \x01(\x03\x12\r\n\x05owner\x18\x07 \x01(\t\x12\x18\n\x10\x61sserts_end_user\x18\x08 \x01(\x08\"\xd7\x02\n\x0fGuardrailPolicy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08route_id\x18\x03 \x01(\t\x12\x10\n\x08on_input\x18\x04 \x01(\x08\x12\x11\n\ton_output\x18\x05 \x01(\x08\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x35\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32$.asc.v1.GuardrailPolicy.ActionsEntry\x12\x16\n\x0e\x64\x65\x66\x61ult_action\x18\x08 \x01(\t\x12/\n\x0f\x63ustom_patterns\x18\t \x03(\x0b\x32\x16.asc.v1.CustomPatterns\x12*\n\rkeyword_lists\x18\n \x03(\x0b\x32\x13.asc.v1.KeywordList\x1a.\n\x0c\x41\x63tionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x0e\x43ustomPatterns\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08patterns\x18\x02 \x03(\t\x12\x13\n\x0bignore_case\x18\x03 \x01(\x08\x12\x0f\n\x07max_len\x18\x04 \x01(\r\"*\n\x0bKeywordList\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05words\x18\x02 \x03(\t*\xf6\x01\n\x0cProviderKind\x12\x1d\n\x19PROVIDER_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PROVIDER_KIND_OPENAI\x10\x01\x12\x1b\n\x17PROVIDER_KIND_ANTHROPIC\x10\x02\x12\x19\n\x15PROVIDER_KIND_MISTRAL\x10\x03\x12\x1e\n\x1aPROVIDER_KIND_AZURE_OPENAI\x10\x04\x12\x18\n\x14PROVIDER_KIND_GEMINI\x10\x05\x12#\n\x1fPROVIDER_KIND_OPENAI_COMPATIBLE\x10\x06\x12\x16\n\x12PROVIDER_KIND_MOCK\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +33,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PROVIDER_OPTIONSENTRY']._loaded_options = None
   _globals['_PROVIDER_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_PROVIDERKIND']._serialized_start=1232
-  _globals['_PROVIDERKIND']._serialized_end=1478
+  _globals['_GUARDRAILPOLICY_ACTIONSENTRY']._loaded_options = None
+  _globals['_GUARDRAILPOLICY_ACTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_PROVIDERKIND']._serialized_start=1797
+  _globals['_PROVIDERKIND']._serialized_end=2043
   _globals['_SNAPSHOT']._serialized_start=36
   _globals['_SNAPSHOT']._serialized_end=134
   _globals['_POLICY']._serialized_start=137
-  _globals['_POLICY']._serialized_end=352
-  _globals['_TENANT']._serialized_start=354
-  _globals['_TENANT']._serialized_end=429
-  _globals['_PROVIDER']._serialized_start=432
-  _globals['_PROVIDER']._serialized_end=635
-  _globals['_PROVIDER_OPTIONSENTRY']._serialized_start=589
-  _globals['_PROVIDER_OPTIONSENTRY']._serialized_end=635
-  _globals['_CREDENTIAL']._serialized_start=637
-  _globals['_CREDENTIAL']._serialized_end=724
-  _globals['_MODEL']._serialized_start=727
-  _globals['_MODEL']._serialized_end=926
-  _globals['_ROUTETARGET']._serialized_start=928
-  _globals['_ROUTETARGET']._serialized_end=1016
-  _globals['_ROUTE']._serialized_start=1018
-  _globals['_ROUTE']._serialized_end=1108
-  _globals['_VIRTUALKEY']._serialized_start=1110
-  _globals['_VIRTUALKEY']._serialized_end=1229
+  _globals['_POLICY']._serialized_end=397
+  _globals['_TENANT']._serialized_start=399
+  _globals['_TENANT']._serialized_end=474
+  _globals['_PROVIDER']._serialized_start=477
+  _globals['_PROVIDER']._serialized_end=680
+  _globals['_PROVIDER_OPTIONSENTRY']._serialized_start=634
+  _globals['_PROVIDER_OPTIONSENTRY']._serialized_end=680
+  _globals['_CREDENTIAL']._serialized_start=682
+  _globals['_CREDENTIAL']._serialized_end=769
+  _globals['_MODEL']._serialized_start=772
+  _globals['_MODEL']._serialized_end=971
+  _globals['_ROUTETARGET']._serialized_start=973
+  _globals['_ROUTETARGET']._serialized_end=1061
+  _globals['_ROUTE']._serialized_start=1063
+  _globals['_ROUTE']._serialized_end=1153
+  _globals['_VIRTUALKEY']._serialized_start=1156
+  _globals['_VIRTUALKEY']._serialized_end=1316
+  _globals['_GUARDRAILPOLICY']._serialized_start=1319
+  _globals['_GUARDRAILPOLICY']._serialized_end=1662
+  _globals['_GUARDRAILPOLICY_ACTIONSENTRY']._serialized_start=1616
+  _globals['_GUARDRAILPOLICY_ACTIONSENTRY']._serialized_end=1662
+  _globals['_CUSTOMPATTERNS']._serialized_start=1664
+  _globals['_CUSTOMPATTERNS']._serialized_end=1750
+  _globals['_KEYWORDLIST']._serialized_start=1752
+  _globals['_KEYWORDLIST']._serialized_end=1794
 # @@protoc_insertion_point(module_scope)

@@ -39,20 +39,22 @@ class Snapshot(_message.Message):
     def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys")
+    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails")
     TENANTS_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
     tenants: _containers.RepeatedCompositeFieldContainer[Tenant]
     providers: _containers.RepeatedCompositeFieldContainer[Provider]
     credentials: _containers.RepeatedCompositeFieldContainer[Credential]
     models: _containers.RepeatedCompositeFieldContainer[Model]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     keys: _containers.RepeatedCompositeFieldContainer[VirtualKey]
-    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ...) -> None: ...
+    guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailPolicy]
+    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailPolicy, _Mapping]]] = ...) -> None: ...
 
 class Tenant(_message.Message):
     __slots__ = ("id", "slug", "active", "allowed_regions")
@@ -144,17 +146,72 @@ class Route(_message.Message):
     def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ...) -> None: ...
 
 class VirtualKey(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix")
+    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_HASH_FIELD_NUMBER: _ClassVar[int]
     ROUTE_IDS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ASSERTS_END_USER_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
     key_hash: str
     route_ids: _containers.RepeatedScalarFieldContainer[str]
     expires_at_unix: int
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ...) -> None: ...
+    owner: str
+    asserts_end_user: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ..., owner: _Optional[str] = ..., asserts_end_user: _Optional[bool] = ...) -> None: ...
+
+class GuardrailPolicy(_message.Message):
+    __slots__ = ("id", "tenant_id", "route_id", "on_input", "on_output", "categories", "actions", "default_action", "custom_patterns", "keyword_lists")
+    class ActionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_INPUT_FIELD_NUMBER: _ClassVar[int]
+    ON_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_LISTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    route_id: str
+    on_input: bool
+    on_output: bool
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    actions: _containers.ScalarMap[str, str]
+    default_action: str
+    custom_patterns: _containers.RepeatedCompositeFieldContainer[CustomPatterns]
+    keyword_lists: _containers.RepeatedCompositeFieldContainer[KeywordList]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., route_id: _Optional[str] = ..., on_input: _Optional[bool] = ..., on_output: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ..., actions: _Optional[_Mapping[str, str]] = ..., default_action: _Optional[str] = ..., custom_patterns: _Optional[_Iterable[_Union[CustomPatterns, _Mapping]]] = ..., keyword_lists: _Optional[_Iterable[_Union[KeywordList, _Mapping]]] = ...) -> None: ...
+
+class CustomPatterns(_message.Message):
+    __slots__ = ("name", "patterns", "ignore_case", "max_len")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    patterns: _containers.RepeatedScalarFieldContainer[str]
+    ignore_case: bool
+    max_len: int
+    def __init__(self, name: _Optional[str] = ..., patterns: _Optional[_Iterable[str]] = ..., ignore_case: _Optional[bool] = ..., max_len: _Optional[int] = ...) -> None: ...
+
+class KeywordList(_message.Message):
+    __slots__ = ("name", "words")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    words: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., words: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -27,6 +27,7 @@ ENDPOINTS = [
     "usage",
     "nodes",
     "snapshots",
+    "guardrails",
 ]
 
 

@@ -85,6 +85,7 @@ def system(
         "ASC_CREDENTIAL_KEY": new_aes_key(),
         "ASC_SEAL_KEY": new_aes_key(),
         "ASC_DJANGO_SECRET_KEY": new_aes_key(),
+        "ASC_AUDIT_SIGNING_KEY": new_aes_key(),
         "ASC_DEBUG": "1",
     }
     stack = Stack(state_dir=tmp, env=env, web_port=0, grpc_port=0, dp_port=0, log_dir=tmp / "logs")

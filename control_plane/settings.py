@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "control_plane.grpc_api",
     "control_plane.audit",
     "control_plane.guardrails",
+    "control_plane.limits",
 ]
 
 MIDDLEWARE = [
@@ -103,8 +104,14 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(_sqlite),
-            # Three processes share the file (web, gRPC, worker): wait for locks, use WAL.
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # Three processes share the file (web, gRPC, worker): wait for locks, use WAL,
+            # and take the write lock when a transaction begins (a deferred transaction that
+            # later writes fails at once with "database is locked" instead of waiting).
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "transaction_mode": "IMMEDIATE",
+            },
         }
     }
 

@@ -22,9 +22,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from data_plane import errors, handlers, rpc
+from data_plane.admission import Admitter
 from data_plane.config_client import ConfigClient, make_node
 from data_plane.keys import (
+    ADMITTER,
     CONFIG_CLIENT,
+    LEASE_SOURCE,
     METRICS,
     NODE,
     PROVIDERS,
@@ -35,6 +38,8 @@ from data_plane.keys import (
     USAGE,
     USAGE_CLIENT,
 )
+from data_plane.lease_client import LeaseClient, LeaseSource
+from data_plane.leases import LeaseBook
 from data_plane.metrics import Metrics
 from data_plane.providers.registry import build_providers
 from data_plane.settings import Settings
@@ -71,10 +76,12 @@ def create_app(
     settings: Settings,
     *,
     usage_client: UsageClient | None = None,
+    lease_source: LeaseSource | None = None,
     rand: random.Random | None = None,
 ) -> web.Application:
-    """The data-plane app. ``usage_client`` replaces the gRPC UsageService client (tests,
-    or a node without a control plane); ``rand`` drives target selection and backoff jitter."""
+    """The data-plane app. ``usage_client`` and ``lease_source`` replace the gRPC
+    UsageService and LeaseService clients (tests, or a node without a control plane);
+    ``rand`` drives target selection and backoff jitter."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     keyring = Keyring(settings.seal_key) if settings.seal_key else None
     app[SETTINGS] = settings
@@ -84,6 +91,8 @@ def create_app(
     app[RANDOM] = rand or random.Random()
     if usage_client is not None:
         app[USAGE_CLIENT] = usage_client
+    if lease_source is not None:
+        app[LEASE_SOURCE] = lease_source
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/healthz", handlers.healthz)
@@ -125,6 +134,12 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
     usage_client = app.get(USAGE_CLIENT)
     if usage_client is None and channel is not None:
         usage_client = rpc.GrpcUsageClient(channel, settings.rpc_timeout_s)
+    lease_source = app.get(LEASE_SOURCE)
+    if lease_source is None and channel is not None:
+        lease_source = rpc.GrpcLeaseSource(channel, settings.rpc_timeout_s)
+    leases = LeaseClient(LeaseBook(), lease_source, settings.node_id)
+    app[ADMITTER] = Admitter(leases)
+    leases.start()
     reporter = UsageReporter(
         app[NODE],
         settings.spool_dir,
@@ -141,6 +156,7 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await leases.close()
         await reporter.close()
         if config_task is not None:
             config_task.cancel()

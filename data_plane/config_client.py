@@ -54,6 +54,8 @@ class ConfigClient:
                     attempt = 0
             except grpc.aio.AioRpcError as exc:
                 log.warning("snapshot stream to the control plane broke: %s", exc.code().name)
+            except Exception:  # whatever broke this stream, the node must keep reconnecting
+                log.exception("snapshot stream failed unexpectedly; reconnecting")
             finally:
                 self.connected.clear()
             delay = backoff_delay(attempt, self._rand, *self._backoff)
@@ -96,6 +98,9 @@ class ConfigClient:
                 policy = await loop.run_in_executor(None, self._store.compile, snapshot)
             except ValueError as exc:  # hash mismatch or PolicyError
                 return self._nack(response, snapshot, str(exc))
+            except Exception as exc:  # a bug, but one snapshot must not stop the stream: refuse it
+                log.exception("compiling snapshot version %d failed unexpectedly", snapshot.version)
+                return self._nack(response, snapshot, f"{type(exc).__name__}: {exc}")
             self._store.swap(policy)
             self._metrics.snapshot_version.set(policy.version)
             self._metrics.snapshot_created.set(policy.created_unix_ms / 1000)

@@ -37,6 +37,8 @@ class ApiError:
     message: str
     type: str
     param: str | None = None
+    # Seconds after which a retry may succeed (rate limits), sent as Retry-After.
+    retry_after: int | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -142,3 +144,12 @@ def from_http_status(status: int, reason: str) -> ApiError:
     )
     kind = "invalid_request_error" if status < 500 else "server_error"
     return ApiError(status, code, reason, kind)
+
+
+def request_too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        REQUEST_TOO_LARGE,
+        f"The request body is larger than this key allows ({limit} bytes).",
+        "invalid_request_error",
+    )

@@ -24,7 +24,7 @@ from data_plane.errors import ApiError
 from data_plane.guarding import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrail_policy import for_route
 from data_plane.guardrails import Action, CompiledGuardrails
-from data_plane.keys import METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.keys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
 from data_plane.policy import CompiledPolicy
 from data_plane.providers.base import ChatRequest, ProviderError, Target, Usage
 from data_plane.routing import order_targets
@@ -40,7 +40,10 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 
 def error_response(error: ApiError) -> web.Response:
-    return json_response(error.body(), error.status)
+    response = json_response(error.body(), error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _refuse(request: web.Request, error: ApiError) -> web.Response:
@@ -83,7 +86,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         principal=principal,
     )
     try:
-        response = await _serve_chat(request, policy, record)
+        with request.app[ADMITTER].slot(principal.key) as refused:
+            if refused is not None:
+                return _fail(request, record, refused)
+            response = await _serve_chat(request, policy, record)
     except BaseException:
         record.status, record.error_code = 500, errors.INTERNAL_ERROR
         raise
@@ -95,7 +101,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def _serve_chat(
     request: web.Request, policy: CompiledPolicy, record: RequestRecord
 ) -> web.StreamResponse:
-    chat = openai_api.parse_chat_request(await request.read(), record.request_id)
+    raw = await request.read()
+    chat = openai_api.parse_chat_request(raw, record.request_id)
     if isinstance(chat, ApiError):
         return _fail(request, record, chat)
     record.route_name = str(chat.body["model"])
@@ -112,6 +119,12 @@ async def _serve_chat(
         if verdict.decision is Action.BLOCK:
             return _fail(request, record, blocked_error(verdict))
     output_guard = guard.compiled if guard is not None and guard.on_output else None
+    admission = await request.app[ADMITTER].admit(
+        policy, record.principal.key, route, len(raw), chat.body
+    )
+    if isinstance(admission, ApiError):
+        return _fail(request, record, admission)
+    record.admission = admission
     targets = order_targets(
         route.targets, request.app[RANDOM], record.principal.tenant.allowed_regions
     )
@@ -202,6 +215,7 @@ def _finish(app: web.Application, record: RequestRecord) -> None:
     for attempt in record.fallbacks:
         metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
     event = build_event(record, int(latency * 1000))
+    app[ADMITTER].settle(record.admission, record.usage, event.cost_nano_usd)
     app[USAGE].record(event, build_audit(event, record.verdicts))
 
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from data_plane.admission import Admitter
 from data_plane.config_client import ConfigClient
+from data_plane.lease_client import LeaseSource
 from data_plane.metrics import Metrics
 from data_plane.providers.base import Provider
 from data_plane.settings import Settings
@@ -16,6 +18,7 @@ from data_plane.usage_reporter import UsageClient, UsageReporter
 from shared.pb import control_pb2
 
 SETTINGS = web.AppKey("settings", Settings)
+ADMITTER = web.AppKey("admitter", Admitter)
 NODE = web.AppKey("node", control_pb2.Node)
 METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("store", SnapshotStore)
@@ -24,6 +27,8 @@ PROVIDERS = web.AppKey[Mapping[int, Provider]]("providers")
 USAGE = web.AppKey("usage", UsageReporter)
 # Set only when the app was given an in-memory (or other) usage client instead of gRPC.
 USAGE_CLIENT = web.AppKey[UsageClient]("usage_client")
+# Set only when the app was given a LeaseService client other than gRPC (tests).
+LEASE_SOURCE = web.AppKey[LeaseSource]("lease_source")
 # Set only when a control plane is configured.
 CONFIG_CLIENT = web.AppKey("config_client", ConfigClient)
 

@@ -15,7 +15,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from data_plane.guardrail_policy import Guard, GuardrailSnapshotError, compile_guardrails
-from data_plane.providers.base import Prices, Target
+from data_plane.providers.base import DEFAULT_ROUTE_OPTIONS, Prices, RouteOptions, Target
+from shared import windows
 from shared.crypto import CryptoError, Keyring
 from shared.pb import snapshot_pb2
 
@@ -41,6 +42,24 @@ class KeyEntry:
     route_ids: frozenset[str]
     owner: str = ""
     asserts_end_user: bool = False
+    project_id: str = ""
+    max_parallel: int = 0
+    max_body_bytes: int = 0
+    max_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitEntry:
+    """A budget (nano-USD) or rate limit (requests or tokens per minute), shared by leases."""
+
+    id: str
+    tenant_id: str
+    subject_id: str  # the tenant, project, key or route it applies to
+    kind: int  # snapshot_pb2.LimitKind
+    period: str  # shared.windows period
+    time_zone: str
+    amount: int
+    hard: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +68,7 @@ class RouteEntry:
     tenant_id: str
     name: str
     targets: tuple[Target, ...]
+    options: RouteOptions = field(default_factory=lambda: DEFAULT_ROUTE_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +85,8 @@ class CompiledPolicy:
     credentials: Mapping[str, snapshot_pb2.Credential] = field(repr=False)
     # Guardrails by (tenant id, route id or "" for tenant-wide); see guardrail_policy.for_route.
     guardrails: Mapping[tuple[str, str], Guard] = field(default_factory=dict, repr=False)
+    # Limits by the id of what they apply to (tenant, project, key or route: ids are UUIDs).
+    limits_by_subject: Mapping[str, tuple[LimitEntry, ...]] = field(default_factory=dict)
 
 
 def credential_context(credential_id: str) -> bytes:
@@ -113,6 +135,7 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
         routes_by_name[(route.tenant_id, route.name)] = route
     keys_by_hash = _compile_keys(policy, tenants, routes)
     guardrails = _compile_guardrails(policy, tenants, routes)
+    limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
     return CompiledPolicy(
         version=snapshot.version,
         hash=snapshot.hash,
@@ -125,7 +148,41 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
         providers=MappingProxyType(providers),
         credentials=MappingProxyType(credentials),
         guardrails=MappingProxyType(guardrails),
+        limits_by_subject=MappingProxyType(limits),
     )
+
+
+_PERIODS = {
+    snapshot_pb2.LIMIT_PERIOD_MINUTE: windows.MINUTE,
+    snapshot_pb2.LIMIT_PERIOD_DAY: windows.DAY,
+    snapshot_pb2.LIMIT_PERIOD_WEEK: windows.WEEK,
+    snapshot_pb2.LIMIT_PERIOD_MONTH: windows.MONTH,
+    snapshot_pb2.LIMIT_PERIOD_NONE: windows.NONE,
+}
+
+
+def _compile_limits(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+    keys: Iterable[KeyEntry],
+) -> dict[str, tuple[LimitEntry, ...]]:
+    owner = {t: t for t in tenants}
+    owner |= {p.id: p.tenant_id for p in policy.projects}
+    owner |= {r.id: r.tenant_id for r in routes.values()}
+    owner |= {k.id: k.tenant_id for k in keys}
+    by_subject: dict[str, list[LimitEntry]] = {}
+    for pb in _index(policy.limits, "limit").values():
+        if owner.get(pb.subject_id) != pb.tenant_id or not pb.tenant_id:
+            raise PolicyError(f"limit {pb.id!r} applies to {pb.subject_id!r} of no such tenant")
+        period = _PERIODS.get(pb.period)
+        if period is None or pb.kind == snapshot_pb2.LIMIT_KIND_UNSPECIFIED or pb.amount < 0:
+            raise PolicyError(f"limit {pb.id!r} has no valid kind, period or amount")
+        entry = LimitEntry(
+            pb.id, pb.tenant_id, pb.subject_id, pb.kind, period, pb.time_zone, pb.amount, pb.hard
+        )
+        by_subject.setdefault(pb.subject_id, []).append(entry)
+    return {subject: tuple(entries) for subject, entries in by_subject.items()}
 
 
 def _compile_guardrails(
@@ -218,7 +275,22 @@ def _compile_route(
                 enabled=provider.enabled,
             )
         )
-    return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets))
+    options = RouteOptions(
+        connect_timeout_s=_seconds(
+            route.connect_timeout_ms, DEFAULT_ROUTE_OPTIONS.connect_timeout_s
+        ),
+        first_token_timeout_s=_seconds(
+            route.first_token_timeout_ms, DEFAULT_ROUTE_OPTIONS.first_token_timeout_s
+        ),
+        total_timeout_s=_seconds(route.total_timeout_ms, DEFAULT_ROUTE_OPTIONS.total_timeout_s),
+        max_retries=route.max_retries,
+        latency_aware=route.latency_aware,
+    )
+    return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets), options)
+
+
+def _seconds(ms: int, default: float) -> float:
+    return ms / 1000 if ms else default
 
 
 def _compile_keys(
@@ -249,5 +321,9 @@ def _compile_keys(
             frozenset(key.route_ids),
             key.owner,
             key.asserts_end_user,
+            key.project_id,
+            key.max_parallel,
+            key.max_body_bytes,
+            key.max_tokens,
         )
     return by_hash

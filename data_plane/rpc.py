@@ -54,3 +54,20 @@ class GrpcUsageClient:
 
     async def report(self, batch: control_pb2.UsageBatch) -> control_pb2.UsageAck:
         return await self._call(batch, timeout=self._timeout)
+
+
+class GrpcLeaseSource:
+    """LeaseService.Acquire with a deadline on every call."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
+        self._timeout = timeout_s
+        self._call: grpc.aio.UnaryUnaryMultiCallable[
+            control_pb2.LeaseRequest, control_pb2.LeaseResponse
+        ] = channel.unary_unary(
+            "/asc.v1.LeaseService/Acquire",
+            request_serializer=control_pb2.LeaseRequest.SerializeToString,
+            response_deserializer=control_pb2.LeaseResponse.FromString,
+        )
+
+    async def acquire(self, request: control_pb2.LeaseRequest) -> control_pb2.LeaseResponse:
+        return await self._call(request, timeout=self._timeout)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
@@ -34,6 +36,17 @@ class CorruptSnapshotFile(ValueError):
 def encode_file(snapshot: snapshot_pb2.Snapshot) -> bytes:
     payload = snapshot.SerializeToString(deterministic=True)
     return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file: a FIFO put there would
+    block a plain read forever (O_NONBLOCK makes its open return at once, and has no effect
+    on a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read()
 
 
 def decode_file(data: bytes) -> snapshot_pb2.Snapshot:
@@ -70,7 +83,7 @@ class SnapshotStore:
     def load_from_disk(self) -> CompiledPolicy | None:
         """The compiled disk copy, or None (absent or refused: logged)."""
         try:
-            data = self.path.read_bytes()
+            data = read_regular_file(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:

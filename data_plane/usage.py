@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from data_plane.auth import Principal
 from data_plane.guardrails import Verdict
+from data_plane.leases import Admission
 from data_plane.policy import RouteEntry
 from data_plane.providers.base import Target, Usage
 from shared.pb import control_pb2
@@ -35,6 +36,8 @@ class RequestRecord:
     fallbacks: list[control_pb2.Attempt] = field(default_factory=list)
     # Guardrail verdicts of the input and the output (categories, never text).
     verdicts: list[Verdict] = field(default_factory=list)
+    # Budget and rate-limit reservations to settle when the request ends.
+    admission: Admission = field(default_factory=Admission)
 
     def failed_attempt(self, target: Target, outcome: str) -> None:
         self.fallbacks.append(

@@ -166,8 +166,12 @@ class UsageReporter:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a task that died must not also lose the queue flushed below
+                log.exception("usage reporter task %s had failed", task.get_name())
         self._tasks = []
         await self._spool_queue()
 
@@ -245,7 +249,7 @@ class UsageReporter:
             try:
                 await client.report(batch)
                 break
-            except (grpc.aio.AioRpcError, ConnectionError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # retry anything: a dead sender would stop all reporting
                 self._metrics.usage_batches.labels("retried").inc()
                 delay = backoff_delay(attempt, self._rand, *self._backoff)
                 log.warning(

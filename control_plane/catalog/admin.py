@@ -101,7 +101,15 @@ class RouteTargetInline(admin.TabularInline):  # type: ignore[type-arg]
 class RouteForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Route
-        fields = ["tenant", "name"]
+        fields = [
+            "tenant",
+            "name",
+            "connect_timeout_ms",
+            "first_token_timeout_ms",
+            "total_timeout_ms",
+            "max_retries",
+            "latency_aware",
+        ]
 
 
 @admin.register(Route)

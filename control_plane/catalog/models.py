@@ -108,6 +108,18 @@ class Route(UUIDModel):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="routes")
     name = models.CharField(max_length=200)
+    # Resilience (0: the data plane's defaults).
+    connect_timeout_ms = models.PositiveIntegerField(default=0, blank=True)
+    first_token_timeout_ms = models.PositiveIntegerField(
+        default=0, blank=True, help_text="Until the first token (streams) or the answer."
+    )
+    total_timeout_ms = models.PositiveIntegerField(default=0, blank=True)
+    max_retries = models.PositiveIntegerField(
+        default=0, blank=True, help_text="Retries of one target before falling back."
+    )
+    latency_aware = models.BooleanField(
+        default=False, help_text="Within a priority, prefer the target answering fastest."
+    )
 
     objects = ScopedQuerySet.as_manager()
 

@@ -42,6 +42,8 @@ RULES: dict[str, Rule] = {
     "providercredential": _r({ADMIN}, {ADMIN}),
     "route": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "guardrailpolicy": _r({ADMIN, AUDITOR}, {ADMIN}),
+    "project": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
+    "limit": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "virtualkey": _r({ADMIN, DEV, AUDITOR}, {ADMIN, DEV}, {DEV}, "created_by"),
     "usagerecord": _r({ADMIN, DEV, AUDITOR}, set(), {DEV}, "key__created_by"),
     "auditrecord": _r({ADMIN, AUDITOR}, set()),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
 from control_plane.fleet import snapshot_builder as b
 from control_plane.fleet.models import PolicySnapshot
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import VirtualKey
-from control_plane.tenancy.models import Tenant
+from control_plane.limits.models import Limit, Scope
+from control_plane.tenancy.models import Project, Tenant
 
 
 def policy_rows() -> b.PolicyRows:
@@ -52,7 +54,17 @@ def policy_rows() -> b.PolicyRows:
             for m in Model.objects.all()
         ],
         routes=[
-            b.RouteRow(str(r.id), str(r.tenant_id), r.name, targets[str(r.id)])
+            b.RouteRow(
+                str(r.id),
+                str(r.tenant_id),
+                r.name,
+                targets[str(r.id)],
+                r.connect_timeout_ms,
+                r.first_token_timeout_ms,
+                r.total_timeout_ms,
+                r.max_retries,
+                r.latency_aware,
+            )
             for r in Route.objects.all()
         ],
         keys=[
@@ -65,6 +77,10 @@ def policy_rows() -> b.PolicyRows:
                 k.expires_at,
                 k.created_by.get_username() if k.created_by else "",
                 k.asserts_end_user,
+                str(k.project_id or ""),
+                k.max_parallel,
+                k.max_body_bytes,
+                k.max_tokens,
             )
             for k in live_keys.select_related("created_by")
         ],
@@ -83,6 +99,28 @@ def policy_rows() -> b.PolicyRows:
             )
             for g in GuardrailPolicy.objects.filter(enabled=True)
         ],
+        projects=[b.ProjectRow(str(p.id), str(p.tenant_id), p.name) for p in Project.objects.all()],
+        limits=[
+            b.LimitRow(
+                str(m.id),
+                str(m.tenant_id),
+                m.scope,
+                m.subject_id(),
+                m.kind,
+                m.period,
+                m.time_zone,
+                m.units(),
+                m.hard,
+            )
+            for m in _live_limits(live_keys)
+        ],
+    )
+
+
+def _live_limits(live_keys: Any) -> Any:
+    """Enabled limits, without those of revoked keys (absent from the snapshot)."""
+    return Limit.objects.filter(enabled=True).exclude(
+        scope=Scope.KEY, key__in=VirtualKey.objects.exclude(pk__in=live_keys)
     )
 
 

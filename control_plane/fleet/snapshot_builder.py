@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from shared.pb import snapshot_pb2
 
@@ -23,6 +23,26 @@ KIND = {
     "gemini": snapshot_pb2.PROVIDER_KIND_GEMINI,
     "openai_compatible": snapshot_pb2.PROVIDER_KIND_OPENAI_COMPATIBLE,
     "mock": snapshot_pb2.PROVIDER_KIND_MOCK,
+}
+
+
+SCOPE = {
+    "tenant": snapshot_pb2.LIMIT_SCOPE_TENANT,
+    "project": snapshot_pb2.LIMIT_SCOPE_PROJECT,
+    "key": snapshot_pb2.LIMIT_SCOPE_KEY,
+    "route": snapshot_pb2.LIMIT_SCOPE_ROUTE,
+}
+LIMIT_KIND = {
+    "budget": snapshot_pb2.LIMIT_KIND_BUDGET,
+    "requests": snapshot_pb2.LIMIT_KIND_REQUESTS,
+    "tokens": snapshot_pb2.LIMIT_KIND_TOKENS,
+}
+PERIOD = {
+    "minute": snapshot_pb2.LIMIT_PERIOD_MINUTE,
+    "day": snapshot_pb2.LIMIT_PERIOD_DAY,
+    "week": snapshot_pb2.LIMIT_PERIOD_WEEK,
+    "month": snapshot_pb2.LIMIT_PERIOD_MONTH,
+    "none": snapshot_pb2.LIMIT_PERIOD_NONE,
 }
 
 
@@ -77,6 +97,11 @@ class RouteRow:
     tenant_id: str
     name: str
     targets: Sequence[TargetRow]
+    connect_timeout_ms: int = 0
+    first_token_timeout_ms: int = 0
+    total_timeout_ms: int = 0
+    max_retries: int = 0
+    latency_aware: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,30 @@ class KeyRow:
     expires_at: datetime | None
     owner: str = ""
     asserts_end_user: bool = False
+    project_id: str = ""
+    max_parallel: int = 0
+    max_body_bytes: int = 0
+    max_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    id: str
+    tenant_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LimitRow:
+    id: str
+    tenant_id: str
+    scope: str  # tenant, project, key, route
+    subject_id: str
+    kind: str  # budget, requests, tokens
+    period: str  # shared.windows period
+    time_zone: str
+    units: int  # nano-USD, requests or tokens
+    hard: bool
 
 
 @dataclass(frozen=True)
@@ -114,17 +163,25 @@ class PolicyRows:
     routes: Sequence[RouteRow]
     keys: Sequence[KeyRow]
     guardrails: Sequence[GuardrailRow] = ()
+    projects: Sequence[ProjectRow] = ()
+    limits: Sequence[LimitRow] = ()
 
 
 def _micros(usd_per_mtok: Decimal) -> int:
     return int((usd_per_mtok * 1_000_000).to_integral_value())
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def by_id[T: _HasId](items: Sequence[T]) -> list[T]:
+    """Rows in canonical order, so the same configuration always encodes the same."""
+    return sorted(items, key=lambda item: item.id)
+
+
 def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
-    def by_id[T: (TenantRow, ProviderRow, CredentialRow, ModelRow, RouteRow, KeyRow, GuardrailRow)](
-        items: Sequence[T],
-    ) -> list[T]:
-        return sorted(items, key=lambda item: item.id)
 
     return snapshot_pb2.Policy(
         tenants=[
@@ -179,6 +236,11 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                     )
                     for t in r.targets  # already in priority order: order is meaningful
                 ],
+                connect_timeout_ms=r.connect_timeout_ms,
+                first_token_timeout_ms=r.first_token_timeout_ms,
+                total_timeout_ms=r.total_timeout_ms,
+                max_retries=r.max_retries,
+                latency_aware=r.latency_aware,
             )
             for r in by_id(rows.routes)
         ],
@@ -192,10 +254,32 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 expires_at_unix=int(k.expires_at.timestamp()) if k.expires_at else 0,
                 owner=k.owner,
                 asserts_end_user=k.asserts_end_user,
+                project_id=k.project_id,
+                max_parallel=k.max_parallel,
+                max_body_bytes=k.max_body_bytes,
+                max_tokens=k.max_tokens,
             )
             for k in by_id(rows.keys)
         ],
         guardrails=[_guardrail(g) for g in by_id(rows.guardrails)],
+        projects=[
+            snapshot_pb2.Project(id=p.id, tenant_id=p.tenant_id, name=p.name)
+            for p in by_id(rows.projects)
+        ],
+        limits=[
+            snapshot_pb2.Limit(
+                id=m.id,
+                tenant_id=m.tenant_id,
+                scope=SCOPE[m.scope],
+                subject_id=m.subject_id,
+                kind=LIMIT_KIND[m.kind],
+                period=PERIOD[m.period],
+                time_zone=m.time_zone,
+                amount=m.units,
+                hard=m.hard,
+            )
+            for m in by_id(rows.limits)
+        ],
     )
 
 
@@ -283,4 +367,20 @@ def validate_policy(policy: snapshot_pb2.Policy) -> list[str]:
         if (g.tenant_id, g.route_id) in scopes:
             problems.append(f"guardrail {g.id}: a second policy for the same tenant or route")
         scopes.add((g.tenant_id, g.route_id))
+    projects = {p.id: p for p in policy.projects}
+    for p in policy.projects:
+        if p.tenant_id not in tenants:
+            problems.append(f"project {p.id} names unknown tenant {p.tenant_id}")
+    for k in policy.keys:
+        if k.project_id and projects.get(k.project_id, k).tenant_id != k.tenant_id:
+            problems.append(f"key {k.id} names project {k.project_id} of no such tenant")
+    owners = {
+        snapshot_pb2.LIMIT_SCOPE_TENANT: {t: t for t in tenants},
+        snapshot_pb2.LIMIT_SCOPE_PROJECT: {p.id: p.tenant_id for p in policy.projects},
+        snapshot_pb2.LIMIT_SCOPE_KEY: {k.id: k.tenant_id for k in policy.keys},
+        snapshot_pb2.LIMIT_SCOPE_ROUTE: {r.id: r.tenant_id for r in policy.routes},
+    }
+    for lim in policy.limits:
+        if owners.get(lim.scope, {}).get(lim.subject_id) != lim.tenant_id:
+            problems.append(f"limit {lim.id} names {lim.subject_id} outside tenant {lim.tenant_id}")
     return problems

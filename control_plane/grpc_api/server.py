@@ -10,7 +10,7 @@ import signal
 import grpc
 from django.conf import settings
 
-from control_plane.grpc_api.servicers import ConfigServicer, UsageServicer
+from control_plane.grpc_api.servicers import ConfigServicer, LeaseServicer, UsageServicer
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2_grpc
 
@@ -31,6 +31,7 @@ def build_server(watcher: SnapshotWatcher, address: str) -> tuple[grpc.aio.Serve
     # The generated registration functions carry no annotations.
     control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher), server)  # type: ignore[no-untyped-call]
     control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(), server)  # type: ignore[no-untyped-call]
+    control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port(address)
     return server, port
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -21,6 +22,7 @@ from django.db import DatabaseError, close_old_connections
 
 from control_plane.fleet import services as fleet
 from control_plane.grpc_api.watcher import SnapshotWatcher
+from control_plane.limits.services import acquire
 from control_plane.usage.services import ingest_batch
 from shared.pb import control_pb2, control_pb2_grpc
 
@@ -101,6 +103,22 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 await reader
             await _record(fleet.node_disconnected, node_id)
             log.info("node %s disconnected", node_id)
+
+
+class LeaseServicer(control_pb2_grpc.LeaseServiceServicer):
+    async def Acquire(  # gRPC method name
+        self,
+        request: control_pb2.LeaseRequest,
+        context: grpc.aio.ServicerContext[control_pb2.LeaseRequest, control_pb2.LeaseResponse],
+    ) -> control_pb2.LeaseResponse:
+        if not request.node_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id is required")
+        try:
+            grants = await _db(acquire)(request.node_id, request.asks, time.time())
+        except DatabaseError as exc:
+            log.warning("cannot grant leases to %s: %s", request.node_id, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the lease ledger is unavailable")
+        return control_pb2.LeaseResponse(grants=grants)
 
 
 class UsageServicer(control_pb2_grpc.UsageServiceServicer):

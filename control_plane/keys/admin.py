@@ -16,7 +16,17 @@ from control_plane.keys.models import VirtualKey
 class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = VirtualKey
-        fields = ["tenant", "name", "routes", "expires_at", "asserts_end_user"]
+        fields = [
+            "tenant",
+            "name",
+            "routes",
+            "expires_at",
+            "project",
+            "max_parallel",
+            "max_body_bytes",
+            "max_tokens",
+            "asserts_end_user",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -55,7 +65,7 @@ class VirtualKeyAdmin(ScopedAdmin):
                 name=data["name"],
                 routes=routes,
                 expires_at=data.get("expires_at"),
-                asserts_end_user=data.get("asserts_end_user", False),
+                **services.key_settings(data),
             )
             return
         key, secret = services.create_key(
@@ -64,7 +74,7 @@ class VirtualKeyAdmin(ScopedAdmin):
             routes,
             data.get("expires_at"),
             created_by=request.user,
-            asserts_end_user=data.get("asserts_end_user", False),
+            **services.key_settings(data),
         )
         form.instance = key
         messages.warning(request, f"The key's secret, shown only this once: {secret}. Copy it now.")

@@ -20,6 +20,22 @@ class VirtualKey(UUIDModel):
     routes = models.ManyToManyField(Route, blank=True, related_name="keys")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    project = models.ForeignKey(
+        "asc_tenancy.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="keys"
+    )
+    max_parallel = models.PositiveIntegerField(
+        default=0,
+        blank=True,
+        help_text="Requests in flight at once, per data-plane process; 0: no cap.",
+    )
+    max_body_bytes = models.PositiveIntegerField(
+        default=0,
+        blank=True,
+        help_text="Largest request body accepted; 0: the data plane's own cap.",
+    )
+    max_tokens = models.PositiveIntegerField(
+        default=0, blank=True, help_text="Largest max_tokens a request may ask for; 0: no cap."
+    )
     asserts_end_user = models.BooleanField(
         default=False,
         help_text="Trust this key's x-asc-end-user header to name the person behind a request "

@@ -21,6 +21,24 @@ def check_routes(tenant: Tenant, routes: Iterable[Route]) -> None:
         raise ValidationError({"routes": f"routes of another tenant: {', '.join(foreign)}"})
 
 
+# VirtualKey fields a create or update may set besides name, routes and expiry.
+SETTINGS = ("project", "max_parallel", "max_body_bytes", "max_tokens", "asserts_end_user")
+
+
+def key_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings present in ``data``; an emptied cap (None from a form) is 0, no cap."""
+    settings = {name: data[name] for name in SETTINGS if name in data}
+    for cap in ("max_parallel", "max_body_bytes", "max_tokens"):
+        if cap in settings and settings[cap] is None:
+            settings[cap] = 0
+    return settings
+
+
+def check_project(tenant: Tenant, project: Any) -> None:
+    if project is not None and project.tenant_id != tenant.pk:
+        raise ValidationError({"project": "the project belongs to another tenant"})
+
+
 @transaction.atomic
 def create_key(
     tenant: Tenant,
@@ -28,10 +46,12 @@ def create_key(
     routes: list[Route],
     expires_at: datetime | None = None,
     created_by: Any = None,
-    asserts_end_user: bool = False,
+    **settings: Any,
 ) -> tuple[VirtualKey, str]:
-    """A new key and its secret. The secret is returned here once and never stored."""
+    """A new key and its secret. The secret is returned here once and never stored.
+    ``settings``: other VirtualKey fields (project, caps, asserts_end_user)."""
     check_routes(tenant, routes)
+    check_project(tenant, settings.get("project"))
     secret = new_virtual_key()
     key = VirtualKey(
         tenant=tenant,
@@ -40,7 +60,7 @@ def create_key(
         key_hint=key_hint(secret),
         expires_at=expires_at,
         created_by=created_by,
-        asserts_end_user=asserts_end_user,
+        **settings,
     )
     key.full_clean()
     key.save()
@@ -56,12 +76,13 @@ def update_key(
     name: str,
     routes: list[Route],
     expires_at: datetime | None,
-    asserts_end_user: bool | None = None,
+    **settings: Any,
 ) -> VirtualKey:
     check_routes(key.tenant, routes)
+    check_project(key.tenant, settings.get("project", key.project))
     key.name, key.expires_at = name, expires_at
-    if asserts_end_user is not None:
-        key.asserts_end_user = asserts_end_user
+    for field, value in settings.items():
+        setattr(key, field, value)
     key.full_clean()
     key.save()
     key.routes.set(routes)

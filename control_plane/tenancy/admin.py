@@ -5,7 +5,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from control_plane.core.admin import PublishingAdmin
-from control_plane.tenancy.models import Membership, Tenant
+from control_plane.guardrails.models import GuardrailPolicy
+from control_plane.limits.models import Limit
+from control_plane.tenancy.models import Membership, Project, Tenant
 
 
 class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -14,12 +16,28 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
     autocomplete_fields = ["user"]
 
 
+class ProjectInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Project
+    extra = 0
+
+
+class LimitInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Limit
+    extra = 0
+    fields = ["scope", "project", "key", "route", "kind", "period", "amount", "hard", "enabled"]
+
+
+class GuardrailInline(admin.StackedInline):  # type: ignore[type-arg]
+    model = GuardrailPolicy
+    extra = 0
+
+
 @admin.register(Tenant)
 class TenantAdmin(PublishingAdmin):
     list_display = ["slug", "name", "active", "allowed_regions", "timeline", "created_at"]
     list_filter = ["active"]
     search_fields = ["slug", "name"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, ProjectInline, LimitInline, GuardrailInline]
 
     @admin.display(description="Timeline")
     def timeline(self, tenant: Tenant) -> str:

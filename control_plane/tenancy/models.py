@@ -57,3 +57,22 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.tenant}"
+
+
+class Project(UUIDModel):
+    """A team or project inside a tenant: keys may belong to one, and budgets and rate limits
+    may apply to all of its keys together (tenant > project > key)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="project_name_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.name}"

@@ -47,6 +47,20 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """How a route calls its targets: timeouts (seconds), retries, latency-aware choice."""
+
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+    max_retries: int = 0
+    latency_aware: bool = False
+
+
+DEFAULT_ROUTE_OPTIONS = RouteOptions()
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0

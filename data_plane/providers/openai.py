@@ -2,7 +2,8 @@
 
 The client's body is forwarded with ``model`` replaced by the target's provider model. When
 streaming, the upstream is asked for ``stream_options.include_usage`` so the last chunk carries
-the usage the gateway meters; its SSE events are parsed and passed through as dicts.
+the usage the gateway meters; its SSE events are parsed and passed through as dicts. A stream
+that ends without ``data: [DONE]`` was cut short and is an error, never a complete answer.
 Provider options: ``timeout_s`` (read timeout, default 600) and ``connect_timeout_s``
 (default 10).
 """
@@ -82,10 +83,10 @@ class OpenAIProvider:
             async with self._post(target, body) as response:
                 await _raise_for_status(response)
                 payload = await response.read()
+        except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
+            raise ProviderError("timeout", retryable=True) from exc
         except aiohttp.ClientConnectionError as exc:
             raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
-        except TimeoutError as exc:
-            raise ProviderError("timeout", retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
         try:
@@ -110,10 +111,14 @@ class OpenAIProvider:
                     if event == b"[DONE]":
                         return
                     yield _parse_chunk(event)
+            # The body ended without [DONE]: the answer was cut short, not complete.
+            raise ProviderError(
+                "stream_truncated", status=502, retryable=True, message="stream ended before [DONE]"
+            )
+        except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
+            raise ProviderError("timeout", retryable=True) from exc
         except aiohttp.ClientConnectionError as exc:
             raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
-        except TimeoutError as exc:
-            raise ProviderError("timeout", retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
 

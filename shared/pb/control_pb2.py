@@ -25,31 +25,41 @@ _sym_db = _symbol_database.Default()
 from shared.pb import snapshot_pb2 as shared_dot_pb_dot_snapshot__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shared/pb/control.proto\x12\x06\x61sc.v1\x1a\x18shared/pb/snapshot.proto\"M\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\"z\n\x0fSnapshotRequest\x12\x1a\n\x04node\x18\x01 \x01(\x0b\x32\x0c.asc.v1.Node\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x16\n\x0eresponse_nonce\x18\x04 \x01(\t\x12\x14\n\x0c\x65rror_detail\x18\x05 \x01(\t\"E\n\x10SnapshotResponse\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\"\n\x08snapshot\x18\x02 \x01(\x0b\x32\x10.asc.v1.Snapshot\"A\n\x07\x41ttempt\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\xdf\x03\n\nUsageEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nts_unix_ms\x18\x02 \x01(\x03\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x10\n\x08route_id\x18\x05 \x01(\t\x12\x12\n\nroute_name\x18\x06 \x01(\t\x12\x10\n\x08model_id\x18\x07 \x01(\t\x12\x13\n\x0bprovider_id\x18\x08 \x01(\t\x12\x15\n\rcredential_id\x18\t \x01(\t\x12\x0e\n\x06region\x18\n \x01(\t\x12\x15\n\rprompt_tokens\x18\x0b \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x0c \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\r \x01(\r\x12\x15\n\rcost_nano_usd\x18\x0e \x01(\x03\x12\x12\n\nlatency_ms\x18\x0f \x01(\r\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\r\x12\x18\n\x10snapshot_version\x18\x11 \x01(\x04\x12\x13\n\x0bstatus_code\x18\x12 \x01(\r\x12\x0e\n\x06stream\x18\x13 \x01(\x08\x12\x12\n\nerror_code\x18\x14 \x01(\t\x12\x0f\n\x07subject\x18\x15 \x01(\t\x12\"\n\tfallbacks\x18\x16 \x03(\x0b\x32\x0f.asc.v1.Attempt\"\xc0\x01\n\x0b\x41uditRecord\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x11\n\tprev_hash\x18\x03 \x01(\t\x12\x0c\n\x04hash\x18\x04 \x01(\t\x12!\n\x05\x65vent\x18\x05 \x01(\x0b\x32\x12.asc.v1.UsageEvent\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ncategories\x18\x08 \x03(\t\x12\x18\n\x10guardrail_action\x18\t \x01(\t\"w\n\nUsageBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.asc.v1.UsageEvent\x12\"\n\x05\x61udit\x18\x04 \x03(\x0b\x32\x13.asc.v1.AuditRecord\"A\n\x08UsageAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32Y\n\rConfigService\x12H\n\x0fStreamSnapshots\x12\x17.asc.v1.SnapshotRequest\x1a\x18.asc.v1.SnapshotResponse(\x01\x30\x01\x32\x43\n\x0cUsageService\x12\x33\n\x0bReportUsage\x12\x12.asc.v1.UsageBatch\x1a\x10.asc.v1.UsageAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shared/pb/control.proto\x12\x06\x61sc.v1\x1a\x18shared/pb/snapshot.proto\"M\n\x08LeaseAsk\x12\x10\n\x08limit_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\x11\n\tcommitted\x18\x03 \x01(\x03\x12\x0c\n\x04want\x18\x04 \x01(\x03\"?\n\x0cLeaseRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1e\n\x04\x61sks\x18\x02 \x03(\x0b\x32\x10.asc.v1.LeaseAsk\"\x8c\x01\n\nLeaseGrant\x12\x10\n\x08limit_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\x0f\n\x07granted\x18\x03 \x01(\x03\x12\x11\n\tremaining\x18\x04 \x01(\x03\x12\x19\n\x11window_ends_in_ms\x18\x05 \x01(\x03\x12\x0e\n\x06ttl_ms\x18\x06 \x01(\x03\x12\r\n\x05nodes\x18\x07 \x01(\r\"3\n\rLeaseResponse\x12\"\n\x06grants\x18\x01 \x03(\x0b\x32\x12.asc.v1.LeaseGrant\"M\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x18\n\x10software_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\"z\n\x0fSnapshotRequest\x12\x1a\n\x04node\x18\x01 \x01(\x0b\x32\x0c.asc.v1.Node\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x16\n\x0eresponse_nonce\x18\x04 \x01(\t\x12\x14\n\x0c\x65rror_detail\x18\x05 \x01(\t\"E\n\x10SnapshotResponse\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\"\n\x08snapshot\x18\x02 \x01(\x0b\x32\x10.asc.v1.Snapshot\"A\n\x07\x41ttempt\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\xdf\x03\n\nUsageEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nts_unix_ms\x18\x02 \x01(\x03\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x10\n\x08route_id\x18\x05 \x01(\t\x12\x12\n\nroute_name\x18\x06 \x01(\t\x12\x10\n\x08model_id\x18\x07 \x01(\t\x12\x13\n\x0bprovider_id\x18\x08 \x01(\t\x12\x15\n\rcredential_id\x18\t \x01(\t\x12\x0e\n\x06region\x18\n \x01(\t\x12\x15\n\rprompt_tokens\x18\x0b \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x0c \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\r \x01(\r\x12\x15\n\rcost_nano_usd\x18\x0e \x01(\x03\x12\x12\n\nlatency_ms\x18\x0f \x01(\r\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\r\x12\x18\n\x10snapshot_version\x18\x11 \x01(\x04\x12\x13\n\x0bstatus_code\x18\x12 \x01(\r\x12\x0e\n\x06stream\x18\x13 \x01(\x08\x12\x12\n\nerror_code\x18\x14 \x01(\t\x12\x0f\n\x07subject\x18\x15 \x01(\t\x12\"\n\tfallbacks\x18\x16 \x03(\x0b\x32\x0f.asc.v1.Attempt\"\xc0\x01\n\x0b\x41uditRecord\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x11\n\tprev_hash\x18\x03 \x01(\t\x12\x0c\n\x04hash\x18\x04 \x01(\t\x12!\n\x05\x65vent\x18\x05 \x01(\x0b\x32\x12.asc.v1.UsageEvent\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ncategories\x18\x08 \x03(\t\x12\x18\n\x10guardrail_action\x18\t \x01(\t\"w\n\nUsageBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\"\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x12.asc.v1.UsageEvent\x12\"\n\x05\x61udit\x18\x04 \x03(\x0b\x32\x13.asc.v1.AuditRecord\"A\n\x08UsageAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32Y\n\rConfigService\x12H\n\x0fStreamSnapshots\x12\x17.asc.v1.SnapshotRequest\x1a\x18.asc.v1.SnapshotResponse(\x01\x30\x01\x32\x43\n\x0cUsageService\x12\x33\n\x0bReportUsage\x12\x12.asc.v1.UsageBatch\x1a\x10.asc.v1.UsageAck2F\n\x0cLeaseService\x12\x36\n\x07\x41\x63quire\x12\x14.asc.v1.LeaseRequest\x1a\x15.asc.v1.LeaseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.pb.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODE']._serialized_start=61
-  _globals['_NODE']._serialized_end=138
-  _globals['_SNAPSHOTREQUEST']._serialized_start=140
-  _globals['_SNAPSHOTREQUEST']._serialized_end=262
-  _globals['_SNAPSHOTRESPONSE']._serialized_start=264
-  _globals['_SNAPSHOTRESPONSE']._serialized_end=333
-  _globals['_ATTEMPT']._serialized_start=335
-  _globals['_ATTEMPT']._serialized_end=400
-  _globals['_USAGEEVENT']._serialized_start=403
-  _globals['_USAGEEVENT']._serialized_end=882
-  _globals['_AUDITRECORD']._serialized_start=885
-  _globals['_AUDITRECORD']._serialized_end=1077
-  _globals['_USAGEBATCH']._serialized_start=1079
-  _globals['_USAGEBATCH']._serialized_end=1198
-  _globals['_USAGEACK']._serialized_start=1200
-  _globals['_USAGEACK']._serialized_end=1265
-  _globals['_CONFIGSERVICE']._serialized_start=1267
-  _globals['_CONFIGSERVICE']._serialized_end=1356
-  _globals['_USAGESERVICE']._serialized_start=1358
-  _globals['_USAGESERVICE']._serialized_end=1425
+  _globals['_LEASEASK']._serialized_start=61
+  _globals['_LEASEASK']._serialized_end=138
+  _globals['_LEASEREQUEST']._serialized_start=140
+  _globals['_LEASEREQUEST']._serialized_end=203
+  _globals['_LEASEGRANT']._serialized_start=206
+  _globals['_LEASEGRANT']._serialized_end=346
+  _globals['_LEASERESPONSE']._serialized_start=348
+  _globals['_LEASERESPONSE']._serialized_end=399
+  _globals['_NODE']._serialized_start=401
+  _globals['_NODE']._serialized_end=478
+  _globals['_SNAPSHOTREQUEST']._serialized_start=480
+  _globals['_SNAPSHOTREQUEST']._serialized_end=602
+  _globals['_SNAPSHOTRESPONSE']._serialized_start=604
+  _globals['_SNAPSHOTRESPONSE']._serialized_end=673
+  _globals['_ATTEMPT']._serialized_start=675
+  _globals['_ATTEMPT']._serialized_end=740
+  _globals['_USAGEEVENT']._serialized_start=743
+  _globals['_USAGEEVENT']._serialized_end=1222
+  _globals['_AUDITRECORD']._serialized_start=1225
+  _globals['_AUDITRECORD']._serialized_end=1417
+  _globals['_USAGEBATCH']._serialized_start=1419
+  _globals['_USAGEBATCH']._serialized_end=1538
+  _globals['_USAGEACK']._serialized_start=1540
+  _globals['_USAGEACK']._serialized_end=1605
+  _globals['_CONFIGSERVICE']._serialized_start=1607
+  _globals['_CONFIGSERVICE']._serialized_end=1696
+  _globals['_USAGESERVICE']._serialized_start=1698
+  _globals['_USAGESERVICE']._serialized_end=1765
+  _globals['_LEASESERVICE']._serialized_start=1767
+  _globals['_LEASESERVICE']._serialized_end=1837
 # @@protoc_insertion_point(module_scope)

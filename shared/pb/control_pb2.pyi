@@ -7,6 +7,50 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LeaseAsk(_message.Message):
+    __slots__ = ("limit_id", "window", "committed", "want")
+    LIMIT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    WANT_FIELD_NUMBER: _ClassVar[int]
+    limit_id: str
+    window: str
+    committed: int
+    want: int
+    def __init__(self, limit_id: _Optional[str] = ..., window: _Optional[str] = ..., committed: _Optional[int] = ..., want: _Optional[int] = ...) -> None: ...
+
+class LeaseRequest(_message.Message):
+    __slots__ = ("node_id", "asks")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ASKS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    asks: _containers.RepeatedCompositeFieldContainer[LeaseAsk]
+    def __init__(self, node_id: _Optional[str] = ..., asks: _Optional[_Iterable[_Union[LeaseAsk, _Mapping]]] = ...) -> None: ...
+
+class LeaseGrant(_message.Message):
+    __slots__ = ("limit_id", "window", "granted", "remaining", "window_ends_in_ms", "ttl_ms", "nodes")
+    LIMIT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ENDS_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    limit_id: str
+    window: str
+    granted: int
+    remaining: int
+    window_ends_in_ms: int
+    ttl_ms: int
+    nodes: int
+    def __init__(self, limit_id: _Optional[str] = ..., window: _Optional[str] = ..., granted: _Optional[int] = ..., remaining: _Optional[int] = ..., window_ends_in_ms: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., nodes: _Optional[int] = ...) -> None: ...
+
+class LeaseResponse(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[LeaseGrant]
+    def __init__(self, grants: _Optional[_Iterable[_Union[LeaseGrant, _Mapping]]] = ...) -> None: ...
+
 class Node(_message.Message):
     __slots__ = ("id", "region", "software_version", "boot_id")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -182,3 +182,90 @@ class UsageService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LeaseServiceStub:
+    """Leases: slices of budgets and rate limits handed to each data plane (DESIGN.md section 4).
+    A node reports, per limit, what it has committed in the limit's current window (actual
+    spend plus reservations in flight) and asks for more; the grant never takes the window's
+    committed total past the limit. A node's unused slice counts as committed until the node
+    has been silent for the lease TTL, after which only what it reported committed counts.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Acquire = channel.unary_unary(
+                '/asc.v1.LeaseService/Acquire',
+                request_serializer=shared_dot_pb_dot_control__pb2.LeaseRequest.SerializeToString,
+                response_deserializer=shared_dot_pb_dot_control__pb2.LeaseResponse.FromString,
+                _registered_method=True)
+
+
+class LeaseServiceServicer:
+    """Leases: slices of budgets and rate limits handed to each data plane (DESIGN.md section 4).
+    A node reports, per limit, what it has committed in the limit's current window (actual
+    spend plus reservations in flight) and asks for more; the grant never takes the window's
+    committed total past the limit. A node's unused slice counts as committed until the node
+    has been silent for the lease TTL, after which only what it reported committed counts.
+    """
+
+    def Acquire(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LeaseServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Acquire': grpc.unary_unary_rpc_method_handler(
+                    servicer.Acquire,
+                    request_deserializer=shared_dot_pb_dot_control__pb2.LeaseRequest.FromString,
+                    response_serializer=shared_dot_pb_dot_control__pb2.LeaseResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'asc.v1.LeaseService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('asc.v1.LeaseService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LeaseService:
+    """Leases: slices of budgets and rate limits handed to each data plane (DESIGN.md section 4).
+    A node reports, per limit, what it has committed in the limit's current window (actual
+    spend plus reservations in flight) and asks for more; the grant never takes the window's
+    committed total past the limit. A node's unused slice counts as committed until the node
+    has been silent for the lease TTL, after which only what it reported committed counts.
+    """
+
+    @staticmethod
+    def Acquire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asc.v1.LeaseService/Acquire',
+            shared_dot_pb_dot_control__pb2.LeaseRequest.SerializeToString,
+            shared_dot_pb_dot_control__pb2.LeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

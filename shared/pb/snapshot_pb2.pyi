@@ -7,6 +7,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LimitScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIMIT_SCOPE_UNSPECIFIED: _ClassVar[LimitScope]
+    LIMIT_SCOPE_TENANT: _ClassVar[LimitScope]
+    LIMIT_SCOPE_PROJECT: _ClassVar[LimitScope]
+    LIMIT_SCOPE_KEY: _ClassVar[LimitScope]
+    LIMIT_SCOPE_ROUTE: _ClassVar[LimitScope]
+
+class LimitKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIMIT_KIND_UNSPECIFIED: _ClassVar[LimitKind]
+    LIMIT_KIND_BUDGET: _ClassVar[LimitKind]
+    LIMIT_KIND_REQUESTS: _ClassVar[LimitKind]
+    LIMIT_KIND_TOKENS: _ClassVar[LimitKind]
+
+class LimitPeriod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIMIT_PERIOD_UNSPECIFIED: _ClassVar[LimitPeriod]
+    LIMIT_PERIOD_MINUTE: _ClassVar[LimitPeriod]
+    LIMIT_PERIOD_DAY: _ClassVar[LimitPeriod]
+    LIMIT_PERIOD_WEEK: _ClassVar[LimitPeriod]
+    LIMIT_PERIOD_MONTH: _ClassVar[LimitPeriod]
+    LIMIT_PERIOD_NONE: _ClassVar[LimitPeriod]
+
 class ProviderKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROVIDER_KIND_UNSPECIFIED: _ClassVar[ProviderKind]
@@ -17,6 +41,21 @@ class ProviderKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROVIDER_KIND_GEMINI: _ClassVar[ProviderKind]
     PROVIDER_KIND_OPENAI_COMPATIBLE: _ClassVar[ProviderKind]
     PROVIDER_KIND_MOCK: _ClassVar[ProviderKind]
+LIMIT_SCOPE_UNSPECIFIED: LimitScope
+LIMIT_SCOPE_TENANT: LimitScope
+LIMIT_SCOPE_PROJECT: LimitScope
+LIMIT_SCOPE_KEY: LimitScope
+LIMIT_SCOPE_ROUTE: LimitScope
+LIMIT_KIND_UNSPECIFIED: LimitKind
+LIMIT_KIND_BUDGET: LimitKind
+LIMIT_KIND_REQUESTS: LimitKind
+LIMIT_KIND_TOKENS: LimitKind
+LIMIT_PERIOD_UNSPECIFIED: LimitPeriod
+LIMIT_PERIOD_MINUTE: LimitPeriod
+LIMIT_PERIOD_DAY: LimitPeriod
+LIMIT_PERIOD_WEEK: LimitPeriod
+LIMIT_PERIOD_MONTH: LimitPeriod
+LIMIT_PERIOD_NONE: LimitPeriod
 PROVIDER_KIND_UNSPECIFIED: ProviderKind
 PROVIDER_KIND_OPENAI: ProviderKind
 PROVIDER_KIND_ANTHROPIC: ProviderKind
@@ -39,7 +78,7 @@ class Snapshot(_message.Message):
     def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails")
+    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails", "projects", "limits")
     TENANTS_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +86,8 @@ class Policy(_message.Message):
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     tenants: _containers.RepeatedCompositeFieldContainer[Tenant]
     providers: _containers.RepeatedCompositeFieldContainer[Provider]
     credentials: _containers.RepeatedCompositeFieldContainer[Credential]
@@ -54,7 +95,41 @@ class Policy(_message.Message):
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     keys: _containers.RepeatedCompositeFieldContainer[VirtualKey]
     guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailPolicy]
-    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailPolicy, _Mapping]]] = ...) -> None: ...
+    projects: _containers.RepeatedCompositeFieldContainer[Project]
+    limits: _containers.RepeatedCompositeFieldContainer[Limit]
+    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailPolicy, _Mapping]]] = ..., projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ..., limits: _Optional[_Iterable[_Union[Limit, _Mapping]]] = ...) -> None: ...
+
+class Project(_message.Message):
+    __slots__ = ("id", "tenant_id", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    name: str
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Limit(_message.Message):
+    __slots__ = ("id", "tenant_id", "scope", "subject_id", "kind", "period", "time_zone", "amount", "hard")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    scope: LimitScope
+    subject_id: str
+    kind: LimitKind
+    period: LimitPeriod
+    time_zone: str
+    amount: int
+    hard: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., scope: _Optional[_Union[LimitScope, str]] = ..., subject_id: _Optional[str] = ..., kind: _Optional[_Union[LimitKind, str]] = ..., period: _Optional[_Union[LimitPeriod, str]] = ..., time_zone: _Optional[str] = ..., amount: _Optional[int] = ..., hard: _Optional[bool] = ...) -> None: ...
 
 class Tenant(_message.Message):
     __slots__ = ("id", "slug", "active", "allowed_regions")
@@ -134,19 +209,29 @@ class RouteTarget(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "targets")
+    __slots__ = ("id", "tenant_id", "name", "targets", "connect_timeout_ms", "first_token_timeout_ms", "total_timeout_ms", "max_retries", "latency_aware")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_AWARE_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
     targets: _containers.RepeatedCompositeFieldContainer[RouteTarget]
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ...) -> None: ...
+    connect_timeout_ms: int
+    first_token_timeout_ms: int
+    total_timeout_ms: int
+    max_retries: int
+    latency_aware: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., connect_timeout_ms: _Optional[int] = ..., first_token_timeout_ms: _Optional[int] = ..., total_timeout_ms: _Optional[int] = ..., max_retries: _Optional[int] = ..., latency_aware: _Optional[bool] = ...) -> None: ...
 
 class VirtualKey(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user")
+    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user", "project_id", "max_parallel", "max_body_bytes", "max_tokens")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +240,10 @@ class VirtualKey(_message.Message):
     EXPIRES_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     ASSERTS_END_USER_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_BODY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -163,7 +252,11 @@ class VirtualKey(_message.Message):
     expires_at_unix: int
     owner: str
     asserts_end_user: bool
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ..., owner: _Optional[str] = ..., asserts_end_user: _Optional[bool] = ...) -> None: ...
+    project_id: str
+    max_parallel: int
+    max_body_bytes: int
+    max_tokens: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ..., owner: _Optional[str] = ..., asserts_end_user: _Optional[bool] = ..., project_id: _Optional[str] = ..., max_parallel: _Optional[int] = ..., max_body_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class GuardrailPolicy(_message.Message):
     __slots__ = ("id", "tenant_id", "route_id", "on_input", "on_output", "categories", "actions", "default_action", "custom_patterns", "keyword_lists")

@@ -72,7 +72,19 @@ class RouteSerializer(ScopedSerializer):
 
     class Meta:
         model = Route
-        fields = ["id", "tenant", "name", "targets", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "tenant",
+            "name",
+            "targets",
+            "connect_timeout_ms",
+            "first_token_timeout_ms",
+            "total_timeout_ms",
+            "max_retries",
+            "latency_aware",
+            "created_at",
+            "updated_at",
+        ]
 
     def validate_targets(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not value:

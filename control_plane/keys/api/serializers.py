@@ -25,6 +25,10 @@ class VirtualKeySerializer(ScopedSerializer):
             "key_hint",
             "routes",
             "expires_at",
+            "project",
+            "max_parallel",
+            "max_body_bytes",
+            "max_tokens",
             "asserts_end_user",
             "revoked_at",
             "revoked",
@@ -48,7 +52,7 @@ class VirtualKeySerializer(ScopedSerializer):
             list(validated_data.get("routes", [])),
             validated_data.get("expires_at"),
             created_by=self.context["request"].user,
-            asserts_end_user=validated_data.get("asserts_end_user", False),
+            **services.key_settings(validated_data),
         )
         key.secret = secret  # type: ignore[attr-defined]  # returned once by to_representation
         return key
@@ -59,7 +63,7 @@ class VirtualKeySerializer(ScopedSerializer):
             name=validated_data.get("name", key.name),
             routes=list(validated_data.get("routes", key.routes.all())),
             expires_at=validated_data.get("expires_at", key.expires_at),
-            asserts_end_user=validated_data.get("asserts_end_user"),
+            **services.key_settings(validated_data),
         )
 
     def to_representation(self, instance: VirtualKey) -> dict[str, Any]:

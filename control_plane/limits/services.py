@@ -1,0 +1,116 @@
+"""Granting leases: the only writer of the lease ledger.
+
+``decide`` is the pure rule; ``acquire`` applies it under a row lock on the (limit, window)
+row, so concurrent grants (several gRPC processes against one PostgreSQL) serialize and the
+total claimed never passes the limit. A node's claim is what it was granted while its lease
+is alive (renewed within ``LEASE_TTL_S``), and only what it reported committed once it has
+gone silent: a crashed node's unused slice comes back after the TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+
+from control_plane.limits.models import LeaseHolding, LeaseWindow, Limit
+from shared import windows
+from shared.pb import control_pb2
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    node_id: str
+    granted: int
+    committed: int
+    alive: bool
+
+    @property
+    def units(self) -> int:
+        return max(self.granted, self.committed) if self.alive else self.committed
+
+
+def decide(amount: int, others: Iterable[Claim], granted: int, committed: int, want: int) -> int:
+    """The node's new cumulative grant: what it asked for on top of its grant, cut to what the
+    other nodes leave of the limit, and never below what it has already committed."""
+    room = amount - sum(c.units for c in others)
+    return max(committed, min(granted + max(want, 0), room))
+
+
+def acquire(
+    node_id: str, asks: Sequence[control_pb2.LeaseAsk], now: float
+) -> list[control_pb2.LeaseGrant]:
+    limits = Limit.objects.in_bulk([a.limit_id for a in asks if _is_uuid(a.limit_id)])
+    grants = []
+    for ask in asks:
+        limit = limits.get(ask.limit_id)
+        if limit is None or not limit.enabled:
+            grants.append(control_pb2.LeaseGrant(limit_id=ask.limit_id))  # nothing to grant
+            continue
+        grants.append(_grant(limit, node_id, ask, now))
+    return grants
+
+
+@transaction.atomic
+def _grant(
+    limit: Limit, node_id: str, ask: control_pb2.LeaseAsk, now: float
+) -> control_pb2.LeaseGrant:
+    window, ends = windows.window_of(limit.period, limit.time_zone, now)
+    row, _ = LeaseWindow.objects.get_or_create(limit=limit, window=window)
+    row = LeaseWindow.objects.select_for_update().get(pk=row.pk)  # the lock of this window
+    seen = datetime.fromtimestamp(now, UTC)
+    alive_since = seen - timedelta(seconds=LEASE_TTL_S)
+    holdings = {h.node_id: h for h in row.holdings.all()}
+    mine = holdings.pop(node_id, None) or LeaseHolding(lease_window=row, node_id=node_id)
+    if ask.window == window:
+        mine.committed = max(mine.committed, ask.committed)
+    others = [
+        Claim(h.node_id, h.granted, h.committed, h.last_seen >= alive_since)
+        for h in holdings.values()
+    ]
+    amount = limit.units()
+    mine.granted = decide(amount, others, mine.granted, mine.committed, ask.want)
+    mine.last_seen = seen
+    mine.save()
+    claimed = sum(c.units for c in others) + max(mine.granted, mine.committed)
+    _alert(limit, row, sum(c.committed for c in others) + mine.committed, amount)
+    return control_pb2.LeaseGrant(
+        limit_id=str(limit.pk),
+        window=window,
+        granted=mine.granted,
+        remaining=max(0, amount - claimed),
+        window_ends_in_ms=max(1, int((ends - now) * 1000)) if ends else 0,
+        ttl_ms=int(LEASE_TTL_S * 1000),
+        nodes=1 + sum(1 for c in others if c.alive),
+    )
+
+
+def _alert(limit: Limit, row: LeaseWindow, committed: int, amount: int) -> None:
+    """Log each alert threshold once per window as committed spend passes it."""
+    if not amount:
+        return
+    passed = [t for t in limit.alert_thresholds if committed >= t * amount and t not in row.alerted]
+    if passed:
+        row.alerted = [*row.alerted, *passed]
+        row.save(update_fields=["alerted"])
+        log.warning(
+            "limit %s (%s) of tenant %s passed %s of %s in window %s",
+            limit.pk, limit.kind, limit.tenant_id, passed, limit.amount, row.window,
+        )  # fmt: skip
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

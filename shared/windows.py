@@ -1,0 +1,42 @@
+"""Limit windows: which calendar window an instant falls in, for both planes (pure).
+
+Budgets are aligned to the calendar of their time zone (a day starts at local midnight, a week
+on Monday, a month on the 1st); rate limits use UTC minutes. A window is named by a stable key
+("2026-11-25", "2026-W48", "2026-11", "2026-11-25T07:38", "all").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+MINUTE, DAY, WEEK, MONTH, NONE = "minute", "day", "week", "month", "none"
+PERIODS = (MINUTE, DAY, WEEK, MONTH, NONE)
+
+
+def window_of(period: str, time_zone: str, now_unix: float) -> tuple[str, float]:
+    """(window key, end of the window in Unix seconds; 0 for a window that never ends)."""
+    if period == NONE:
+        return "all", 0.0
+    tz = UTC if period == MINUTE else ZoneInfo(time_zone or "UTC")
+    now = datetime.fromtimestamp(now_unix, tz)
+    if period == MINUTE:
+        start = now.replace(second=0, microsecond=0)
+        return start.strftime("%Y-%m-%dT%H:%M"), (start + timedelta(minutes=1)).timestamp()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if period == DAY:
+        start, end = day, day + timedelta(days=1)
+        key = start.strftime("%Y-%m-%d")
+    elif period == WEEK:
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+        year, week, _ = start.isocalendar()
+        key = f"{year}-W{week:02d}"
+    elif period == MONTH:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        key = start.strftime("%Y-%m")
+    else:
+        raise ValueError(f"unknown period {period!r}")
+    # Local wall-clock midnight to an instant (handles daylight-saving changes).
+    return key, end.replace(tzinfo=tz).timestamp()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from data_plane import errors
 from data_plane.errors import ApiError
+from data_plane.oidc import OidcError, looks_like_jwt, verify
 from data_plane.policy import CompiledPolicy, KeyEntry, RouteEntry, TenantEntry
 from shared.crypto import hash_key
 
@@ -26,6 +27,7 @@ class Principal:
     key: KeyEntry
     # The natural person behind the request, when known (JWT sub or an asserted header).
     subject: str = ""
+    roles: tuple[str, ...] = ()
 
 
 def authenticate(
@@ -39,6 +41,8 @@ def authenticate(
     secret = authorization[len(_BEARER) :].strip()
     if not secret:
         return errors.missing_api_key()
+    if looks_like_jwt(secret):
+        return _from_token(policy, secret, now)
     key = policy.keys_by_hash.get(hash_key(secret))
     if key is None:
         return errors.invalid_api_key()
@@ -51,6 +55,27 @@ def authenticate(
     if end_user and key.asserts_end_user:
         subject = end_user.strip()[:_END_USER_MAX]
     return Principal(tenant, key, subject)
+
+
+def _from_token(policy: CompiledPolicy, token: str, now: float) -> Principal | ApiError:
+    """An OIDC bearer token: the principal is the token's person, with the routes its issuer
+    grants (to every token and by role); no virtual key is involved (key id empty)."""
+    try:
+        identity = verify(policy.issuers, token, now)
+    except OidcError as exc:
+        return errors.invalid_token(str(exc))
+    tenant = policy.tenants[identity.issuer.tenant_id]
+    if not tenant.active:
+        return errors.tenant_inactive()
+    key = KeyEntry(
+        id="",
+        tenant_id=tenant.id,
+        name=f"oidc:{identity.issuer.issuer}",
+        expires_at_unix=0,
+        route_ids=identity.route_ids(),
+        owner=identity.subject,
+    )
+    return Principal(tenant, key, identity.subject, identity.roles)
 
 
 def authorize(policy: CompiledPolicy, principal: Principal, model: str) -> RouteEntry | ApiError:

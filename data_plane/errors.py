@@ -153,3 +153,12 @@ def request_too_large(limit: int) -> ApiError:
         f"The request body is larger than this key allows ({limit} bytes).",
         "invalid_request_error",
     )
+
+
+def invalid_token(reason: str) -> ApiError:
+    return ApiError(
+        401,
+        "invalid_token",
+        f"The bearer token was refused: {reason}.",
+        "invalid_request_error",
+    )

@@ -28,7 +28,7 @@ from data_plane.keys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, ST
 from data_plane.policy import CompiledPolicy
 from data_plane.providers.base import ChatRequest, ProviderError, Target, Usage
 from data_plane.routing import order_targets
-from data_plane.usage import RequestRecord, build_event
+from data_plane.usage import RequestRecord, build_event, estimate_usage
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,15 @@ async def _stream(
     with_usage = openai_api.include_usage(chat)
     route_name = record.route_name
     guard = ChunkGuard(output_guard) if output_guard is not None else None
+    produced = 0  # content chunks received: what the provider produced, if it never says
+    open_ = True
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
             usage = chunk.get("usage")
             if usage:
                 record.usage = Usage.from_openai(usage)
+            produced += openai_api.has_content(chunk)
             if with_usage or not (usage and not chunk.get("choices")):
                 if not with_usage:
                     chunk.pop("usage", None)
@@ -193,11 +196,16 @@ async def _stream(
         log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
     except ConnectionResetError:
         record.error_code = "client_disconnected"
+        open_ = False
     finally:
         await proxy.close_stream(chunks)
         if guard is not None:
             record.verdicts.append(guard.verdict)
-    await response.write_eof()
+        if not record.usage.completion_tokens and produced:
+            # Cut short before the provider's usage chunk: charge what it produced.
+            record.usage = estimate_usage(chat.body, produced)
+    if open_:
+        await response.write_eof()
     return response
 
 

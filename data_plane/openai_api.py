@@ -48,6 +48,15 @@ def include_usage(request: ChatRequest) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def has_content(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries generated text (one token, as providers stream them)."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and delta.get("content"):
+            return True
+    return False
+
+
 def sse_event(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 

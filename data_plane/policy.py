@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from data_plane.guardrail_policy import Guard, GuardrailSnapshotError, compile_guardrails
+from data_plane.oidc import Issuer, parse_jwks
 from data_plane.providers.base import DEFAULT_ROUTE_OPTIONS, Prices, RouteOptions, Target
 from shared import windows
 from shared.crypto import CryptoError, Keyring
@@ -87,6 +88,8 @@ class CompiledPolicy:
     guardrails: Mapping[tuple[str, str], Guard] = field(default_factory=dict, repr=False)
     # Limits by the id of what they apply to (tenant, project, key or route: ids are UUIDs).
     limits_by_subject: Mapping[str, tuple[LimitEntry, ...]] = field(default_factory=dict)
+    # OIDC issuers by their `iss`.
+    issuers: Mapping[str, Issuer] = field(default_factory=dict, repr=False)
 
 
 def credential_context(credential_id: str) -> bytes:
@@ -136,6 +139,7 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
     keys_by_hash = _compile_keys(policy, tenants, routes)
     guardrails = _compile_guardrails(policy, tenants, routes)
     limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
+    issuers = _compile_issuers(policy, tenants, routes)
     return CompiledPolicy(
         version=snapshot.version,
         hash=snapshot.hash,
@@ -149,7 +153,44 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
         credentials=MappingProxyType(credentials),
         guardrails=MappingProxyType(guardrails),
         limits_by_subject=MappingProxyType(limits),
+        issuers=MappingProxyType(issuers),
     )
+
+
+def _compile_issuers(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> dict[str, Issuer]:
+    issuers: dict[str, Issuer] = {}
+    for pb in _index(policy.identity_providers, "identity provider").values():
+        if pb.tenant_id not in tenants:
+            raise PolicyError(f"identity provider {pb.id!r} names unknown tenant {pb.tenant_id!r}")
+        if not pb.issuer or pb.issuer in issuers:
+            raise PolicyError(f"identity provider {pb.id!r}: missing or duplicate issuer")
+        granted = [*pb.route_ids, *(r for rr in pb.role_routes for r in rr.route_ids)]
+        for route_id in granted:
+            route = routes.get(route_id)
+            if route is None or route.tenant_id != pb.tenant_id:
+                raise PolicyError(
+                    f"identity provider {pb.id!r} grants route {route_id!r} of no such tenant"
+                )
+        try:
+            keys = parse_jwks(pb.jwks_json)
+        except ValueError as exc:
+            raise PolicyError(f"identity provider {pb.id!r}: {exc}") from exc
+        issuers[pb.issuer] = Issuer(
+            pb.id,
+            pb.tenant_id,
+            pb.issuer,
+            pb.audience,
+            MappingProxyType(keys),
+            pb.subject_claim or "sub",
+            pb.roles_claim or "groups",
+            frozenset(pb.route_ids),
+            MappingProxyType({rr.role: frozenset(rr.route_ids) for rr in pb.role_routes}),
+        )
+    return issuers
 
 
 _PERIODS = {

@@ -7,7 +7,9 @@ the end by ``build_event``. Cost is computed here, from the serving model's snap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from data_plane.auth import Principal
 from data_plane.guardrails import Verdict
@@ -87,3 +89,19 @@ def build_event(record: RequestRecord, latency_ms: int) -> control_pb2.UsageEven
         error_code=record.error_code,
         fallbacks=record.fallbacks,
     )
+
+
+def estimate_usage(body: Mapping[str, Any], completion_chunks: int) -> Usage:
+    """Usage of a stream cut short before the provider reported it: one token per content
+    chunk received, and the prompt at about four characters a token (OpenAI's rule of
+    thumb), at least one per message."""
+    messages = body.get("messages")
+    chars, count = 0, 0
+    for message in messages if isinstance(messages, list) else ():
+        count += 1
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return Usage(max(count, -(-chars // 4)), completion_chunks)

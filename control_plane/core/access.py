@@ -42,6 +42,7 @@ RULES: dict[str, Rule] = {
     "providercredential": _r({ADMIN}, {ADMIN}),
     "route": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "guardrailpolicy": _r({ADMIN, AUDITOR}, {ADMIN}),
+    "identityprovider": _r({ADMIN, AUDITOR}, {ADMIN}),
     "project": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "limit": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "virtualkey": _r({ADMIN, DEV, AUDITOR}, {ADMIN, DEV}, {DEV}, "created_by"),

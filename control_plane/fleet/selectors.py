@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -9,7 +10,7 @@ from control_plane.catalog.models import Model, Provider, ProviderCredential, Ro
 from control_plane.fleet import snapshot_builder as b
 from control_plane.fleet.models import PolicySnapshot
 from control_plane.guardrails.models import GuardrailPolicy
-from control_plane.keys.models import VirtualKey
+from control_plane.keys.models import IdentityProvider, VirtualKey
 from control_plane.limits.models import Limit, Scope
 from control_plane.tenancy.models import Project, Tenant
 
@@ -100,6 +101,7 @@ def policy_rows() -> b.PolicyRows:
             for g in GuardrailPolicy.objects.filter(enabled=True)
         ],
         projects=[b.ProjectRow(str(p.id), str(p.tenant_id), p.name) for p in Project.objects.all()],
+        identity_providers=_identity_providers(),
         limits=[
             b.LimitRow(
                 str(m.id),
@@ -115,6 +117,33 @@ def policy_rows() -> b.PolicyRows:
             for m in _live_limits(live_keys)
         ],
     )
+
+
+def _identity_providers() -> list[b.IdentityProviderRow]:
+    route_ids = {
+        (str(t), n): str(i) for i, t, n in Route.objects.values_list("id", "tenant_id", "name")
+    }
+    rows = []
+    for idp in IdentityProvider.objects.prefetch_related("routes"):
+        tenant = str(idp.tenant_id)
+        by_role = {
+            role: [route_ids[(tenant, n)] for n in names if (tenant, n) in route_ids]
+            for role, names in idp.role_routes.items()
+        }
+        rows.append(
+            b.IdentityProviderRow(
+                str(idp.id),
+                tenant,
+                idp.issuer,
+                idp.audience,
+                json.dumps(idp.jwks, sort_keys=True),
+                idp.subject_claim,
+                idp.roles_claim,
+                [str(r.pk) for r in idp.routes.all()],
+                by_role,
+            )
+        )
+    return rows
 
 
 def _live_limits(live_keys: Any) -> Any:

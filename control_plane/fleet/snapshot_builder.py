@@ -155,6 +155,19 @@ class GuardrailRow:
 
 
 @dataclass(frozen=True)
+class IdentityProviderRow:
+    id: str
+    tenant_id: str
+    issuer: str
+    audience: str
+    jwks_json: str
+    subject_claim: str
+    roles_claim: str
+    route_ids: Sequence[str]
+    role_routes: dict[str, list[str]]  # role -> route ids
+
+
+@dataclass(frozen=True)
 class PolicyRows:
     tenants: Sequence[TenantRow]
     providers: Sequence[ProviderRow]
@@ -165,6 +178,7 @@ class PolicyRows:
     guardrails: Sequence[GuardrailRow] = ()
     projects: Sequence[ProjectRow] = ()
     limits: Sequence[LimitRow] = ()
+    identity_providers: Sequence[IdentityProviderRow] = ()
 
 
 def _micros(usd_per_mtok: Decimal) -> int:
@@ -262,6 +276,23 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
             for k in by_id(rows.keys)
         ],
         guardrails=[_guardrail(g) for g in by_id(rows.guardrails)],
+        identity_providers=[
+            snapshot_pb2.IdentityProvider(
+                id=i.id,
+                tenant_id=i.tenant_id,
+                issuer=i.issuer,
+                audience=i.audience,
+                jwks_json=i.jwks_json,
+                subject_claim=i.subject_claim,
+                roles_claim=i.roles_claim,
+                route_ids=sorted(i.route_ids),
+                role_routes=[
+                    snapshot_pb2.RoleRoutes(role=role, route_ids=sorted(ids))
+                    for role, ids in sorted(i.role_routes.items())
+                ],
+            )
+            for i in by_id(rows.identity_providers)
+        ],
         projects=[
             snapshot_pb2.Project(id=p.id, tenant_id=p.tenant_id, name=p.name)
             for p in by_id(rows.projects)
@@ -383,4 +414,12 @@ def validate_policy(policy: snapshot_pb2.Policy) -> list[str]:
     for lim in policy.limits:
         if owners.get(lim.scope, {}).get(lim.subject_id) != lim.tenant_id:
             problems.append(f"limit {lim.id} names {lim.subject_id} outside tenant {lim.tenant_id}")
+    for idp in policy.identity_providers:
+        granted = [*idp.route_ids, *(r for rr in idp.role_routes for r in rr.route_ids)]
+        for route_id in granted:
+            route = routes.get(route_id)
+            if route is None or route.tenant_id != idp.tenant_id:
+                problems.append(
+                    f"identity provider {idp.id} grants route {route_id} of no such tenant"
+                )
     return problems

@@ -8,9 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from control_plane.core.access import CHANGE
-from control_plane.core.admin import RelatedOnly, ScopedAdmin
+from control_plane.core.admin import PublishingAdmin, RelatedOnly, ScopedAdmin
 from control_plane.keys import services
-from control_plane.keys.models import VirtualKey
+from control_plane.keys.models import IdentityProvider, VirtualKey
 
 
 class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -86,3 +86,11 @@ class VirtualKeyAdmin(ScopedAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
         count = services.revoke_keys(queryset.restrict(request.user, CHANGE))  # type: ignore[attr-defined]
         self.message_user(request, f"{count} key(s) revoked.")
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(PublishingAdmin):
+    list_display = ["name", "tenant", "issuer", "audience"]
+    list_filter = [("tenant", RelatedOnly)]
+    search_fields = ["name", "issuer", "tenant__slug"]
+    filter_horizontal = ["routes"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from control_plane.catalog.models import Route
@@ -57,3 +58,51 @@ class VirtualKey(UUIDModel):
 
     def __str__(self) -> str:
         return f"{self.tenant}/{self.name} ({self.key_hint})"
+
+
+class IdentityProvider(UUIDModel):
+    """An OpenID Connect issuer whose JWTs the tenant's services may present instead of a
+    virtual key. The data planes verify tokens against ``jwks`` (the issuer's key set, pasted
+    or synced here), never calling the issuer on the request path."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="identity_providers")
+    name = models.CharField(max_length=100)
+    issuer = models.CharField(max_length=500, unique=True, help_text="The tokens' `iss`.")
+    audience = models.CharField(max_length=500, help_text="The tokens' `aud` must contain it.")
+    jwks = models.JSONField(help_text='The issuer\'s JSON Web Key Set: {"keys": [...]}.')
+    subject_claim = models.CharField(max_length=100, default="sub")
+    roles_claim = models.CharField(max_length=100, default="groups")
+    routes = models.ManyToManyField(Route, blank=True, related_name="+")
+    role_routes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Route names by role: {"ml-team": ["gpt-4o", "claude"]}.',
+    )
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__slug", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+            errors["jwks"] = 'a JSON Web Key Set: {"keys": [{...}, ...]}'
+        mapping = self.role_routes
+        if not isinstance(mapping, dict) or not all(
+            isinstance(v, list) and all(isinstance(n, str) for n in v) for v in mapping.values()
+        ):
+            errors["role_routes"] = 'route names by role: {"role": ["route", ...]}'
+        elif self.tenant_id:
+            names = {n for v in mapping.values() for n in v}
+            known = set(
+                Route.objects.filter(tenant_id=self.tenant_id).values_list("name", flat=True)
+            )
+            if unknown := sorted(names - known):
+                errors["role_routes"] = f"no such routes in this tenant: {unknown}"
+        if errors:
+            raise ValidationError(errors)

@@ -47,7 +47,8 @@ def decide(amount: int, others: Iterable[Claim], granted: int, committed: int, w
 def acquire(
     node_id: str, asks: Sequence[control_pb2.LeaseAsk], now: float
 ) -> list[control_pb2.LeaseGrant]:
-    limits = Limit.objects.in_bulk([a.limit_id for a in asks if _is_uuid(a.limit_id)])
+    wanted = [a.limit_id for a in asks if _is_uuid(a.limit_id)]
+    limits = {str(pk): limit for pk, limit in Limit.objects.in_bulk(wanted).items()}
     grants = []
     for ask in asks:
         limit = limits.get(ask.limit_id)

@@ -1,11 +1,14 @@
 """The boundary between the gateway and an upstream model provider.
 
-A provider adapter is a ``Provider``: two methods, both given a resolved ``Target`` (everything
-needed to call one upstream model with one credential, taken from the compiled snapshot) and
-the client's ``ChatRequest`` in OpenAI format. Adapters translate to and from their wire format,
-so the gateway only ever sees OpenAI ``chat.completion`` bodies and ``chat.completion.chunk``
-dicts. Failures are ``ProviderError``s; ``retryable`` tells the gateway it may try the next
-target (connection error, timeout, 429, 5xx).
+A provider adapter is a ``Provider``: three methods, each given a resolved ``Target``
+(everything needed to call one upstream model with one credential, taken from the compiled
+snapshot) and the client's request in OpenAI format. Adapters translate to and from their wire
+format, so the gateway only ever sees OpenAI ``chat.completion`` bodies,
+``chat.completion.chunk`` dicts and embedding lists. Failures are ``ProviderError``s;
+``retryable`` tells the gateway it may try the next target (connection error, timeout, 429,
+5xx). ``Unsupported`` is raised before anything is sent when the provider cannot do what the
+request asks (a parameter, a content type, embeddings): another target may, otherwise the
+client gets a 400 naming what is missing, never a silently degraded answer.
 """
 
 from __future__ import annotations
@@ -104,8 +107,25 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingsRequest:
+    """A validated ``/v1/embeddings`` request. ``body`` is the client's JSON, untouched."""
+
+    request_id: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatResult:
     """A complete answer: an OpenAI ``chat.completion`` body and the usage it reported."""
+
+    body: dict[str, Any]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsResult:
+    """An OpenAI embeddings ``list`` body (vectors as float lists, or base64 strings when the
+    client asked for base64 and the provider produced them) and the usage it reported."""
 
     body: dict[str, Any]
     usage: Usage
@@ -148,10 +168,38 @@ def status_error(status: int, message: str = "", retry_after: float | None = Non
     )
 
 
-class Provider(Protocol):
-    async def complete(self, target: Target, request: ChatRequest) -> ChatResult: ...
+class Unsupported(ProviderError):
+    """The provider cannot do what the request asks; raised before anything is sent."""
 
-    def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    def __init__(self, provider: str, what: str) -> None:
+        super().__init__(
+            "unsupported",
+            status=400,
+            retryable=False,
+            message=f"{provider} does not support {what}",
+        )
+        self.what = what
+
+
+class Provider(Protocol):
+    """``connect_timeout_s`` (the route's) bounds connecting, when given; the caller bounds
+    the time to the answer or first chunk and the total time."""
+
+    async def complete(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> ChatResult: ...
+
+    def stream(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Chunks in OpenAI ``chat.completion.chunk`` form; the last one may carry ``usage``
         (with empty ``choices``). Raises ProviderError before or while yielding."""
         ...
+
+    async def embed(
+        self,
+        target: Target,
+        request: EmbeddingsRequest,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> EmbeddingsResult: ...

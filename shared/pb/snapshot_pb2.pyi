@@ -78,7 +78,7 @@ class Snapshot(_message.Message):
     def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails", "projects", "limits")
+    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails", "projects", "limits", "identity_providers")
     TENANTS_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class Policy(_message.Message):
     GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
     PROJECTS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     tenants: _containers.RepeatedCompositeFieldContainer[Tenant]
     providers: _containers.RepeatedCompositeFieldContainer[Provider]
     credentials: _containers.RepeatedCompositeFieldContainer[Credential]
@@ -97,7 +98,38 @@ class Policy(_message.Message):
     guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailPolicy]
     projects: _containers.RepeatedCompositeFieldContainer[Project]
     limits: _containers.RepeatedCompositeFieldContainer[Limit]
-    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailPolicy, _Mapping]]] = ..., projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ..., limits: _Optional[_Iterable[_Union[Limit, _Mapping]]] = ...) -> None: ...
+    identity_providers: _containers.RepeatedCompositeFieldContainer[IdentityProvider]
+    def __init__(self, tenants: _Optional[_Iterable[_Union[Tenant, _Mapping]]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[VirtualKey, _Mapping]]] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailPolicy, _Mapping]]] = ..., projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ..., limits: _Optional[_Iterable[_Union[Limit, _Mapping]]] = ..., identity_providers: _Optional[_Iterable[_Union[IdentityProvider, _Mapping]]] = ...) -> None: ...
+
+class IdentityProvider(_message.Message):
+    __slots__ = ("id", "tenant_id", "issuer", "audience", "jwks_json", "subject_claim", "roles_claim", "route_ids", "role_routes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    JWKS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_CLAIM_FIELD_NUMBER: _ClassVar[int]
+    ROLES_CLAIM_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_ROUTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    issuer: str
+    audience: str
+    jwks_json: str
+    subject_claim: str
+    roles_claim: str
+    route_ids: _containers.RepeatedScalarFieldContainer[str]
+    role_routes: _containers.RepeatedCompositeFieldContainer[RoleRoutes]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., issuer: _Optional[str] = ..., audience: _Optional[str] = ..., jwks_json: _Optional[str] = ..., subject_claim: _Optional[str] = ..., roles_claim: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., role_routes: _Optional[_Iterable[_Union[RoleRoutes, _Mapping]]] = ...) -> None: ...
+
+class RoleRoutes(_message.Message):
+    __slots__ = ("role", "route_ids")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    route_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, role: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Project(_message.Message):
     __slots__ = ("id", "tenant_id", "name")

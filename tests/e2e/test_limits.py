@@ -1,0 +1,189 @@
+"""Budgets and rate limits across four data-plane processes behind one control plane.
+
+Each data plane holds leases (slices) of the limit from the control plane and admits requests
+locally; the control plane never lets the slices of a window add up to more than the limit.
+The documented bound (docs/adr/0004-limits-and-leases.md) is therefore the limit itself while
+every request's actual usage stays within its worst-case reservation, which holds here: the
+mock provider's completions are shorter than the requests' max_tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from scripts.stack import Stack, free_port
+from shared.pricing import cost_nano_usd
+from tests.e2e.conftest import System
+from tests.e2e.test_foundation import add_key, add_route, demo_ids, eventually
+
+pytestmark = pytest.mark.e2e
+
+REPLICAS = 4
+MAX_TOKENS = 32  # above the mock's longest completion (21 words): reservations cover actuals
+
+
+@pytest.fixture(scope="module")
+def replicas(system: System) -> Iterator[list[Stack]]:
+    """Three more data planes on the same control plane (the system's own is the fourth)."""
+    extra = [
+        dataclasses.replace(system.stack, dp_port=free_port(), node_id=f"dp-replica-{i}", procs={})
+        for i in range(1, REPLICAS)
+    ]
+    for stack in extra:
+        stack.start_data_plane()
+    try:
+        for stack in extra:
+            stack.wait_data_plane()
+        yield [system.stack, *extra]
+    finally:
+        for stack in extra:
+            stack.stop_all()
+
+
+def post(url: str, key: str, n: int, model: str) -> tuple[int, dict[str, Any]]:
+    body = {
+        "model": model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "user", "content": f"spend a little {n}"}],
+    }
+    request = urllib.request.Request(
+        f"{url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def hammer(urls: list[str], key: str, model: str, total: int, threads: int = 8) -> list[Any]:
+    """``total`` requests spread over the replicas by ``threads`` concurrent clients."""
+    results: list[tuple[int, dict[str, Any]]] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client() -> None:
+        for n in counter:  # the iterator is shared: each n is taken once
+            outcome = post(urls[n % len(urls)], key, n, model)
+            with lock:
+                results.append(outcome)
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    return results
+
+
+def limited_key(system: System, name: str, limit: dict[str, Any]) -> dict[str, Any]:
+    """A key whose route is granted only after its limit exists: a replica that serves the
+    key has a snapshot with the limit in it."""
+    route = add_route(system, name)
+    key = add_key(system, name, [])
+    body = {"tenant": demo_ids(system)["tenant"], "scope": "key", "key": key["id"], **limit}
+    system.api.call("POST", "limits/", body)
+    system.api.call("PATCH", f"keys/{key['id']}/", {"routes": [route["id"]]})
+    return key
+
+
+def served_probe(replicas: list[Stack], key: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """One served request per replica, once the limit and key have reached each of them."""
+    bodies: list[dict[str, Any]] = []
+
+    def serves(stack: Stack) -> bool:
+        status, body = post(stack.dp_url, key["secret"], -1, model)
+        if status == 200:
+            bodies.append(body)
+        return status == 200
+
+    for stack in replicas:
+        eventually(lambda s=stack: serves(s), 5)
+    return bodies
+
+
+def prices_of(system: System) -> dict[str, int]:
+    model = system.api.one("models/?provider_model=mock-1")
+    return {
+        "input_price": int(Decimal(model["input_price"]) * 1_000_000),
+        "output_price": int(Decimal(model["output_price"]) * 1_000_000),
+        "cached_input_price": 0,
+    }
+
+
+def usage_records(system: System, key: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(system.api.call("GET", f"usage/?key={key['id']}&limit=100000")["results"])
+
+
+def test_a_budget_holds_across_four_replicas_to_the_cent(
+    system: System, replicas: list[Stack]
+) -> None:
+    budget = Decimal("0.005")
+    limit = {"kind": "budget", "period": "none", "amount": str(budget)}
+    key = limited_key(system, "budgeted", limit)
+    served = served_probe(replicas, key, "budgeted")
+
+    results = hammer([s.dp_url for s in replicas], key["secret"], "budgeted", total=600)
+    served += [body for status, body in results if status == 200]
+    refused = Counter(body["error"]["code"] for status, body in results if status != 200)
+    print(f"served {len(served)}, refused {dict(refused)}")
+    assert set(refused) == {"budget_exceeded"}, "only the budget refuses"
+    assert refused["budget_exceeded"] > 0, "the budget ran out within the run"
+
+    def recorded() -> list[dict[str, Any]]:
+        return [r for r in usage_records(system, key) if r["status_code"] == 200]
+
+    eventually(lambda: len(recorded()) == len(served), 60, interval=0.5)
+    prices = prices_of(system)
+    served_cost = sum(
+        cost_nano_usd(
+            prompt_tokens=b["usage"]["prompt_tokens"],
+            completion_tokens=b["usage"]["completion_tokens"],
+            cached_prompt_tokens=0,
+            **prices,
+        )
+        for b in served
+    )
+    recorded_cost = sum(r["cost_nano_usd"] for r in recorded())
+    limit_nano = int(budget * 1_000_000_000)
+    print(f"spend {recorded_cost} nano-USD of a {limit_nano} budget over {len(served)} requests")
+    assert recorded_cost == served_cost, "the control plane's spend is what was served"
+    assert recorded_cost <= limit_nano, "no overshoot while usage stays within reservations"
+
+
+def test_requests_per_minute_hold_across_four_replicas(
+    system: System, replicas: list[Stack]
+) -> None:
+    rpm = 40
+    key = limited_key(system, "rated", {"kind": "requests", "amount": rpm})
+    served_probe(replicas, key, "rated")
+
+    results = hammer([s.dp_url for s in replicas], key["secret"], "rated", total=300)
+    statuses = Counter(status for status, _ in results)
+    codes = Counter(body["error"]["code"] for status, body in results if status != 200)
+    print(f"statuses {dict(statuses)}, refusals {dict(codes)}")
+    assert set(codes) == {"rate_limited"}
+    assert statuses[200] > 0
+
+    def served() -> list[dict[str, Any]]:
+        return [r for r in usage_records(system, key) if r["status_code"] == 200]
+
+    eventually(lambda: len(served()) == statuses[200] + len(replicas), 60, interval=0.5)
+    per_minute = Counter(
+        datetime.fromisoformat(r["ts"]).strftime("%Y-%m-%dT%H:%M") for r in served()
+    )
+    print(f"admitted per minute window: {dict(per_minute)}")
+    assert max(per_minute.values()) <= rpm, "the limit holds in every window"

@@ -1,0 +1,135 @@
+"""The node's lease book (pure): reserve the worst case, settle to the actual, refuse past
+the grant, wait for a first lease, and fall back without one (hard budgets fail closed, rate
+limits keep to a safe share)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data_plane.errors import ApiError
+from data_plane.leases import Admission, LeaseBook, NeedsLease
+from data_plane.limits import BUDGET, REQUESTS, Demand
+from data_plane.policy import LimitEntry
+from shared.pb import control_pb2
+
+NOW, UNIX = 1000.0, 1_795_000_000.0
+BUDGET_LIMIT = LimitEntry("l-budget", "t", "t", BUDGET, "none", "UTC", 1_000, True)
+RPM = LimitEntry("l-rpm", "t", "t", REQUESTS, "minute", "UTC", 100, True)
+
+
+def granted(
+    book: LeaseBook, limit: LimitEntry, units: int, nodes: int = 1, ttl_ms: int = 10_000
+) -> None:
+    """Answer the book's asks for ``limit`` with a grant of ``units`` in all."""
+    asks = [a for a in book.asks(NOW, UNIX) if a.limit_id == limit.id]
+    window = asks[0].window if asks else book.leases[limit.id].window
+    book.apply(
+        [
+            control_pb2.LeaseGrant(
+                limit_id=limit.id,
+                window=window,
+                granted=units,
+                remaining=0,
+                ttl_ms=ttl_ms,
+                nodes=nodes,
+            )
+        ],
+        NOW,
+    )
+
+
+def test_a_first_use_waits_for_a_lease_then_reserves_and_settles() -> None:
+    book = LeaseBook()
+    assert isinstance(book.admit([BUDGET_LIMIT], Demand(1, 0, 300), NOW, UNIX), NeedsLease)
+    granted(book, BUDGET_LIMIT, 1_000)
+    admission = book.admit([BUDGET_LIMIT], Demand(1, 0, 300), NOW, UNIX)
+    assert isinstance(admission, Admission)
+    lease = book.leases[BUDGET_LIMIT.id]
+    assert lease.committed == 300, "the worst case is reserved"
+    book.settle(admission, Demand(1, 0, 120))
+    assert lease.committed == 120, "and replaced by the actual cost"
+
+
+def test_past_the_grant_a_hard_budget_refuses() -> None:
+    book = LeaseBook()
+    book.admit([BUDGET_LIMIT], Demand(1, 0, 600), NOW, UNIX)
+    granted(book, BUDGET_LIMIT, 1_000)
+    assert isinstance(book.admit([BUDGET_LIMIT], Demand(1, 0, 600), NOW, UNIX), Admission)
+    refused = book.admit([BUDGET_LIMIT], Demand(1, 0, 600), NOW, UNIX, may_wait=False)
+    assert isinstance(refused, ApiError)
+    assert (refused.status, refused.code) == (429, "budget_exceeded")
+
+
+def test_all_or_nothing_across_limits() -> None:
+    book = LeaseBook()
+    for limit in (BUDGET_LIMIT, RPM):
+        book.admit([limit], Demand(), NOW, UNIX)
+    granted(book, BUDGET_LIMIT, 100)
+    granted(book, RPM, 100)
+    refused = book.admit([RPM, BUDGET_LIMIT], Demand(1, 0, 500), NOW, UNIX, may_wait=False)
+    assert isinstance(refused, ApiError)
+    assert book.leases[RPM.id].committed == 0, "nothing reserved when one limit refuses"
+
+
+def test_without_the_control_plane_hard_budgets_fail_closed_and_rate_limits_take_a_share() -> None:
+    book = LeaseBook(reachable=False)
+    refused = book.admit([BUDGET_LIMIT], Demand(1, 0, 1), NOW, UNIX)
+    assert isinstance(refused, ApiError)
+    assert (refused.status, refused.code) == (503, "limits_unavailable")
+    soft = replace(BUDGET_LIMIT, id="soft", hard=False)
+    assert isinstance(book.admit([soft], Demand(1, 0, 10**9), NOW, UNIX), Admission)
+
+    book.leases.clear()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    book.leases[RPM.id].nodes = 4  # the last grant said four nodes share the limit
+    admitted = [book.admit([RPM], Demand(), NOW, UNIX) for _ in range(40)]
+    assert sum(isinstance(a, Admission) for a in admitted) == 25 - 1, "amount / nodes in all"
+    refusal = admitted[-1]
+    assert isinstance(refusal, ApiError)
+    assert refusal.code == "rate_limited"
+    assert refusal.retry_after is not None
+
+
+def test_a_lapsed_lease_is_not_used() -> None:
+    book = LeaseBook(reachable=False)
+    book.reachable = True
+    book.admit([BUDGET_LIMIT], Demand(), NOW, UNIX)
+    granted(book, BUDGET_LIMIT, 1_000, ttl_ms=1_000)
+    assert isinstance(book.admit([BUDGET_LIMIT], Demand(1, 0, 1), NOW + 0.5, UNIX), Admission)
+    book.reachable = False
+    lapsed = book.admit([BUDGET_LIMIT], Demand(1, 0, 1), NOW + 2, UNIX + 2)
+    assert isinstance(lapsed, ApiError)
+    assert lapsed.code == "limits_unavailable"
+
+
+def test_asks_report_committed_and_want_a_slice() -> None:
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    asks = book.asks(NOW, UNIX)
+    assert [(a.limit_id, a.committed) for a in asks] == [(RPM.id, 0)]
+    assert asks[0].want >= 1
+    assert asks[0].window
+    assert book.asks(NOW, UNIX) == [], "one ask in flight per lease"
+
+
+@given(
+    demands=st.lists(st.tuples(st.integers(1, 400), st.integers(0, 400)), max_size=40),
+    grant=st.integers(0, 5_000),
+)
+@settings(max_examples=200, deadline=None)
+def test_reservations_under_a_lease_never_pass_the_grant(
+    demands: list[tuple[int, int]], grant: int
+) -> None:
+    """Whatever the order of admissions and settlements, while actual <= reserved the
+    committed total stays within what the control plane granted."""
+    book = LeaseBook()
+    book.admit([BUDGET_LIMIT], Demand(), NOW, UNIX)
+    granted(book, BUDGET_LIMIT, grant)
+    for reserved, actual in demands:
+        admission = book.admit([BUDGET_LIMIT], Demand(1, 0, reserved), NOW, UNIX, may_wait=False)
+        if isinstance(admission, Admission):
+            book.settle(admission, Demand(1, 0, min(actual, reserved)))
+        assert book.leases[BUDGET_LIMIT.id].committed <= grant

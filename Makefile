@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/shared/pb/*.proto)
 
-.PHONY: help venv proto proto-check lint fmt browser test run bench check clean
+.PHONY: help venv proto proto-check lint fmt browser test run bench check certs clean
 
 help:
 	@echo "make run     start control plane (web + gRPC) and a data plane on the embedded default"
@@ -20,6 +20,7 @@ help:
 	@echo "make proto   regenerate shared/pb from proto/"
 	@echo "make bench   benchmarks"
 	@echo "make check   what CI runs: proto drift, lint, test"
+	@echo "make certs   a development CA and mTLS certificates in .asc/certs (NODES=\"dp-1 dp-2\")"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (set PYTHON312=/path/to/python3.12)" >&2; exit 1; }
@@ -68,6 +69,10 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 check: proto-check lint test
+
+NODES ?= dp-local-1
+certs: $(STAMP)
+	$(PY) scripts/dev_certs.py --out .asc/certs $(foreach n,$(NODES),--node $(n))
 
 clean:
 	rm -rf $(VENV) .asc .pytest_cache .mypy_cache .ruff_cache

@@ -123,7 +123,9 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
     settings, metrics = app[SETTINGS], app[METRICS]
     backoff = (settings.backoff_min_s, settings.backoff_max_s)
-    channel = rpc.open_channel(settings.control_plane) if settings.control_plane else None
+    channel = (
+        rpc.open_channel(settings.control_plane, settings.tls) if settings.control_plane else None
+    )
     config_task: asyncio.Task[None] | None = None
     if channel is not None:
         client = ConfigClient(

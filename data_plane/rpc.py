@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 from shared.pb import control_pb2
+from shared.tls import TlsFiles
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
@@ -24,8 +25,13 @@ SnapshotStream = grpc.aio.StreamStreamCall[
 ]
 
 
-def open_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def open_channel(address: str, tls: TlsFiles | None = None) -> grpc.aio.Channel:
+    """Plaintext, or mTLS with this node's certificate (files read once, at start)."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    ca, cert, key = tls.read()
+    credentials = grpc.ssl_channel_credentials(ca, private_key=key, certificate_chain=cert)
+    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
 
 
 def stream_snapshots(channel: grpc.aio.Channel) -> SnapshotStream:

@@ -9,6 +9,8 @@
 | ASC_REGION | local |
 | ASC_DP_STATE_DIR | .asc/data-plane/<node id> (snapshot copy and usage spool) |
 | ASC_SEAL_KEY | unset; the keyring that opens sealed provider credentials |
+| ASC_TLS_CA, ASC_TLS_CERT, ASC_TLS_KEY | unset: plaintext gRPC; set: mTLS with this node's certificate |
+| ASC_DP_WORKERS | 1; processes sharing the port (SO_REUSEPORT), node ids <node id>-w<i> |
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared.tls import TlsFiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class Settings:
     region: str = "local"
     state_dir: Path = Path(".asc/data-plane/dp-local")
     seal_key: str = field(default="", repr=False)
+    tls: TlsFiles | None = None
+    workers: int = 1
     # Usage reporting: a batch is cut every interval or at max events, whichever comes first.
     usage_flush_interval_s: float = 1.0
     usage_batch_max: int = 500
@@ -54,6 +60,8 @@ class Settings:
             region=env.get("ASC_REGION") or "local",
             state_dir=Path(state_dir),
             seal_key=env.get("ASC_SEAL_KEY", ""),
+            tls=TlsFiles.from_env("ASC_TLS", env),
+            workers=max(1, int(env.get("ASC_DP_WORKERS", "1"))),
         )
 
     @property

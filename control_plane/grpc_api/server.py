@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from django.conf import settings
+from prometheus_client import start_http_server
 
+from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.servicers import ConfigServicer, LeaseServicer, UsageServicer
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2_grpc
+from shared.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +31,75 @@ OPTIONS = [
 ]
 
 
-def build_server(watcher: SnapshotWatcher, address: str) -> tuple[grpc.aio.Server, int]:
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    """mTLS: a client certificate signed by the fleet CA is required. The files are re-read
+    whenever they change, so the server's certificate and the CA rotate without a restart."""
+    seen: list[tuple[float, ...]] = []
+
+    def configuration() -> grpc.ServerCertificateConfiguration:
+        ca, cert, key = tls.read()
+        seen[:] = [tls.stamp()]
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        try:
+            return configuration() if tls.stamp() != seen[0] else None
+        except OSError as exc:  # mid-rotation: keep serving with what we have
+            log.warning("cannot reload TLS files: %s", exc)
+            return None
+
+    # grpc-stubs types the fetcher as never returning None; gRPC documents None as "no change".
+    return grpc.dynamic_ssl_server_credentials(
+        configuration(),
+        fetch,  # type: ignore[arg-type]
+        require_client_authentication=True,
+    )
+
+
+def build_server(
+    watcher: SnapshotWatcher,
+    address: str,
+    tls: TlsFiles | None = None,
+    metrics: ControlPlaneMetrics | None = None,
+) -> tuple[grpc.aio.Server, int]:
+    metrics = metrics or ControlPlaneMetrics()
     server = grpc.aio.server(options=OPTIONS)
     # The generated registration functions carry no annotations.
-    control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher), server)  # type: ignore[no-untyped-call]
-    control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(), server)  # type: ignore[no-untyped-call]
-    control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(), server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port(address)
+    control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher, metrics), server)  # type: ignore[no-untyped-call]
+    control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]
+    control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(metrics), server)  # type: ignore[no-untyped-call]
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(tls))
     return server, port
+
+
+def serve_metrics(metrics: ControlPlaneMetrics, host: str, port: int) -> WSGIServer:
+    """/metrics of this process on its own port (a daemon thread); port 0 picks a free one."""
+    httpd, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    return httpd
 
 
 async def serve(address: str, grace_s: float = 5.0) -> None:
     """Serve until SIGINT/SIGTERM, then stop with a grace period."""
     watcher = SnapshotWatcher(settings.ASC_SNAPSHOT_POLL_S)
     await watcher.refresh()
-    server, port = build_server(watcher, address)
+    tls = TlsFiles.from_env("ASC_GRPC_TLS")
+    metrics = ControlPlaneMetrics()
+    server, port = build_server(watcher, address, tls, metrics)
+    metrics_port = int(os.environ.get("ASC_GRPC_METRICS_PORT", "0"))
+    if metrics_port:
+        host = os.environ.get("ASC_GRPC_METRICS_HOST", "127.0.0.1")
+        serve_metrics(metrics, host, metrics_port)
+        log.info("control-plane metrics on %s:%d/metrics", host, metrics_port)
     await server.start()
-    log.info("control-plane gRPC listening on %s (port %d)", address, port)
+    log.info(
+        "control-plane gRPC listening on %s (port %d, %s)",
+        address,
+        port,
+        "mTLS" if tls else "plaintext: set ASC_GRPC_TLS_CA/CERT/KEY for mTLS",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,12 +15,14 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections
 
 from control_plane.fleet import services as fleet
+from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.limits.services import acquire
 from control_plane.usage.services import ingest_batch
@@ -47,9 +49,25 @@ async def _record(fn: Callable[..., None], *args: object) -> None:
         log.warning("cannot record node status (%s): %s", fn.__name__, exc)
 
 
+def _peer(context: Any) -> str | None:
+    """The node id the peer's client certificate names (its common name); None on a
+    plaintext connection."""
+    names = context.auth_context().get("x509_common_name")
+    return names[0].decode() if names else None
+
+
+async def _check_node(context: Any, claimed: str) -> None:
+    """Over mTLS, a node may speak only for itself."""
+    peer = _peer(context)
+    if peer is not None and peer != claimed:
+        log.warning("certificate of %s used to speak for node %r: refused", peer, claimed)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the certificate names another node")
+
+
 class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
-    def __init__(self, watcher: SnapshotWatcher) -> None:
+    def __init__(self, watcher: SnapshotWatcher, metrics: ControlPlaneMetrics) -> None:
         self.watcher = watcher
+        self.metrics = metrics
 
     async def StreamSnapshots(  # gRPC method name
         self,
@@ -65,16 +83,22 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
             )
             return
         node_id = hello.node.id
+        await _check_node(context, node_id)
         held, refused = hello.hash, ""
         pending: tuple[str, str] | None = None  # (nonce, hash) of the unacknowledged push
+        pushed_at = 0.0
+        self.metrics.connected_nodes.inc()
         await _record(fleet.node_connected, hello.node, hello.version, hello.hash)
         log.info("node %s connected holding v%d", node_id, hello.version)
         reader = asyncio.ensure_future(anext(aiter(request_iterator), None))
         try:
             while True:
                 latest = self.watcher.latest
+                if latest is not None:
+                    self.metrics.snapshot_version.set(latest.version)
                 if pending is None and latest is not None and latest.hash not in (held, refused):
                     pending = (uuid.uuid4().hex, latest.hash)
+                    pushed_at = time.monotonic()
                     await context.write(
                         control_pb2.SnapshotResponse(nonce=pending[0], snapshot=latest)
                     )
@@ -90,6 +114,8 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 if pending is None or message.response_nonce != pending[0]:
                     continue  # stale or unsolicited: only the current push is answered
                 pushed_hash, pending = pending[1], None
+                result = "nack" if message.error_detail else "ack"
+                self.metrics.push_to_ack.labels(result).observe(time.monotonic() - pushed_at)
                 if message.error_detail:
                     refused = pushed_hash
                     log.warning("node %s refused a snapshot: %s", node_id, message.error_detail)
@@ -98,6 +124,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                     held = message.hash
                     await _record(fleet.node_acked, node_id, message.version, message.hash)
         finally:
+            self.metrics.connected_nodes.dec()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
@@ -106,6 +133,9 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
 
 
 class LeaseServicer(control_pb2_grpc.LeaseServiceServicer):
+    def __init__(self, metrics: ControlPlaneMetrics) -> None:
+        self.metrics = metrics
+
     async def Acquire(  # gRPC method name
         self,
         request: control_pb2.LeaseRequest,
@@ -113,15 +143,20 @@ class LeaseServicer(control_pb2_grpc.LeaseServiceServicer):
     ) -> control_pb2.LeaseResponse:
         if not request.node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id is required")
+        await _check_node(context, request.node_id)
         try:
             grants = await _db(acquire)(request.node_id, request.asks, time.time())
         except DatabaseError as exc:
             log.warning("cannot grant leases to %s: %s", request.node_id, exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the lease ledger is unavailable")
+        self.metrics.lease_grants.inc(len(grants))
         return control_pb2.LeaseResponse(grants=grants)
 
 
 class UsageServicer(control_pb2_grpc.UsageServiceServicer):
+    def __init__(self, metrics: ControlPlaneMetrics) -> None:
+        self.metrics = metrics
+
     async def ReportUsage(  # gRPC method name
         self,
         request: control_pb2.UsageBatch,
@@ -129,11 +164,15 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
     ) -> control_pb2.UsageAck:
         if not request.batch_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch_id is required")
+        await _check_node(context, request.node_id)
         try:
             result = await _db(ingest_batch)(request)
         except DatabaseError as exc:
             log.warning("cannot store usage batch %s: %s", request.batch_id, exc)
+            self.metrics.usage_batches.labels("error").inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store is unavailable")
+        self.metrics.usage_batches.labels("duplicate" if result.duplicate else "stored").inc()
+        self.metrics.usage_events.inc(result.accepted)
         await _record(fleet.node_seen, request.node_id)
         return control_pb2.UsageAck(
             batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate

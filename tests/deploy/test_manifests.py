@@ -20,6 +20,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # the package ships 
 import pytest
 import yaml
 
+from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from data_plane.metrics import Metrics
 from data_plane.settings import Settings
 
@@ -494,15 +495,17 @@ def test_compose_mounts_the_files_where_their_configuration_expects_them() -> No
 
 @cache
 def _exported_metrics() -> frozenset[str]:
-    """Sample names the data plane exposes, as Prometheus sees them."""
+    """Sample names both planes expose, as Prometheus sees them."""
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_count", "_sum", "_created"),
         "gauge": ("",),
     }
+    registries = (Metrics().registry, ControlPlaneMetrics().registry)
     return frozenset(
         family.name + suffix
-        for family in Metrics().registry.collect()
+        for registry in registries
+        for family in registry.collect()
         for suffix in suffixes[family.type]
     )
 

@@ -172,7 +172,16 @@ ASC_SNAPSHOT_POLL_S = float(os.environ.get("ASC_SNAPSHOT_POLL_S", "0.1"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "shared.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            # ASC_LOG_FORMAT=json: one JSON object per line, as the data plane writes them.
+            "formatter": "json" if os.environ.get("ASC_LOG_FORMAT") == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("ASC_LOG_LEVEL", "INFO")},
 }

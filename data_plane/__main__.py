@@ -1,36 +1,76 @@
-"""``python -m data_plane``: serve one data-plane process (settings from the environment).
+"""``python -m data_plane``: serve the data plane (settings from the environment).
 
 uvloop drives the event loop; SIGTERM/SIGINT stop accepting, drain in-flight requests (up to
 ``shutdown_timeout_s``) and flush the usage queue to the spool before exiting.
+
+With ASC_DP_WORKERS=N (N > 1), N processes share the port through SO_REUSEPORT, the kernel
+spreading connections over them. Each is a node of its own to the control plane (node id
+"<node id>-w<i>", its own state directory: snapshot copy, usage spool, audit chain), so
+nothing is shared between them.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
+from dataclasses import replace
+from types import FrameType
 
 import uvloop
 from aiohttp import web
 
 from data_plane.app import create_app
 from data_plane.settings import Settings
+from shared.logs import configure
 
 
-def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("ASC_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    settings = Settings.from_env()
+def serve(settings: Settings, reuse_port: bool = False) -> None:
+    configure("data-plane")
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        reuse_port=reuse_port,
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log=None,  # no per-request logging on the hot path
         loop=uvloop.new_event_loop(),
         print=lambda message: logging.getLogger("data_plane").info(message),
     )
+
+
+def worker_settings(settings: Settings, index: int) -> Settings:
+    return replace(
+        settings,
+        node_id=f"{settings.node_id}-w{index}",
+        state_dir=settings.state_dir / f"w{index}",
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    if settings.workers == 1:
+        serve(settings)
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=serve, args=(worker_settings(settings, i), True), name=f"w{i}")
+        for i in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        """Each worker drains on its own signal; repeat it to every live worker."""
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
 
 
 if __name__ == "__main__":

@@ -56,10 +56,18 @@ def _peer(context: Any) -> str | None:
     return names[0].decode() if names else None
 
 
+def may_speak_for(certificate_name: str, node_id: str) -> bool:
+    """A certificate names one node, or a group of them by prefix ("asc-data-plane-*" for the
+    pods of one Deployment, which share a certificate)."""
+    if certificate_name.endswith("*"):
+        return node_id.startswith(certificate_name[:-1])
+    return certificate_name == node_id
+
+
 async def _check_node(context: Any, claimed: str) -> None:
     """Over mTLS, a node may speak only for itself."""
     peer = _peer(context)
-    if peer is not None and peer != claimed:
+    if peer is not None and not may_speak_for(peer, claimed):
         log.warning("certificate of %s used to speak for node %r: refused", peer, claimed)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the certificate names another node")
 

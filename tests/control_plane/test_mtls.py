@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from control_plane.grpc_api.server import build_server
+from control_plane.grpc_api.servicers import may_speak_for
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.usage.models import UsageRecord
 from data_plane import rpc
@@ -98,3 +99,10 @@ async def test_a_node_may_not_speak_for_another(address: str, pki: Path) -> None
             await report(channel, "dp-2")
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert await sync_to_async(UsageRecord.objects.count)() == 0
+
+
+def test_a_certificate_names_one_node_or_a_group_by_prefix() -> None:
+    assert may_speak_for("dp-1", "dp-1")
+    assert not may_speak_for("dp-1", "dp-10")
+    assert may_speak_for("asc-data-plane-*", "asc-data-plane-7d9f-x2")
+    assert not may_speak_for("asc-data-plane-*", "asc-cp-grpc-1")

@@ -18,7 +18,7 @@ from data_plane.guardrail_policy import Guard, GuardrailSnapshotError, compile_g
 from data_plane.oidc import Issuer, parse_jwks
 from data_plane.providers.base import DEFAULT_ROUTE_OPTIONS, Prices, RouteOptions, Target
 from shared import windows
-from shared.crypto import CryptoError, Keyring
+from shared.crypto import CryptoError, Keyring, credential_context
 from shared.pb import snapshot_pb2
 
 
@@ -90,12 +90,6 @@ class CompiledPolicy:
     limits_by_subject: Mapping[str, tuple[LimitEntry, ...]] = field(default_factory=dict)
     # OIDC issuers by their `iss`.
     issuers: Mapping[str, Issuer] = field(default_factory=dict, repr=False)
-
-
-def credential_context(credential_id: str) -> bytes:
-    """Associated data a credential is sealed with: its own id, so a sealed value cannot be
-    moved to another credential."""
-    return credential_id.encode()
 
 
 class _HasId(Protocol):

@@ -1,47 +1,72 @@
-"""Guardrails speed: microseconds per KB of text, input scan and streamed output.
+"""Guardrails speed: microseconds per KB of typical chat text, every built-in category enabled.
 
-Run with `python -m bench.guardrails_bench`. `run()` returns the numbers as a dict so a bench
-driver can collect them; nothing here asserts a timing.
+Measures `scan` and `apply` (the input path) and the `StreamGuard` (the output path, text fed
+in 16-character deltas, about four tokens each) on clean text and on text with a few findings
+per KB (e-mail, phone, card, IBAN, an AWS key id). Run with `python -m bench guardrails` (or
+`python -m bench.guardrails_bench`); `run()` returns the numbers so the bench driver can print
+them. Nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
-from data_plane.guardrails import GuardrailPolicy, StreamGuard, apply, compile_policy
-from data_plane.guardrails.engine import CompiledGuardrails
-
-_PROSE = (
-    "The quarterly report shows revenue grew 12% to 4.2 million, driven by 3 new regions. "
-    "Please summarise the key risks, list the next steps for the team, and draft a short "
-    "reply to the customer explaining that the migration is scheduled for next week. "
-    "Version 2.1 of the client adds retries; see section 4 of the design for details. "
-)
-_FINDINGS = (
-    "Contact jane.doe@example.com or +44 20 7946 0958. Card 4111 1111 1111 1111, "
-    "IBAN DE89 3704 0044 0532 0130 00, key AKIAIOSFODNN7EXAMPLE. "
+from data_plane.guardrails import (
+    CompiledGuardrails,
+    GuardrailPolicy,
+    StreamGuard,
+    apply,
+    compile_policy,
+    scan,
 )
 
+TITLE = "microseconds per KB of chat text (4 KB texts; stream: 16-char deltas)"
 
-def _text(size: int, with_findings: bool) -> str:
+# An assistant answer as chat models write them: prose, a list, numbers, versions, some code.
+_CHAT = (
+    "Sure! Here is a summary of the quarterly report. Revenue grew 12% to 4.2 million, "
+    "driven by 3 new regions; churn fell from 5.1% to 3.8%.\n\n"
+    "**Next steps**\n"
+    "1. Migrate the billing service to version 2.1 by 2024-07-01.\n"
+    "2. Review section 4 of the design doc with the team.\n"
+    "3. Draft a short reply to the customer explaining the schedule.\n\n"
+    "```python\n"
+    "def retry(fn, attempts=3, delay=0.5):\n"
+    "    for i in range(attempts):\n"
+    "        try:\n"
+    "            return fn()\n"
+    "        except TimeoutError:\n"
+    "            time.sleep(delay * 2 ** i)\n"
+    "```\n"
+    "Let me know if you want me to expand on any of these points. "
+)
+_PII = (
+    "The customer, jane.doe@example.com (+44 20 7946 0958), paid with 4111 1111 1111 1111 "
+    "from IBAN DE89 3704 0044 0532 0130 00; the logs show key AKIAIOSFODNN7EXAMPLE.\n"
+)
+
+
+def chat_text(size: int, with_pii: bool) -> str:
+    """`size` characters of chat text; with PII, one paragraph of findings per ~1 KB."""
     body = ""
     while len(body) < size:
-        body += _PROSE
-        if with_findings and len(body) < size:
-            body += _FINDINGS
+        body += _CHAT
+        if with_pii:
+            body += _PII
     return body[:size]
 
 
-def _per_kb(fn: Callable[[], object], size: int, min_seconds: float = 0.3) -> float:
+def _us_per_kb(fn: Callable[[], object], size: int, min_seconds: float = 0.3) -> float:
     fn()  # warm up
     iterations = 0
     start = time.perf_counter()
     elapsed = 0.0
     while elapsed < min_seconds:
-        for _ in range(20):
+        for _ in range(10):
             fn()
-        iterations += 20
+        iterations += 10
         elapsed = time.perf_counter() - start
     return elapsed / iterations * 1e6 / (size / 1024)
 
@@ -54,23 +79,20 @@ def _stream(compiled: CompiledGuardrails, text: str, chunk: int) -> str:
 
 
 def run(size: int = 4096, chunk: int = 16) -> dict[str, float]:
-    """Microseconds per KB for clean text and text with a few findings (all categories on)."""
     compiled = compile_policy(GuardrailPolicy())
     results: dict[str, float] = {}
-    for label, with_findings in (("clean", False), ("findings", True)):
-        text = _text(size, with_findings)
-        results[f"input_{label}_us_per_kb"] = _per_kb(lambda t=text: apply(compiled, t), size)
-        results[f"stream_{label}_us_per_kb"] = _per_kb(
-            lambda t=text: _stream(compiled, t, chunk), size
-        )
+    for label, with_pii in (("clean", False), ("with PII", True)):
+        text = chat_text(size, with_pii)
+        results[f"{label}: scan"] = _us_per_kb(partial(scan, compiled, text), size)
+        results[f"{label}: apply"] = _us_per_kb(partial(apply, compiled, text), size)
+        results[f"{label}: stream"] = _us_per_kb(partial(_stream, compiled, text, chunk), size)
     return results
 
 
 def main() -> None:
-    results = run()
-    print(f"{'guardrails (4 KB text, 16-char stream chunks)':<48} {'us/KB':>10}")
-    for name, value in results.items():
-        print(f"{name.removesuffix('_us_per_kb'):<48} {value:>10.1f}")
+    print(TITLE)
+    for name, value in run().items():
+        print(f"  {name:<20} {value:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Guardrails over the messages of a chat request (OpenAI and Anthropic shapes).
 
-Text lives in a message's `content` when it is a string, and in the `text` of content parts
-of type "text" when it is a list. Other parts (images, audio, tool results in non-text form)
-are left alone. The messages are rebuilt only when a text changed; otherwise the very same
-list is returned, so the caller can forward the original body bytes without re-encoding.
+Text lives in a message's `content` when it is a string, in the `text` of content parts of
+type "text" when it is a list, and in the `content` (a string or a list of parts) of Anthropic
+"tool_result" parts. Other parts (images, audio, documents) are left alone. The messages are
+rebuilt only when a text changed; otherwise the very same list is returned, so the caller can
+forward the original body bytes without re-encoding.
 """
 
 from __future__ import annotations
@@ -58,17 +59,29 @@ def _content(
         return None
     parts: list[object] | None = None
     for index, part in enumerate(content):
-        if not isinstance(part, Mapping) or part.get("type") != "text":
-            continue
-        text = part.get("text")
-        if not isinstance(text, str):
-            continue
-        outcome = _apply(compiled, text, verdicts)
-        if outcome.changed:
+        new_part = _part(compiled, part, verdicts)
+        if new_part is not None:
             if parts is None:
                 parts = list(content)
-            parts[index] = {**part, "text": outcome.text}
+            parts[index] = new_part
     return parts
+
+
+def _part(compiled: CompiledGuardrails, part: object, verdicts: list[Verdict]) -> object | None:
+    """The new content part, or None when it is unchanged."""
+    if not isinstance(part, Mapping):
+        return None
+    kind = part.get("type")
+    if kind == "text":
+        text = part.get("text")
+        if not isinstance(text, str):
+            return None
+        outcome = _apply(compiled, text, verdicts)
+        return {**part, "text": outcome.text} if outcome.changed else None
+    if kind == "tool_result":
+        new_content = _content(compiled, part.get("content"), verdicts)
+        return None if new_content is None else {**part, "content": new_content}
+    return None
 
 
 def _apply(compiled: CompiledGuardrails, text: str, verdicts: list[Verdict]) -> Outcome:

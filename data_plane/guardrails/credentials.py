@@ -44,27 +44,29 @@ _LABEL = (
     r"|private[_-]?key|client[_-]?secret|auth[_-]?token|access[_-]?token|refresh[_-]?token"
     r"|api[_-]?token|bearer[_-]?token)(?![A-Za-z0-9])[\"']?[ \t]*"
 )
-# `label = value` and `label: "value"` are code or config: any value of 4+ characters. An
+# `label = value` and `label: "value"` are code or config: any value of 4+ characters; a
+# quoted value runs to its closing quote (or the end of the line), spaces included. An
 # unquoted `label: value` may be prose, so the value needs a digit or symbol in its first 16.
 _ASSIGNMENT = re.compile(
-    _LABEL + r"(?:=[ \t]*[\"']?|:[ \t]*[\"']|:[ \t]*(?=" + _VALUE + r"{0,15}[^A-Za-z\s]))"
-    r"(" + _VALUE + r"{4,})"
+    _LABEL + r"(?:[=:][ \t]*\"([^\"\r\n]{4,})|[=:][ \t]*'([^'\r\n]{4,})"
+    r"|=[ \t]*(" + _VALUE + r"{4,})"
+    r"|:[ \t]*(?=" + _VALUE + r"{0,15}[^A-Za-z\s])(" + _VALUE + r"{4,}))"
     r"|(?<![A-Za-z0-9])(?i:bearer)[ \t]+(?=[a-z._~+/=-]{0,47}[A-Z0-9])([A-Za-z0-9._~+/=-]{16,})"
 )
 
 
-def fixed_ids(text: str) -> list[Span]:
-    return [Span(m.start(), m.end(), CREDENTIAL) for m in _FIXED.finditer(text)]
+def fixed_ids(text: str, pos: int = 0) -> list[Span]:
+    return [Span(m.start(), m.end(), CREDENTIAL) for m in _FIXED.finditer(text, pos)]
 
 
-def tokens(text: str) -> list[Span]:
-    return [Span(m.start(), m.end(), CREDENTIAL) for m in _TOKEN.finditer(text)]
+def tokens(text: str, pos: int = 0) -> list[Span]:
+    return [Span(m.start(), m.end(), CREDENTIAL) for m in _TOKEN.finditer(text, pos)]
 
 
-def assignments(text: str) -> list[Span]:
+def assignments(text: str, pos: int = 0) -> list[Span]:
     out: list[Span] = []
-    for m in _ASSIGNMENT.finditer(text):
-        group = 1 if m.group(1) is not None else 2
+    for m in _ASSIGNMENT.finditer(text, pos):
+        group = m.lastindex or 0  # the one value group that took part in the match
         out.append(Span(m.start(group), m.end(group), CREDENTIAL))
     return out
 
@@ -77,5 +79,5 @@ _PEM = re.compile(
 )
 
 
-def private_keys(text: str) -> list[Span]:
-    return [Span(m.start(), m.end(), PRIVATE_KEY) for m in _PEM.finditer(text)]
+def private_keys(text: str, pos: int = 0) -> list[Span]:
+    return [Span(m.start(), m.end(), PRIVATE_KEY) for m in _PEM.finditer(text, pos)]

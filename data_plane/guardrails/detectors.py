@@ -67,7 +67,13 @@ def _has_pem_header(text: str) -> bool:
 
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(EMAIL, pii.emails, reach=131, gate=_has_at),
-    Detector(PHONE, pii.phones, reach=50, gate=has_digit),
+    Detector(
+        PHONE,
+        pii.phones,
+        reach=50,
+        gate=has_digit,
+        yields_to=frozenset({PAYMENT_CARD, IBAN, FR_INSEE}),
+    ),
     Detector(US_SSN, pii.ssns, reach=48, gate=has_digit),
     Detector(UK_NINO, pii.ninos, reach=15, gate=has_digit),
     Detector(ES_DNI, pii.dnis, reach=13, gate=has_digit),
@@ -112,11 +118,11 @@ def regex_detector(
     flags = re.IGNORECASE if ignore_case else 0
     compiled = tuple(re.compile(p, flags) for p in patterns)
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, pos: int = 0) -> list[Span]:
         out = [
             Span(m.start(), m.end(), category)
             for pattern in compiled
-            for m in pattern.finditer(text)
+            for m in pattern.finditer(text, pos)
             if m.end() > m.start()
         ]
         out.sort()
@@ -135,7 +141,7 @@ def keyword_detector(name: str, words: Iterable[str]) -> Detector:
         r"(?<!\w)(?:" + "|".join(re.escape(w) for w in unique) + r")(?!\w)", re.IGNORECASE
     )
 
-    def find(text: str) -> list[Span]:
-        return [Span(m.start(), m.end(), category) for m in pattern.finditer(text)]
+    def find(text: str, pos: int = 0) -> list[Span]:
+        return [Span(m.start(), m.end(), category) for m in pattern.finditer(text, pos)]
 
     return Detector(category, find, reach=len(unique[0]) + 2)

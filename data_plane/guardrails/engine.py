@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -154,8 +155,9 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
     try:
         for custom in policy.custom_regexes:
             _check_name(custom.name)
-            if not custom.patterns or custom.max_len < 1:
-                raise GuardrailPolicyError(f"custom regex list {custom.name!r} is empty")
+            _check_strings(f"custom regex list {custom.name!r}", custom.patterns)
+            if custom.max_len < 1:
+                raise GuardrailPolicyError(f"custom regex list {custom.name!r}: max_len < 1")
             detectors.append(
                 regex_detector(
                     custom.name,
@@ -166,8 +168,9 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
             )
         for keywords in policy.keyword_lists:
             _check_name(keywords.name)
+            _check_strings(f"keyword list {keywords.name!r}", keywords.words)
             detectors.append(keyword_detector(keywords.name, keywords.words))
-    except (ValueError, TypeError) as exc:  # re.error is a ValueError
+    except (re.error, ValueError, TypeError) as exc:  # re.error is not a ValueError
         raise GuardrailPolicyError(str(exc)) from exc
     categories = {d.category for d in detectors}
     actions: dict[str, Action] = {}
@@ -178,7 +181,10 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
             actions[category] = Action(action)
         except ValueError as exc:
             raise GuardrailPolicyError(f"unknown action {action!r} for {category!r}") from exc
-    default = Action(policy.default_action)
+    try:
+        default = Action(policy.default_action)
+    except ValueError as exc:
+        raise GuardrailPolicyError(f"unknown default action {policy.default_action!r}") from exc
     resolved = {category: actions.get(category, default) for category in sorted(categories)}
     return CompiledGuardrails(
         detectors=tuple(detectors),
@@ -188,13 +194,25 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
     )
 
 
+def _check_strings(what: str, items: object) -> None:
+    """A non-empty tuple or list of strings: a bare string would be taken character by
+    character (every letter a pattern or a keyword)."""
+    if not isinstance(items, (tuple, list)) or not items:
+        raise GuardrailPolicyError(f"{what} must be a non-empty tuple of strings")
+    if not all(isinstance(item, str) for item in items):
+        raise GuardrailPolicyError(f"{what} must hold strings only")
+
+
 def _check_name(name: str) -> None:
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise GuardrailPolicyError(f"invalid list name {name!r}: use letters, digits, _ and -")
 
 
-def run_detectors(compiled: CompiledGuardrails, text: str) -> list[tuple[Span, Detector]]:
-    """Every raw finding with the detector that reported it (the stream guard needs both)."""
+def run_detectors(
+    compiled: CompiledGuardrails, text: str, pos: int = 0
+) -> list[tuple[Span, Detector]]:
+    """Every raw finding starting at or after `pos`, with the detector that reported it (the
+    stream guard needs both); text before `pos` is context for look-behinds only."""
     gates: dict[Callable[[str], bool], bool] = {}
     found: list[tuple[Span, Detector]] = []
     for detector in compiled.detectors:
@@ -205,8 +223,24 @@ def run_detectors(compiled: CompiledGuardrails, text: str) -> list[tuple[Span, D
                 passed = gates[gate] = gate(text)
             if not passed:
                 continue
-        found.extend((span, detector) for span in detector.find(text))
+        found.extend((span, detector) for span in detector.find(text, pos))
     return found
+
+
+def drop_fragments(found: list[tuple[Span, Detector]]) -> list[tuple[Span, Detector]]:
+    """Drop the findings that lie inside a finding of a category their detector yields to."""
+    yielding = {c for _, d in found for c in d.yields_to}
+    if not yielding:
+        return found
+    containers = [s for s, _ in found if s.category in yielding]
+    return [
+        (span, detector)
+        for span, detector in found
+        if not any(
+            c.category in detector.yields_to and c.start <= span.start and span.end <= c.end
+            for c in containers
+        )
+    ]
 
 
 def merge_same_category(spans: Iterable[Span]) -> list[Span]:
@@ -225,7 +259,7 @@ def merge_same_category(spans: Iterable[Span]) -> list[Span]:
 
 
 def scan(compiled: CompiledGuardrails, text: str) -> ScanResult:
-    found = run_detectors(compiled, text)
+    found = drop_fragments(run_detectors(compiled, text))
     if not found:
         return _EMPTY_SCAN
     return ScanResult(tuple(merge_same_category(span for span, _ in found)))

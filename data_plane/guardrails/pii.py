@@ -30,8 +30,9 @@ from data_plane.guardrails.spans import (
 _END = sys.maxsize
 
 # --- e-mail --------------------------------------------------------------------------------
-# Local part at most 64 characters, domain at most 64 (longer domains are cut, which still
-# redacts the part that identifies the person). Matching is anchored on each "@".
+# Local part at most 64 characters, domain at most 64 (longer domains are cut at a dot, which
+# still redacts the part that identifies the person: a cut domain needs no top-level domain of
+# its own). Matching is anchored on each "@".
 _EMAIL = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?(?![A-Za-z0-9-])"
 )
@@ -50,9 +51,10 @@ def emails(text: str, pos: int = 0, end: int = _END) -> list[Span]:
         domain = text[text.index("@", start) + 1 : stop]
         while text[start] == ".":
             start += 1
+        cut = text.startswith(".", stop) and stop + 1 < len(text) and text[stop + 1].isalnum()
         if (
             text[start] != "@"
-            and _EMAIL_TLD.search(domain)
+            and (cut or _EMAIL_TLD.search(domain))
             and ".." not in domain
             and "-." not in domain
             and ".-" not in domain
@@ -66,11 +68,13 @@ def emails(text: str, pos: int = 0, end: int = _END) -> list[Span]:
 # --- phone numbers ---------------------------------------------------------------------------
 # International (+CC ...), NANP with separators, and trunk-0 national formats with separators.
 # A run of digits with no separator and no "+" is never a phone number: that is an order id.
+# Nor is the tail of a longer grouped number (a card, an IBAN, an INSEE number, valid or not):
+# a NANP or national number does not start right after a digit and a separator.
 _PHONE = re.compile(
     r"(?<![\w.+-])(?:"
     r"(?P<intl>\+[1-9]\d{0,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6})"
-    r"|(?P<nanp>(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})"
-    r"|(?P<national>0[1-9]\d{0,3}(?:[ .-]\d{2,6}){1,4})"
+    r"|(?<!\d[ .-])(?P<nanp>(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})"
+    r"|(?<!\d[ .-])(?P<national>0[1-9]\d{0,3}(?:[ .-]\d{2,6}){1,4})"
     r")(?![\w+-]|[.-]\d)"
 )
 # Dates and SSN-shaped numbers are not national phone numbers.
@@ -155,35 +159,90 @@ def insees(text: str, pos: int = 0, end: int = _END) -> list[Span]:
 
 
 # --- payment cards -------------------------------------------------------------------------
-# A run of 13 to 31 digits with single space/dash separators; the card is then looked for in
-# the run's digit groups (so "qty 2 4111 1111 1111 1111" still finds the card), every group of
-# a multi-group card having at least three digits.
-_CARD_RUN = re.compile(r"(?<![\d.,])(?<!\d[ -])\d(?:[ -]?\d){12,30}(?![ -]?\d)")
-_DIGIT_GROUP = re.compile(r"\d+")
+# Digit groups joined by single spaces or dashes form a run; the card is looked for among the
+# run's consecutive groups (so "qty 2 4111 1111 1111 1111" still finds the card), every group of
+# a multi-group card having at least three digits and one kind of separator. A multi-group
+# candidate that continues, with that same separator, into a group of three or more digits is
+# part of a longer number (a 20-digit reference grouped by four), not a card. A group right
+# after "." or "," is the fraction or thousands part of a number and never part of a card.
+# Every rule looks at most one group beyond the candidate, which bounds the detector's reach.
+_DIGITS = re.compile(r"(?<!\d)\d+")
 
 
 def cards(text: str, pos: int = 0, end: int = _END) -> list[Span]:
     out: list[Span] = []
-    for run in _CARD_RUN.finditer(text, pos, end):
-        base = run.start()
-        groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(run.group())]
-        raw = run.group()
-        i = 0
-        while i < len(groups):
-            found = 0
-            for j in range(len(groups), i, -1):
-                part = groups[i:j]
-                n = sum(e - s for s, e in part)
-                if n < 13 or n > 19 or (j - i > 1 and any(e - s < 3 for s, e in part)):
-                    continue
-                seps = {raw[e] for (_, e) in part[:-1]}
-                digits = "".join(raw[s:e] for s, e in part)
-                if len(seps) <= 1 and checks.payment_card_ok(digits):
-                    out.append(Span(base + part[0][0], base + part[-1][1], PAYMENT_CARD))
-                    found = j
-                    break
-            i = found if found else i + 1
+    run: list[tuple[int, int]] = []
+    for m in _DIGITS.finditer(text, pos, end):
+        start = m.start()
+        if run and start - run[-1][1] == 1 and text[start - 1] in " -":
+            run.append(m.span())
+            continue
+        if run:
+            _cards_in_run(text, run, out)
+        run = [m.span()]
+    if run:
+        _cards_in_run(text, run, out)
     return out
+
+
+def _cards_in_run(text: str, run: list[tuple[int, int]], out: list[Span]) -> None:
+    i = 0
+    while i < len(run):
+        j = _card_end(text, run, i)
+        if j:
+            out.append(Span(run[i][0], run[j - 1][1], PAYMENT_CARD))
+            i = j
+        else:
+            i += 1
+
+
+def _card_end(text: str, run: list[tuple[int, int]], i: int) -> int:
+    """The end j of the longest card made of the groups run[i:j], or 0.
+
+    Candidates are 13 to 19 digits; past the first group every group has three or more digits
+    (and then the first one too), so at most six groups are tried from each start."""
+    ends: list[int] = []
+    digits = 0
+    for j in range(i, len(run)):
+        size = run[j][1] - run[j][0]
+        if size < 3 and j > i:
+            break
+        digits += size
+        if digits > 19:
+            break
+        if digits >= 13:
+            ends.append(j + 1)
+    for j in reversed(ends):
+        if _is_card(text, run, i, j):
+            return j
+    return 0
+
+
+def _is_card(text: str, run: list[tuple[int, int]], i: int, j: int) -> bool:
+    """run[i:j] (13 to 19 digits, groups after the first of 3+ digits) is a card."""
+    part = run[i:j]
+    if any(text[s - 1] in ".," for s, _ in part if s > 0):
+        return False
+    if j - i > 1:
+        seps = {text[e] for _, e in part[:-1]}
+        if len(seps) > 1:
+            return False
+        sep = seps.pop()
+        first, last = part[0][0], part[-1][1]
+        if text.startswith(sep, last) and _digits_at(text, last + 1, 1) >= 3:
+            return False
+        if first >= 2 and text[first - 1] == sep and _digits_at(text, first - 2, -1) >= 3:
+            return False
+    return checks.payment_card_ok("".join(text[s:e] for s, e in part))
+
+
+def _digits_at(text: str, i: int, direction: int) -> int:
+    """How many digits (up to 3) run from text[i] in `direction` (1 forwards, -1 backwards)."""
+    count = 0
+    while count < 3 and 0 <= i < len(text) and text[i].isdigit():
+        count += 1
+        i += direction
+    return count
 
 
 # --- IBAN ----------------------------------------------------------------------------------
@@ -191,28 +250,40 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 
 
 def ibans(text: str, pos: int = 0, end: int = _END) -> list[Span]:
+    """The candidate run can be longer than the IBAN (it is followed by more upper-case words
+    or another IBAN): the search resumes after each IBAN, or after the failed candidate's
+    country code, never after the whole run, so the next IBAN in it is still found."""
     out: list[Span] = []
-    for m in _IBAN.finditer(text, pos, end):
-        raw = m.group()
-        length = checks.IBAN_LENGTHS.get(raw[:2])
-        if length is None:
-            continue
-        # Where the IBAN's `length` characters end inside the match (spaces don't count).
-        kept = 0
-        stop = 0
-        for i, ch in enumerate(raw):
-            if ch != " ":
-                kept += 1
-                if kept == length:
-                    stop = i + 1
-                    break
-        if not stop or (stop < len(raw) and raw[stop] != " "):
-            continue
-        if stop == len(raw) and m.end() < len(text) and text[m.end()].isalnum():
-            continue
-        if checks.iban_ok(raw[:stop].replace(" ", "")):
-            out.append(Span(m.start(), m.start() + stop, IBAN))
+    m = _IBAN.search(text, pos, end)
+    while m is not None:
+        found = _iban_at(text, m)
+        out.extend(found)
+        m = _IBAN.search(text, found[0].end if found else m.start() + 2, end)
     return out
+
+
+def _iban_at(text: str, m: re.Match[str]) -> list[Span]:
+    """The IBAN at the start of candidate `m` ([] or one span)."""
+    raw = m.group()
+    length = checks.IBAN_LENGTHS.get(raw[:2])
+    if length is None:
+        return []
+    # Where the IBAN's `length` characters end inside the match (spaces don't count).
+    kept = 0
+    stop = 0
+    for i, ch in enumerate(raw):
+        if ch != " ":
+            kept += 1
+            if kept == length:
+                stop = i + 1
+                break
+    if not stop or (stop < len(raw) and raw[stop] != " "):
+        return []
+    if stop == len(raw) and m.end() < len(text) and text[m.end()].isalnum():
+        return []
+    if not checks.iban_ok(raw[:stop].replace(" ", "")):
+        return []
+    return [Span(m.start(), m.start() + stop, IBAN)]
 
 
 # --- IP addresses --------------------------------------------------------------------------

@@ -30,7 +30,11 @@ class Span(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Detector:
-    """A pure function `text -> spans` plus what the streaming guard needs to know about it.
+    """A pure function `(text, pos) -> spans` plus what the streaming guard needs to know.
+
+    `find(text, pos)` reports the findings that start at or after `pos`; the characters before
+    `pos` are context only (look-behinds see them), so a scan that starts mid-text does not
+    mistake the middle of a word or number for the start of a finding.
 
     `gate` is a cheap test every finding's text must pass (a character or literal it must
     contain); the scanner evaluates each distinct gate once per text and skips the detector
@@ -44,11 +48,15 @@ class Detector:
     `open_ended`: the finding is certain as soon as it is reported (a key prefix, a PEM
     header) and then grows over the rest of its run; it has stopped growing once `tail`
     characters follow its end.
+
+    `yields_to`: categories whose findings make this detector's findings inside them
+    fragments, dropped (the account-number part of an IBAN is not also a phone number).
     """
 
     category: str
-    find: Callable[[str], list[Span]]
+    find: Callable[[str, int], list[Span]]
     reach: int
     gate: Callable[[str], bool] | None = None
     open_ended: bool = False
     tail: int = 2
+    yields_to: frozenset[str] = frozenset()

@@ -19,9 +19,17 @@ growing, any finding not yet decided) hold back from their start, however long t
 The cost is latency, not throughput: the first character reaches the client once H + step
 characters have been generated (about 40 tokens at the defaults) or at the end of the stream,
 and from then on output trails the model by H to H + step characters. The guard scans a window
-of the held text plus H characters of already released context (for look-behinds) every
-`step` characters (default 32), so its CPU cost is that of scanning roughly (2H + step) / step
-times the output, and a block is reported within `step` characters of becoming certain.
+of the held text plus H characters of already released context (findings that start there
+were dealt with already; they matter for what follows them) every `step` characters (default
+32), so its CPU cost is that of scanning roughly (2H + step) / step times the output, and a
+block is reported within `step` characters of becoming certain.
+
+Release never cuts inside a finding, whatever its action, so no finding of the whole text
+straddles the released boundary. What the guard cannot reproduce is a match that begins more
+than H characters before the boundary and runs on past it without any separator (undelimited
+tokens chained for hundreds of characters): scanning mid-text, such a run may be split into
+findings differently than a scan of the whole text would. Text where secrets are delimited by
+whitespace or punctuation, that is all ordinary text, is not affected.
 
 The guard is pure: no I/O, no clock; its only state is the held text and the counts.
 """
@@ -32,12 +40,17 @@ from data_plane.guardrails.engine import (
     Action,
     CompiledGuardrails,
     Verdict,
+    drop_fragments,
     redaction_regions,
     render,
     run_detectors,
     verdict_from_counts,
 )
 from data_plane.guardrails.spans import Detector, Span
+
+# Released characters kept before the scanned context, for look-behinds at its start (the
+# built-in patterns look back two characters at most; custom ones rarely further).
+_MARGIN = 32
 
 
 class StreamGuard:
@@ -55,7 +68,7 @@ class StreamGuard:
     def __init__(self, compiled: CompiledGuardrails, *, step: int = 32) -> None:
         self._compiled = compiled
         self._step = max(1, step)
-        self._ctx = ""  # the last H released characters, context for look-behinds
+        self._ctx = ""  # the last H + _MARGIN released characters: context for the next scan
         self._buf = ""  # text received and not yet released
         self._scan_at = self._step
         self._counts: dict[str, int] = {}
@@ -98,7 +111,7 @@ class StreamGuard:
         window = self._ctx + self._buf
         base = len(self._ctx)
         n = len(window)
-        findings = _settle(run_detectors(compiled, window), base, n, final)
+        findings = _settle(_scan_window(compiled, window, base), base, n, final)
         actions = compiled.actions
 
         blocking = sorted(
@@ -119,10 +132,18 @@ class StreamGuard:
         for span, settled, _ in findings:
             if not settled and span.start < cut:
                 cut = span.start
+        # Never cut inside a finding (of any action) nor inside overlapping findings: the next
+        # window then starts on a clean boundary, and every finding is counted exactly once.
+        block_start = block_end = -1
+        for span, _, _ in findings:
+            if span.start >= block_end:
+                block_start, block_end = span.start, span.end
+            else:
+                block_end = max(block_end, span.end)
+            if block_start < cut < block_end:
+                cut = block_start
+                break
         regions = redaction_regions(compiled, (s for s, _, _ in findings))
-        for region in regions:
-            if region.start < cut < region.end:
-                cut = region.start
         if cut <= base:
             self._schedule(hold)
             return ""
@@ -131,7 +152,7 @@ class StreamGuard:
             if span.start < cut:
                 self._counts[span.category] = self._counts.get(span.category, 0) + 1
         released = render(compiled, window, [r for r in regions if r.end <= cut], base, cut)
-        self._ctx = window[max(0, cut - hold) : cut]
+        self._ctx = window[max(0, cut - hold - _MARGIN) : cut]
         self._buf = window[cut:]
         self._schedule(hold)
         return released
@@ -139,6 +160,35 @@ class StreamGuard:
     def _schedule(self, hold: int) -> None:
         held = len(self._buf)
         self._scan_at = held + max(self._step, (held - hold) // 4)
+
+
+def _scan_window(
+    compiled: CompiledGuardrails, window: str, base: int
+) -> list[tuple[Span, Detector]]:
+    """Findings of the window, scanned from H characters before `base` (the `_MARGIN`
+    characters before that are look-behind context only).
+
+    No finding of the whole text straddles `base` (the guard never cuts inside one), so a
+    window finding that does is an artefact of starting the scan mid-text: a match that began
+    inside an already released one (a JWT's payload segment, a `password=` inside a Bearer
+    value whose label is no longer in the window). Such a match would hide the findings after
+    it, so that detector's scan resumes just after the artefact's start, as often as needed.
+    """
+    found = run_detectors(compiled, window, max(0, base - compiled.hold_back))
+    stale = {id(d): d for s, d in found if s.start < base < s.end}
+    if not stale:
+        return drop_fragments(found)
+    kept = [(s, d) for s, d in found if id(d) not in stale]
+    for key, detector in stale.items():
+        spans = [s for s, d in found if id(d) == key]
+        while (artefact := _straddling(spans, base)) is not None:
+            spans = detector.find(window, artefact.start + 1)
+        kept.extend((span, detector) for span in spans)
+    return drop_fragments(kept)
+
+
+def _straddling(spans: list[Span], base: int) -> Span | None:
+    return next((s for s in spans if s.start < base < s.end), None)
 
 
 def _settle(

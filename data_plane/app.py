@@ -23,7 +23,9 @@ from aiohttp.typedefs import Handler
 
 from data_plane import errors, handlers, rpc
 from data_plane.admission import Admitter
+from data_plane.anthropic_api import ANTHROPIC
 from data_plane.config_client import ConfigClient, make_node
+from data_plane.health import HealthBook
 from data_plane.keys import (
     ADMITTER,
     CONFIG_CLIENT,
@@ -41,6 +43,8 @@ from data_plane.keys import (
 from data_plane.lease_client import LeaseClient, LeaseSource
 from data_plane.leases import LeaseBook
 from data_plane.metrics import Metrics
+from data_plane.openai_api import OPENAI
+from data_plane.pipeline import HEALTH, Dialect, error_response
 from data_plane.providers.registry import build_providers
 from data_plane.settings import Settings
 from data_plane.snapshot_store import SnapshotStore
@@ -55,18 +59,22 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id on every response; aiohttp refusals and unexpected exceptions as
-    OpenAI-format errors (an unexpected exception is logged with the request id)."""
+    """Request id on every response; aiohttp refusals and unexpected exceptions as errors in
+    the endpoint's format, Anthropic's under /v1/messages and OpenAI's elsewhere (an
+    unexpected exception is logged with the request id)."""
     client_id = request.headers.get("x-request-id", "")
     request_id = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
+    dialect: Dialect = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = handlers.error_response(errors.from_http_status(exc.status, exc.reason))
+        response = error_response(errors.from_http_status(exc.status, exc.reason), dialect)
     except Exception:
-        log.exception("unexpected error in request %s", request_id)
-        response = handlers.error_response(errors.internal_error(request_id))
+        log.exception(
+            "unexpected error in request %s", request_id, extra={"request_id": request_id}
+        )
+        response = error_response(errors.internal_error(request_id), dialect)
     if not response.prepared:
         response.headers["x-request-id"] = request_id
     return response
@@ -86,7 +94,8 @@ def create_app(
     keyring = Keyring(settings.seal_key) if settings.seal_key else None
     app[SETTINGS] = settings
     app[NODE] = make_node(settings.node_id, settings.region)
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    app[HEALTH] = HealthBook(listener=metrics.circuit_changed)
     app[STORE] = SnapshotStore(settings.snapshot_path, keyring)
     app[RANDOM] = rand or random.Random()
     if usage_client is not None:
@@ -94,6 +103,8 @@ def create_app(
     if lease_source is not None:
         app[LEASE_SOURCE] = lease_source
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_post("/v1/messages", handlers.messages)
+    app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)

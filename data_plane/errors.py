@@ -24,6 +24,9 @@ NOT_READY = "not_ready"
 NO_TARGET_AVAILABLE = "no_target_available"
 UPSTREAM_ERROR = "upstream_error"
 UPSTREAM_REJECTED = "upstream_rejected"
+UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
+NO_HEALTHY_TARGET = "no_healthy_target"
+UNSUPPORTED = "unsupported_by_provider"
 INTERNAL_ERROR = "internal_error"
 NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -100,22 +103,60 @@ def not_ready() -> ApiError:
     return ApiError(503, NOT_READY, "The gateway has no policy loaded yet.", "server_error")
 
 
-def no_target_available(model: str) -> ApiError:
+def no_target_available(model: str, note: str = "") -> ApiError:
     return ApiError(
         503,
         NO_TARGET_AVAILABLE,
-        f"No provider is available for the model '{model}'.",
+        f"No provider is available for the model '{model}'.{note}",
         "server_error",
     )
 
 
-def upstream_error(model: str, attempts: int) -> ApiError:
+def upstream_error(model: str, attempts: int, note: str = "") -> ApiError:
     return ApiError(
         502,
         UPSTREAM_ERROR,
-        f"All {attempts} provider attempt(s) for the model '{model}' failed.",
+        f"All {attempts} provider attempt(s) for the model '{model}' failed.{note}",
         "upstream_error",
     )
+
+
+def stream_broken(model: str) -> ApiError:
+    """Sent as the last event of a stream whose provider failed after it started."""
+    return ApiError(
+        502,
+        UPSTREAM_ERROR,
+        f"The provider's stream for the model '{model}' broke off; the answer is incomplete.",
+        "upstream_error",
+    )
+
+
+def upstream_rate_limited(model: str, retry_after: int, note: str = "") -> ApiError:
+    """Every provider of the route answered 429 (or is waiting out its Retry-After)."""
+    return ApiError(
+        429,
+        UPSTREAM_RATE_LIMITED,
+        f"Every provider for the model '{model}' is rate-limiting; retry after "
+        f"{retry_after} s.{note}",
+        "rate_limit_error",
+        retry_after=retry_after,
+    )
+
+
+def no_healthy_target(model: str, retry_after: int, note: str = "") -> ApiError:
+    """Circuit breakers keep every provider of the route out for now."""
+    return ApiError(
+        503,
+        NO_HEALTHY_TARGET,
+        f"Every provider for the model '{model}' is failing; retry after {retry_after} s.{note}",
+        "server_error",
+        retry_after=retry_after,
+    )
+
+
+def unsupported(message: str) -> ApiError:
+    """No provider of the route can do what the request asks."""
+    return ApiError(400, UNSUPPORTED, f"Unsupported request: {message}.", "invalid_request_error")
 
 
 def upstream_rejected(status: int, message: str) -> ApiError:

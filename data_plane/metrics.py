@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from data_plane.health import State
+from data_plane.providers.base import Target
+
+CIRCUIT_VALUES = {State.CLOSED: 0, State.OPEN: 1, State.HALF_OPEN: 2}
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -35,8 +40,23 @@ class Metrics:
             "asc_dp_fallbacks", "Failed attempts that moved on to the next target.",
             ["provider", "outcome"], registry=r,
         )  # fmt: skip
+        self.circuit_state = Gauge(
+            "asc_dp_circuit_state",
+            "Circuit breaker of a provider model: 0 closed, 1 open, 2 half-open.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.circuit_changes = Counter(
+            "asc_dp_circuit_changes",
+            "Circuit breaker state changes, by the state entered.",
+            ["provider", "model", "state"],
+            registry=r,
+        )
         self.denials = Counter(
-            "asc_dp_denials", "Refused requests by reason.", ["reason"], registry=r
+            "asc_dp_denials",
+            "Refused requests by tenant (slug; '-' before authentication) and reason.",
+            ["tenant", "reason"],
+            registry=r,
         )
         self.snapshot_version = Gauge(
             "asc_dp_snapshot_version", "Applied snapshot version.", registry=r
@@ -73,3 +93,8 @@ class Metrics:
             ["fate"],
             registry=r,
         )
+
+    def circuit_changed(self, target: Target, state: State) -> None:
+        labels = (target.provider_id, target.model_id)
+        self.circuit_state.labels(*labels).set(CIRCUIT_VALUES[state])
+        self.circuit_changes.labels(*labels, state.value).inc()

@@ -68,3 +68,52 @@ def model_list(route_names: list[str], owner: str) -> dict[str, Any]:
             {"id": name, "object": "model", "created": 0, "owned_by": owner} for name in route_names
         ],
     }
+
+
+class OpenAIEncoder:
+    """OpenAI chunks to the client as server-sent events, under the route's name. Usage
+    reaches the client only when it asked for it (``stream_options.include_usage``)."""
+
+    __slots__ = ("model", "with_usage")
+
+    def __init__(self, model: str, with_usage: bool) -> None:
+        self.model = model
+        self.with_usage = with_usage
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        if not self.with_usage:
+            if chunk.get("usage") and not chunk.get("choices"):
+                return b""
+            chunk.pop("usage", None)
+        chunk["model"] = self.model
+        return sse_event(chunk)
+
+    def end(self) -> bytes:
+        return SSE_DONE
+
+    def error(self, error: ApiError) -> bytes:
+        return sse_event(error.body())
+
+
+class OpenAIDialect:
+    """The OpenAI chat API as the pipeline's client dialect (``pipeline.Dialect``)."""
+
+    @staticmethod
+    def parse(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+        return parse_chat_request(raw, request_id)
+
+    @staticmethod
+    def error_body(error: ApiError) -> dict[str, Any]:
+        return error.body()
+
+    @staticmethod
+    def answer(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
+        completion["model"] = route_name
+        return completion
+
+    @staticmethod
+    def encoder(chat: ChatRequest, route_name: str) -> OpenAIEncoder:
+        return OpenAIEncoder(route_name, include_usage(chat))
+
+
+OPENAI = OpenAIDialect()

@@ -9,7 +9,7 @@
 | ASC_REGION | local |
 | ASC_DP_STATE_DIR | .asc/data-plane/<node id> (snapshot copy and usage spool) |
 | ASC_SEAL_KEY | unset; the keyring that opens sealed provider credentials |
-| ASC_TLS_CA, ASC_TLS_CERT, ASC_TLS_KEY | unset: plaintext gRPC; set: mTLS with this node's certificate |
+| ASC_TLS_CA, _CERT, _KEY | unset: plaintext gRPC; set: mTLS with this node's certificate |
 | ASC_DP_WORKERS | 1; processes sharing the port (SO_REUSEPORT), node ids <node id>-w<i> |
 """
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.tls import issue, make_ca  # noqa: E402  # after the path fix above
+from shared.tls import issue, make_ca  # after the path fix above
 
 
 def write(path: Path, data: bytes, secret: bool = False) -> None:

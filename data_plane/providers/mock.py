@@ -6,18 +6,32 @@ tokens are the whitespace-separated words across all message contents, completio
 words of the reply. Streaming yields one word per chunk. Provider options:
 ``latency_ms`` (delay before the first token), ``token_latency_ms`` (delay between tokens) and
 ``fail_status`` (answer every call with this HTTP status, to exercise fallbacks).
+Embeddings are deterministic too: ``EMBEDDING_DIMENSIONS`` numbers derived from a hash of
+each input (or ``dimensions`` of them), one token per word.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import struct
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from data_plane.providers.base import ChatRequest, ChatResult, Target, Usage, status_error
+from data_plane.providers.base import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    Target,
+    Usage,
+    status_error,
+)
 
 PROMPT_WORDS = 8
+EMBEDDING_DIMENSIONS = 8
 TAIL = "This is a deterministic reply from the ASC mock provider."
 
 
@@ -56,7 +70,9 @@ def _option(target: Target, name: str) -> float:
 
 
 class MockProvider:
-    async def complete(self, target: Target, request: ChatRequest) -> ChatResult:
+    async def complete(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> ChatResult:
         self._maybe_fail(target)
         words = reply_words(request)
         delay = _option(target, "latency_ms") + _option(target, "token_latency_ms") * len(words)
@@ -80,7 +96,9 @@ class MockProvider:
         }
         return ChatResult(body, usage)
 
-    async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         self._maybe_fail(target)
         words = reply_words(request)
         first_delay, token_delay = (
@@ -104,6 +122,39 @@ class MockProvider:
         usage = Usage(prompt_tokens(request), len(words))
         yield {**base, "choices": [], "usage": usage.to_openai()}
 
+    async def embed(
+        self,
+        target: Target,
+        request: EmbeddingsRequest,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> EmbeddingsResult:
+        self._maybe_fail(target)
+        raw = request.body.get("input")
+        inputs = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
+        dimensions = request.body.get("dimensions")
+        size = (
+            dimensions if isinstance(dimensions, int) and dimensions > 0 else EMBEDDING_DIMENSIONS
+        )
+        as_base64 = request.body.get("encoding_format") == "base64"
+        data, tokens = [], 0
+        for index, item in enumerate(inputs):
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            tokens += len(text.split())
+            vector = _vector(text, size)
+            embedding: Any = vector
+            if as_base64:
+                embedding = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        usage = Usage(tokens, 0)
+        body = {
+            "object": "list",
+            "data": data,
+            "model": target.provider_model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return EmbeddingsResult(body, usage)
+
     @staticmethod
     def _maybe_fail(target: Target) -> None:
         status = target.options.get("fail_status")
@@ -113,3 +164,8 @@ class MockProvider:
 
 def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+
+
+def _vector(text: str, size: int) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((digest[i % len(digest)] - 128) / 128, 4) for i in range(size)]

@@ -1,153 +1,210 @@
-"""OpenAI-compatible upstreams (OpenAI, Mistral, vLLM, Ollama, ...).
+"""Providers that speak OpenAI's wire format: OpenAI, OpenAI-compatible servers (vLLM,
+Ollama, another gateway), Azure OpenAI and Mistral. They differ in URL, authentication header
+and request body (``openai_wire``); answers are OpenAI's already.
 
-The client's body is forwarded with ``model`` replaced by the target's provider model. When
-streaming, the upstream is asked for ``stream_options.include_usage`` so the last chunk carries
-the usage the gateway meters; its SSE events are parsed and passed through as dicts. A stream
-that ends without ``data: [DONE]`` was cut short and is an error, never a complete answer.
-Provider options: ``timeout_s`` (read timeout, default 600) and ``connect_timeout_s``
-(default 10).
+A stream that ends without ``data: [DONE]`` was cut short and is an error, never a complete
+answer. Azure: ``base_url`` is the resource endpoint (``https://<name>.openai.azure.com``), the
+target's provider model is the deployment name, provider option ``api_version`` (default
+``DEFAULT_AZURE_API_VERSION``) goes in the query and the key in the ``api-key`` header.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import base64
+import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
+from data_plane.providers import openai_wire
 from data_plane.providers.base import (
     ChatRequest,
     ChatResult,
+    EmbeddingsRequest,
+    EmbeddingsResult,
     ProviderError,
     Target,
     Usage,
-    status_error,
+)
+from data_plane.providers.http import (
+    JSON_HEADERS,
+    client_timeout,
+    json_object,
+    raise_for_status,
+    sse_events,
+    truncated,
+    upstream_errors,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-
-def _seconds(options: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        return float(options.get(name, default))
-    except ValueError:
-        return default
-
-
-def _timeout(target: Target) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=_seconds(target.options, "connect_timeout_s", 10.0),
-        sock_read=_seconds(target.options, "timeout_s", 600.0),
-    )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
-async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
-    if response.status < 400:
-        return
-    text = await response.text(errors="replace")
-    message = text[:500]
-    try:
-        parsed = orjson.loads(text)
-        message = str(parsed["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        pass
-    raise status_error(response.status, message, _retry_after(response.headers))
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+MISTRAL_BASE_URL = "https://api.mistral.ai/v1"
 
 
 class OpenAIProvider:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    """``strict`` for a real OpenAI service: parameters it lacks are refused before sending.
+    ``name`` is the provider kind, as named in Unsupported errors."""
 
-    def _post(self, target: Target, body: dict[str, Any]) -> Any:
-        url = (target.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if target.api_key:
-            headers["Authorization"] = f"Bearer {target.api_key}"
+    default_base_url = DEFAULT_BASE_URL
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        name: str = "openai_compatible",
+        strict: bool = False,
+    ) -> None:
+        self._session = session
+        self.name = name
+        self._strict = strict
+
+    # What differs between flavours.
+    def url(self, target: Target, operation: str) -> str:
+        return (target.base_url or self.default_base_url).rstrip("/") + "/" + operation
+
+    def headers(self, target: Target) -> dict[str, str]:
+        if not target.api_key:
+            return JSON_HEADERS
+        return {**JSON_HEADERS, "Authorization": f"Bearer {target.api_key}"}
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        strict = self.name if self._strict else ""
+        return openai_wire.openai_chat(body, target.provider_model, stream, strict=strict)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.openai_embeddings(body, target.provider_model)
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Chunks to yield for an upstream chunk; None: the chunk itself."""
+        return None
+
+    # The calls.
+    def _post(
+        self, target: Target, operation: str, body: dict[str, Any], connect: float | None
+    ) -> Any:
         return self._session.post(
-            url, data=orjson.dumps(body), headers=headers, timeout=_timeout(target)
+            self.url(target, operation),
+            data=orjson.dumps(body),
+            headers=self.headers(target),
+            timeout=client_timeout(target, connect),
         )
 
-    async def complete(self, target: Target, request: ChatRequest) -> ChatResult:
-        body = {**request.body, "model": target.provider_model, "stream": False}
-        body.pop("stream_options", None)
-        try:
-            async with self._post(target, body) as response:
-                await _raise_for_status(response)
+    async def complete(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> ChatResult:
+        body = self.chat_body(target, request.body, False)
+        with upstream_errors():
+            async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
+                await raise_for_status(response)
                 payload = await response.read()
-        except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
-            raise ProviderError("timeout", retryable=True) from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
-        try:
-            result = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise ProviderError("bad_response", status=502, retryable=True) from exc
-        if not isinstance(result, dict) or not isinstance(result.get("choices"), list):
+        result = json_object(payload)
+        if not isinstance(result.get("choices"), list):
             raise ProviderError("bad_response", status=502, retryable=True)
+        result = self.answer(result)
         return ChatResult(result, Usage.from_openai(result.get("usage")))
 
-    async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
-        body = {
-            **request.body,
-            "model": target.provider_model,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        try:
-            async with self._post(target, body) as response:
-                await _raise_for_status(response)
-                async for event in _sse_events(response.content):
-                    if event == b"[DONE]":
+    async def stream(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        body = self.chat_body(target, request.body, True)
+        with upstream_errors():
+            async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
+                await raise_for_status(response)
+                async for _, data in sse_events(response.content):
+                    if data == b"[DONE]":
                         return
-                    yield _parse_chunk(event)
+                    chunk = _parse_chunk(data)
+                    translated = self.chunks(chunk)
+                    if translated is None:
+                        yield chunk
+                    else:
+                        for out in translated:
+                            yield out
             # The body ended without [DONE]: the answer was cut short, not complete.
-            raise ProviderError(
-                "stream_truncated", status=502, retryable=True, message="stream ended before [DONE]"
-            )
-        except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
-            raise ProviderError("timeout", retryable=True) from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
+            raise truncated()
+
+    async def embed(
+        self,
+        target: Target,
+        request: EmbeddingsRequest,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> EmbeddingsResult:
+        body = self.embeddings_body(target, request.body)
+        with upstream_errors():
+            async with self._post(target, "embeddings", body, connect_timeout_s) as response:
+                await raise_for_status(response)
+                payload = await response.read()
+        result = json_object(payload)
+        data = result.get("data")
+        if not isinstance(data, list):
+            raise ProviderError("bad_response", status=502, retryable=True)
+        if request.body.get("encoding_format") == "base64":
+            encode_base64(data)
+        return EmbeddingsResult(result, Usage.from_openai(result.get("usage")))
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    default_base_url = ""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session, name="azure_openai", strict=True)
+
+    def url(self, target: Target, operation: str) -> str:
+        version = target.options.get("api_version") or DEFAULT_AZURE_API_VERSION
+        base = target.base_url.rstrip("/")
+        return (
+            f"{base}/openai/deployments/{target.provider_model}/{operation}?api-version={version}"
+        )
+
+    def headers(self, target: Target) -> dict[str, str]:
+        return {**JSON_HEADERS, "api-key": target.api_key}
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        return openai_wire.openai_chat(body, None, stream, strict=self.name)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.openai_embeddings(body, None)
+
+
+class MistralProvider(OpenAIProvider):
+    default_base_url = MISTRAL_BASE_URL
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session, name="mistral")
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        return openai_wire.mistral_chat(body, target.provider_model, stream)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.mistral_embeddings(body, target.provider_model)
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        return openai_wire.mistral_completion(body)
+
+    def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return openai_wire.mistral_chunks(chunk)
+
+
+def encode_base64(data: list[Any]) -> None:
+    """Float vectors as base64 of little-endian float32, as OpenAI sends them when asked;
+    vectors already in base64 are left alone."""
+    for item in data:
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, list):
+            packed = struct.pack(f"<{len(vector)}f", *vector)
+            item["embedding"] = base64.b64encode(packed).decode()
 
 
 def _parse_chunk(data: bytes) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ProviderError("bad_response", status=502, retryable=True) from exc
-    if not isinstance(chunk, dict):
-        raise ProviderError("bad_response", status=502, retryable=True)
+    chunk = json_object(data)
     if "error" in chunk:
         error = chunk["error"]
         message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
         raise ProviderError("stream_error", status=502, retryable=True, message=message)
     return chunk
-
-
-async def _sse_events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The data of each server-sent event (multi-line data joined with newlines)."""
-    data: list[bytes] = []
-    async for raw in content:
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield b"\n".join(data)
-                data = []
-        elif line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-        # comments (":") and other fields (event, id, retry) carry nothing we use
-    if data:
-        yield b"\n".join(data)

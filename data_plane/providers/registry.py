@@ -8,21 +8,25 @@ from types import MappingProxyType
 
 import aiohttp
 
+from data_plane.providers.anthropic import AnthropicProvider
 from data_plane.providers.base import Provider
+from data_plane.providers.gemini import GeminiProvider
 from data_plane.providers.mock import MockProvider
-from data_plane.providers.openai import OpenAIProvider
+from data_plane.providers.openai import AzureOpenAIProvider, MistralProvider, OpenAIProvider
 from shared.pb import snapshot_pb2
 
 Kind = snapshot_pb2.ProviderKind
 
 
 def build_providers(session: aiohttp.ClientSession) -> Mapping[int, Provider]:
-    openai_compatible = OpenAIProvider(session)
     return MappingProxyType(
         {
             Kind.PROVIDER_KIND_MOCK: MockProvider(),
-            Kind.PROVIDER_KIND_OPENAI: openai_compatible,
-            Kind.PROVIDER_KIND_OPENAI_COMPATIBLE: openai_compatible,
-            Kind.PROVIDER_KIND_MISTRAL: openai_compatible,
+            Kind.PROVIDER_KIND_OPENAI: OpenAIProvider(session, name="openai", strict=True),
+            Kind.PROVIDER_KIND_OPENAI_COMPATIBLE: OpenAIProvider(session),
+            Kind.PROVIDER_KIND_AZURE_OPENAI: AzureOpenAIProvider(session),
+            Kind.PROVIDER_KIND_MISTRAL: MistralProvider(session),
+            Kind.PROVIDER_KIND_ANTHROPIC: AnthropicProvider(session),
+            Kind.PROVIDER_KIND_GEMINI: GeminiProvider(session),
         }
     )

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 import yaml
 from asgiref.sync import sync_to_async
@@ -41,7 +42,7 @@ async def scrape(url: str) -> str:
 
 
 def families(exposition: str) -> set[str]:
-    return set(re.findall(r"^# TYPE (\w+) ", exposition, re.MULTILINE))
+    return {SUFFIXES.sub("", n) for n in re.findall(r"^# TYPE (\w+) ", exposition, re.MULTILINE)}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -74,3 +75,22 @@ async def test_the_dashboard_and_alerts_find_their_metrics_on_both_planes(tmp_pa
     assert 'asc_cp_usage_batches_total{result="stored"} 1.0' in control_plane
     missing = wanted() - families(data_plane) - families(control_plane)
     assert not missing, f"queried but not exported: {sorted(missing)}"
+
+
+async def test_refusals_are_counted_by_tenant_and_reason(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, snapshots.two_tenants().snapshot()) as gateway:
+        async with AsyncOpenAI(
+            base_url=f"{gateway.url}/v1", api_key=snapshots.ACME_KEY, max_retries=0
+        ) as client:
+            with pytest.raises(openai.PermissionDeniedError):
+                await client.chat.completions.create(
+                    model="extra", messages=[{"role": "user", "content": "hello"}]
+                )
+        async with AsyncOpenAI(
+            base_url=f"{gateway.url}/v1", api_key="sk-asc-wrong", max_retries=0
+        ) as client:
+            with pytest.raises(openai.AuthenticationError):
+                await client.models.list()
+        data_plane = await scrape(f"{gateway.url}/metrics")
+    assert 'asc_dp_denials_total{reason="model_not_allowed",tenant="acme"} 1.0' in data_plane
+    assert 'asc_dp_denials_total{reason="invalid_api_key",tenant="-"} 1.0' in data_plane

@@ -8,7 +8,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,8 @@ class System:
     api: ControlPlaneAPI
     demo_key: str
     tmp: Path
+    # SDK clients the tests opened, closed when the system stops (no leaked sockets).
+    clients: list[Any] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,7 @@ def system(
     )
     token_output = stack.manage("drf_create_token", "admin", capture=True)
     token = token_output.split("Generated token ")[1].split()[0]
+    clients: list[Any] = []
     try:
         stack.start_web()
         stack.start_grpc()
@@ -103,9 +106,11 @@ def system(
         stack.wait_web()
         stack.wait_data_plane()
         yield System(
-            stack, ControlPlaneAPI(stack.web_url, token), key_file.read_text().strip(), tmp
+            stack, ControlPlaneAPI(stack.web_url, token), key_file.read_text().strip(), tmp, clients
         )
     finally:
+        for c in clients:
+            c.close()
         stack.stop_all()
         for log in sorted((tmp / "logs").glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-30:]

@@ -19,7 +19,9 @@ PROPAGATION_LIMIT_S = 2.0
 
 
 def client(system: System, key: str) -> OpenAI:
-    return OpenAI(base_url=f"{system.stack.dp_url}/v1", api_key=key, max_retries=0, timeout=10)
+    c = OpenAI(base_url=f"{system.stack.dp_url}/v1", api_key=key, max_retries=0, timeout=10)
+    system.clients.append(c)
+    return c
 
 
 def ask(c: OpenAI, model: str = "demo", text: str = "Hello from the end-to-end test") -> Any:

@@ -65,8 +65,16 @@ test: $(STAMP) browser
 run: $(STAMP)
 	$(PY) scripts/run_local.py
 
+# make bench [BENCH="gateway push"]: all benchmarks, or the named ones (python -m bench NAME).
+# wrk (Debian) drives the throughput runs; without it an asyncio closed loop stands in.
 bench: $(STAMP)
-	$(PY) -m bench
+	@command -v wrk >/dev/null || { \
+	  echo "wrk is missing: installing Debian's wrk for the throughput benchmarks"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -q >/dev/null 2>&1; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q wrk >/dev/null \
+	  || echo "could not install wrk: the asyncio load generator stands in"; }
+	$(PY) -m bench $(BENCH)
 
 check: proto-check lint test
 

@@ -1,0 +1,98 @@
+"""The measuring side of the ingestion benchmark, run in its own process because it sets up
+Django on the temporary database named by DATABASE_URL (``bench.ingest_bench`` creates and
+drops that database). It migrates the database, builds usage batches as a data plane sends
+them, times ``control_plane.usage.services.ingest_batch`` on them and prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+
+from shared.audit import GENESIS, seal
+from shared.pb import control_pb2
+
+BATCH = 500
+
+
+def _event(n: int, ids: dict[str, str], now_ms: int) -> control_pb2.UsageEvent:
+    return control_pb2.UsageEvent(
+        request_id=uuid.uuid4().hex,
+        ts_unix_ms=now_ms + n,
+        tenant_id=ids["tenant"],
+        key_id=ids["key"],
+        route_id=ids["route"],
+        route_name="bench",
+        model_id=ids["model"],
+        provider_id=ids["provider"],
+        credential_id=ids["credential"],
+        region="local",
+        prompt_tokens=40 + n % 50,
+        completion_tokens=20 + n % 30,
+        cost_nano_usd=18_000 + n % 1000,
+        latency_ms=3,
+        ttft_ms=2,
+        snapshot_version=7,
+        status_code=200,
+        subject="alice@example.com",
+    )
+
+
+def batches(count: int, with_audit: bool, node: str) -> list[control_pb2.UsageBatch]:
+    """``count`` batches of ``BATCH`` events; with audit records chained as a node seals them."""
+    ids = {name: str(uuid.uuid4()) for name in ("tenant", "key", "route", "model")}
+    ids |= {name: str(uuid.uuid4()) for name in ("provider", "credential")}
+    now_ms = int(time.time() * 1000)
+    chain, head, seq = f"{node}:boot", GENESIS, 0
+    out = []
+    for b in range(count):
+        batch = control_pb2.UsageBatch(batch_id=f"{node}:boot:{b}", node_id=node)
+        for i in range(BATCH):
+            event = _event(b * BATCH + i, ids, now_ms)
+            batch.events.append(event)
+            if with_audit:
+                seq += 1
+                record = control_pb2.AuditRecord(
+                    chain_id=chain, event=event, decision="allowed", guardrail_action="allow"
+                )
+                head = seal(record, head, seq).hash
+                batch.audit.append(record)
+        out.append(batch)
+    return out
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "control_plane.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from control_plane.usage.services import ingest_batch, rollup_spend
+
+    call_command("migrate", verbosity=0, interactive=False)
+    assert connection.vendor == "postgresql", connection.vendor
+    results: dict[str, float] = {}
+    for label, with_audit in (("usage", False), ("usage+audit", True)):
+        first, *prepared = batches(count, with_audit, f"bench-{label}")
+        ingest_batch(first)  # warm-up (connection, temporary table, plans), in chain order
+        started = time.perf_counter()
+        for batch in prepared:
+            ingest_batch(batch)
+        elapsed = time.perf_counter() - started
+        results[f"{label}_events_per_s"] = len(prepared) * BATCH / elapsed
+        results[f"{label}_ms_per_batch"] = elapsed / len(prepared) * 1000
+    started = time.perf_counter()
+    rolled = rollup_spend()
+    results["rollup_events"] = rolled
+    results["rollup_events_per_s"] = rolled / (time.perf_counter() - started)
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

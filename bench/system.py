@@ -169,9 +169,7 @@ class AscSystem:
             "ASC_DP_WORKERS": str(workers),
             "ASC_LOG_LEVEL": "WARNING",
         }
-        # Several workers: through bench.dp_workers (see there why not python -m data_plane).
-        module = "data_plane" if workers == 1 else "bench.dp_workers"
-        proc = Proc(node_id, python_module(module), self.log_dir, env, port=port)
+        proc = Proc(node_id, python_module("data_plane"), self.log_dir, env, port=port)
         self.data_planes.append(proc)
         return proc
 

@@ -11,41 +11,13 @@ nothing is shared between them.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import signal
-from dataclasses import replace
 from types import FrameType
 
-import uvloop
-from aiohttp import web
-
-from data_plane.app import create_app
+from data_plane.server import serve, worker_settings
 from data_plane.settings import Settings
-from shared.logs import configure
-
-
-def serve(settings: Settings, reuse_port: bool = False) -> None:
-    configure("data-plane")
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        access_log=None,  # no per-request logging on the hot path
-        loop=uvloop.new_event_loop(),
-        print=lambda message: logging.getLogger("data_plane").info(message),
-    )
-
-
-def worker_settings(settings: Settings, index: int) -> Settings:
-    return replace(
-        settings,
-        node_id=f"{settings.node_id}-w{index}",
-        state_dir=settings.state_dir / f"w{index}",
-    )
 
 
 def main() -> None:

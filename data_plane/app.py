@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
-import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -54,7 +54,22 @@ from shared.crypto import Keyring
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class RequestIds:
+    """Request ids unique across processes without a system call per request: a random
+    per-process prefix and a counter. Ids are always the gateway's own (they key usage and
+    audit records, so a client must not be able to choose or repeat one)."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):08x}"
+
+
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
 
 
 @web.middleware
@@ -62,8 +77,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Request id on every response; aiohttp refusals and unexpected exceptions as errors in
     the endpoint's format, Anthropic's under /v1/messages and OpenAI's elsewhere (an
     unexpected exception is logged with the request id)."""
-    client_id = request.headers.get("x-request-id", "")
-    request_id = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    request_id = request.app[REQUEST_IDS].next()
     request[REQUEST_ID] = request_id
     dialect: Dialect = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
     try:
@@ -93,6 +107,7 @@ def create_app(
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     keyring = Keyring(settings.seal_key) if settings.seal_key else None
     app[SETTINGS] = settings
+    app[REQUEST_IDS] = RequestIds()
     app[NODE] = make_node(settings.node_id, settings.region)
     app[METRICS] = metrics = Metrics()
     app[HEALTH] = HealthBook(listener=metrics.circuit_changed)

@@ -95,7 +95,7 @@ class ConfigClient:
         if current is None or current.hash != snapshot.hash:
             loop = asyncio.get_running_loop()
             try:
-                policy = await loop.run_in_executor(None, self._store.compile, snapshot)
+                policy = await self._store.compile_serving(snapshot)
             except ValueError as exc:  # hash mismatch or PolicyError
                 return self._nack(response, snapshot, str(exc))
             except Exception as exc:  # a bug, but one snapshot must not stop the stream: refuse it

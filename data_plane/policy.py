@@ -9,7 +9,7 @@ the first request. Run it off the event loop: a large snapshot takes a while.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -109,7 +109,26 @@ def _index[T: _HasId](items: Iterable[T], kind: str) -> dict[str, T]:
     return index
 
 
+# Keys compiled between two yields of ``compile_steps``: a slice takes about a millisecond.
+SLICE = 500
+
+
 def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -> CompiledPolicy:
+    steps = compile_steps(snapshot, keyring)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            compiled: CompiledPolicy = done.value
+            return compiled
+
+
+def compile_steps(
+    snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None
+) -> Generator[None, None, CompiledPolicy]:
+    """``compile_snapshot`` in slices: it yields after every ``SLICE`` keys, so a caller on
+    the event loop can let requests run in between (a compile in a thread would compete with
+    the loop for the GIL and stall it for seconds on a large snapshot)."""
     policy = snapshot.policy
     tenants = {
         t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
@@ -130,7 +149,7 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
             raise PolicyError(f"duplicate route name {route.name!r} in tenant {route.tenant_id!r}")
         routes[route.id] = route
         routes_by_name[(route.tenant_id, route.name)] = route
-    keys_by_hash = _compile_keys(policy, tenants, routes)
+    keys_by_hash = yield from _compile_keys(policy, tenants, routes)
     guardrails = _compile_guardrails(policy, tenants, routes)
     limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
     issuers = _compile_issuers(policy, tenants, routes)
@@ -332,28 +351,34 @@ def _compile_keys(
     policy: snapshot_pb2.Policy,
     tenants: Mapping[str, TenantEntry],
     routes: Mapping[str, RouteEntry],
-) -> dict[str, KeyEntry]:
+) -> Generator[None, None, dict[str, KeyEntry]]:
+    """Keys by hash. Each distinct (tenant, routes) grant is checked once and its frozenset
+    shared by every key holding it (many keys share a few grants)."""
     by_hash: dict[str, KeyEntry] = {}
-    for key in _index(policy.keys, "key").values():
-        if key.tenant_id not in tenants:
-            raise PolicyError(f"key {key.id!r} names unknown tenant {key.tenant_id!r}")
-        for route_id in key.route_ids:
-            route = routes.get(route_id)
-            if route is None:
-                raise PolicyError(f"key {key.id!r} names unknown route {route_id!r}")
-            if route.tenant_id != key.tenant_id:
-                raise PolicyError(f"key {key.id!r} names route {route_id!r} of another tenant")
+    ids: set[str] = set()
+    grants: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+    for n, key in enumerate(policy.keys, 1):
+        key_id, tenant_id = key.id, key.tenant_id
+        if not key_id or key_id in ids:
+            raise PolicyError(f"a key has an empty or duplicate id {key_id!r}")
+        ids.add(key_id)
+        if tenant_id not in tenants:
+            raise PolicyError(f"key {key_id!r} names unknown tenant {tenant_id!r}")
+        grant_key = (tenant_id, tuple(key.route_ids))
+        granted = grants.get(grant_key)
+        if granted is None:
+            granted = grants[grant_key] = _check_grant(key_id, tenant_id, grant_key[1], routes)
         key_hash = key.key_hash.lower()
         if not key_hash:
-            raise PolicyError(f"key {key.id!r} has no hash")
+            raise PolicyError(f"key {key_id!r} has no hash")
         if key_hash in by_hash:
-            raise PolicyError(f"key {key.id!r} has the same hash as key {by_hash[key_hash].id!r}")
+            raise PolicyError(f"key {key_id!r} has the same hash as key {by_hash[key_hash].id!r}")
         by_hash[key_hash] = KeyEntry(
-            key.id,
-            key.tenant_id,
+            key_id,
+            tenants[tenant_id].id,  # one shared string per tenant, not one per key
             key.name,
             key.expires_at_unix,
-            frozenset(key.route_ids),
+            granted,
             key.owner,
             key.asserts_end_user,
             key.project_id,
@@ -361,4 +386,18 @@ def _compile_keys(
             key.max_body_bytes,
             key.max_tokens,
         )
+        if n % SLICE == 0:
+            yield
     return by_hash
+
+
+def _check_grant(
+    key_id: str, tenant_id: str, route_ids: tuple[str, ...], routes: Mapping[str, RouteEntry]
+) -> frozenset[str]:
+    for route_id in route_ids:
+        route = routes.get(route_id)
+        if route is None:
+            raise PolicyError(f"key {key_id!r} names unknown route {route_id!r}")
+        if route.tenant_id != tenant_id:
+            raise PolicyError(f"key {key_id!r} names route {route_id!r} of another tenant")
+    return frozenset(route_ids)

@@ -10,6 +10,8 @@ The blocking methods (``persist``, ``load_from_disk``) are meant for an executor
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -19,7 +21,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from data_plane.files import write_atomic
-from data_plane.policy import CompiledPolicy, PolicyError, compile_snapshot
+from data_plane.policy import CompiledPolicy, PolicyError, compile_snapshot, compile_steps
 from shared.crypto import Keyring
 from shared.pb import snapshot_pb2
 from shared.snapshots import verify
@@ -76,6 +78,28 @@ class SnapshotStore:
         """Verify the hash and compile; raises ValueError (PolicyError included)."""
         verify(snapshot)
         return compile_snapshot(snapshot, self.keyring)
+
+    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+        """``compile`` on a serving event loop: the hash check in a thread (hashing releases
+        the GIL), the compile in slices with the loop free in between, and the garbage
+        collector held off meanwhile and told afterwards that the new policy is permanent
+        (``gc.freeze``), so neither a compile nor a later full collection of a large policy
+        stalls requests."""
+        await asyncio.to_thread(verify, snapshot)
+        steps = compile_steps(snapshot, self.keyring)
+        gc.disable()
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    policy: CompiledPolicy = done.value
+                    break
+                await asyncio.sleep(0)
+        finally:
+            gc.enable()
+        gc.freeze()
+        return policy
 
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
         write_atomic(self.path, encode_file(snapshot))

@@ -227,10 +227,10 @@ class SurprisingStore(SnapshotStore):
 
     persisted_7 = False
 
-    def compile(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
         if snapshot.version == 13:
             raise RuntimeError("unexpected failure while compiling")
-        return super().compile(snapshot)
+        return await super().compile_serving(snapshot)
 
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
         if snapshot.version == 7 and not self.persisted_7:

@@ -192,7 +192,8 @@ async def test_a_completion_passes_through_with_the_decrypted_credential(
     assert sent.body["stream"] is False
 
     (event,) = await gateway.events(1)
-    assert event.request_id == "req-from-client-1"
+    assert event.request_id != "req-from-client-1", "usage is keyed by the gateway's own id"
+    assert len(event.request_id) == 24
     assert (event.tenant_id, event.key_id, event.route_id, event.route_name) == (
         "t-acme",
         "k-acme",
@@ -463,3 +464,17 @@ async def test_without_a_usable_snapshot_the_gateway_answers_503_not_ready(
         finally:
             await sdk.close()
     assert (info.value.status_code, info.value.code) == (503, "not_ready")
+
+
+async def test_a_client_repeating_a_request_id_is_counted_every_time(
+    client: AsyncOpenAI, gateway: Gateway
+) -> None:
+    """Usage and audit records are keyed by request id: a client choosing (or repeating) one
+    would make the control plane drop its usage as duplicates."""
+    for _ in range(2):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES, extra_headers={"x-request-id": "same-id"}
+        )
+        assert raw.headers["x-request-id"] != "same-id"
+    first, second = await gateway.events(2)
+    assert first.request_id != second.request_id

@@ -141,17 +141,21 @@ def compile_steps(
         if model.provider_id not in providers:
             raise PolicyError(f"model {model.id!r} names unknown provider {model.provider_id!r}")
     api_keys = _open_credentials(credentials, providers, tenants, keyring)
+    yield
     routes: dict[str, RouteEntry] = {}
     routes_by_name: dict[tuple[str, str], RouteEntry] = {}
-    for route_pb in _index(policy.routes, "route").values():
+    for n, route_pb in enumerate(_index(policy.routes, "route").values(), 1):
         route = _compile_route(route_pb, tenants, models, providers, credentials, api_keys)
         if (route.tenant_id, route.name) in routes_by_name:
             raise PolicyError(f"duplicate route name {route.name!r} in tenant {route.tenant_id!r}")
         routes[route.id] = route
         routes_by_name[(route.tenant_id, route.name)] = route
+        if n % (SLICE // 5) == 0:
+            yield
     keys_by_hash = yield from _compile_keys(policy, tenants, routes)
-    guardrails = _compile_guardrails(policy, tenants, routes)
+    guardrails = yield from _compile_guardrails(policy, tenants, routes)
     limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
+    yield
     issuers = _compile_issuers(policy, tenants, routes)
     return CompiledPolicy(
         version=snapshot.version,
@@ -243,17 +247,26 @@ def _compile_guardrails(
     policy: snapshot_pb2.Policy,
     tenants: Mapping[str, TenantEntry],
     routes: Mapping[str, RouteEntry],
-) -> dict[tuple[str, str], Guard]:
-    for g in policy.guardrails:
+) -> Generator[None, None, dict[tuple[str, str], Guard]]:
+    """Guards by scope, compiled a few policies per slice (each compiles its patterns)."""
+    guards: dict[tuple[str, str], Guard] = {}
+    pbs = list(policy.guardrails)
+    for g in pbs:
         if g.tenant_id not in tenants:
             raise PolicyError(f"guardrail {g.id!r} names unknown tenant {g.tenant_id!r}")
         route = routes.get(g.route_id) if g.route_id else None
         if g.route_id and (route is None or route.tenant_id != g.tenant_id):
             raise PolicyError(f"guardrail {g.id!r} names route {g.route_id!r} of no such tenant")
-    try:
-        return compile_guardrails(policy.guardrails)
-    except GuardrailSnapshotError as exc:
-        raise PolicyError(str(exc)) from exc
+    for start in range(0, len(pbs), 10):
+        try:
+            chunk = compile_guardrails(pbs[start : start + 10])
+        except GuardrailSnapshotError as exc:
+            raise PolicyError(str(exc)) from exc
+        if duplicate := guards.keys() & chunk.keys():
+            raise PolicyError(f"a second guardrail policy for {sorted(duplicate)[0]}")
+        guards.update(chunk)
+        yield
+    return guards
 
 
 def _open_credentials(

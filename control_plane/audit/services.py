@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from control_plane.audit import signing
 from control_plane.audit.models import AuditChain, AuditCheckpoint, AuditRecord
+from control_plane.core.bulk import insert_ignoring_conflicts, uuid_or_none
 from control_plane.tenancy.models import Tenant
 from shared.audit import checkpoint_message, record_hash
 from shared.pb import control_pb2
@@ -26,56 +27,51 @@ CONTENT_FIELDS = {  # what retention clears
 }
 
 
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
-
-
-def to_row(record: control_pb2.AuditRecord, chain_ok: bool) -> AuditRecord:
+def to_row(record: control_pb2.AuditRecord, chain_ok: bool) -> dict[str, Any]:
+    """An AuditRecord row (attribute name -> value) straight from the data plane's record."""
     e = record.event
-    return AuditRecord(
-        chain_id=record.chain_id,
-        seq=record.seq,
-        prev_hash=record.prev_hash,
-        hash=record.hash,
-        ts=datetime.fromtimestamp(e.ts_unix_ms / 1000, tz=UTC),
-        request_id=e.request_id[:128],
-        tenant_id=_uuid(e.tenant_id),
-        key_id=_uuid(e.key_id),
-        subject=e.subject[:200],
-        route_id=_uuid(e.route_id),
-        route_name=e.route_name[:200],
-        snapshot_version=e.snapshot_version,
-        decision=record.decision[:16],
-        reason=record.reason[:64],
-        categories=list(record.categories),
-        guardrail_action=record.guardrail_action[:16],
-        provider_id=_uuid(e.provider_id),
-        model_id=_uuid(e.model_id),
-        credential_id=_uuid(e.credential_id),
-        region=e.region[:64],
-        status_code=e.status_code,
-        prompt_tokens=e.prompt_tokens,
-        completion_tokens=e.completion_tokens,
-        cost_nano_usd=e.cost_nano_usd,
-        latency_ms=e.latency_ms,
-        ttft_ms=e.ttft_ms,
-        fallbacks=[
+    return {
+        "chain_id": record.chain_id,
+        "seq": record.seq,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "ts": datetime.fromtimestamp(e.ts_unix_ms / 1000, tz=UTC),
+        "request_id": e.request_id[:128],
+        "tenant_id": uuid_or_none(e.tenant_id),
+        "key_id": uuid_or_none(e.key_id),
+        "subject": e.subject[:200],
+        "route_id": uuid_or_none(e.route_id),
+        "route_name": e.route_name[:200],
+        "snapshot_version": e.snapshot_version,
+        "decision": record.decision[:16],
+        "reason": record.reason[:64],
+        "categories": list(record.categories),
+        "guardrail_action": record.guardrail_action[:16],
+        "provider_id": uuid_or_none(e.provider_id),
+        "model_id": uuid_or_none(e.model_id),
+        "credential_id": uuid_or_none(e.credential_id),
+        "region": e.region[:64],
+        "status_code": e.status_code,
+        "prompt_tokens": e.prompt_tokens,
+        "completion_tokens": e.completion_tokens,
+        "cost_nano_usd": e.cost_nano_usd,
+        "latency_ms": e.latency_ms,
+        "ttft_ms": e.ttft_ms,
+        "fallbacks": [
             {"model_id": a.model_id, "provider_id": a.provider_id, "outcome": a.outcome}
             for a in e.fallbacks
         ],
-        payload=record.SerializeToString(deterministic=True),
-        chain_ok=chain_ok,
-    )
+        "payload": record.SerializeToString(deterministic=True),
+        "chain_ok": chain_ok,
+        "purged": False,
+    }
 
 
 def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> int:
     """Store records in chain order, checking each extends its chain; call inside the ingest
     transaction. A record that breaks its chain is stored all the same (nothing is lost),
     flagged, counted on the chain and logged."""
-    rows: list[AuditRecord] = []
+    rows: list[dict[str, Any]] = []
     heads: dict[str, AuditChain] = {}
     for record in records:
         head = heads.get(record.chain_id)
@@ -100,7 +96,7 @@ def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> 
         if record.seq > head.last_seq:
             head.last_seq, head.last_hash = record.seq, record.hash
         rows.append(to_row(record, ok))
-    AuditRecord.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    insert_ignoring_conflicts(AuditRecord, rows, ["chain_id", "seq"])
     for head in heads.values():
         head.save()
     return len(rows)

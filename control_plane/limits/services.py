@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
+from control_plane.core.bulk import uuid_or_none
 from control_plane.limits.models import LeaseHolding, LeaseWindow, Limit
 from shared import windows
 from shared.pb import control_pb2
@@ -47,7 +48,7 @@ def decide(amount: int, others: Iterable[Claim], granted: int, committed: int, w
 def acquire(
     node_id: str, asks: Sequence[control_pb2.LeaseAsk], now: float
 ) -> list[control_pb2.LeaseGrant]:
-    wanted = [a.limit_id for a in asks if _is_uuid(a.limit_id)]
+    wanted = [a.limit_id for a in asks if uuid_or_none(a.limit_id)]
     limits = {str(pk): limit for pk, limit in Limit.objects.in_bulk(wanted).items()}
     grants = []
     for ask in asks:
@@ -105,13 +106,3 @@ def _alert(limit: Limit, row: LeaseWindow, committed: int, amount: int) -> None:
             "limit %s (%s) of tenant %s passed %s of %s in window %s",
             limit.pk, limit.kind, limit.tenant_id, passed, limit.amount, row.window,
         )  # fmt: skip
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -150,7 +150,7 @@ def test_rewritten_chain_with_a_valid_looking_tail_is_caught(tenant: Tenant) -> 
     for r in forged:
         r.event.cost_nano_usd = 0
         prev = seal(r, prev, r.seq).hash
-    AuditRecord.objects.bulk_create([to_row(r, chain_ok=True) for r in forged])
+    AuditRecord.objects.bulk_create([AuditRecord(**to_row(r, chain_ok=True)) for r in forged])
     verify_fails_at(f"{CHAIN}#4: record differs from the signed checkpoint")
 
 

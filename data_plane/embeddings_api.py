@@ -10,25 +10,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from data_plane import errors
 from data_plane.errors import ApiError
+from data_plane.openai_api import parse_model_request
 from data_plane.providers.base import ChatRequest, EmbeddingsRequest
 
 MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request
 
 
 def parse_embeddings_request(raw: bytes, request_id: str) -> EmbeddingsRequest | ApiError:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return errors.bad_request("The request body is not valid JSON.", code=errors.INVALID_JSON)
-    if not isinstance(body, dict):
-        return errors.bad_request("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return errors.bad_request("'model' is required and must be a string.", param="model")
+    body = parse_model_request(raw)
+    if isinstance(body, ApiError):
+        return body
     if not _valid_input(body.get("input")):
         return errors.bad_request(
             "'input' must be a non-empty string, array of strings, array of token ids or "

@@ -17,7 +17,8 @@ from data_plane.providers.base import ChatRequest
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+def parse_model_request(raw: bytes) -> dict[str, Any] | ApiError:
+    """A JSON object naming a ``model``: what every OpenAI endpoint's body starts as."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -27,6 +28,13 @@ def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return errors.bad_request("'model' is required and must be a string.", param="model")
+    return body
+
+
+def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+    body = parse_model_request(raw)
+    if isinstance(body, ApiError):
+        return body
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return errors.bad_request("'messages' must be a non-empty array.", param="messages")

@@ -10,6 +10,12 @@
 | ASC_SEAL_KEY | required: AES-256 key(s) sealing credentials for the data planes |
 | ASC_AUDIT_SIGNING_KEY | required for checkpoints: Ed25519 key (32 bytes, base64) |
 | CELERY_BROKER_URL | unset: tasks run eagerly in-process |
+| ASC_OIDC_ISSUER | unset: no SSO. The OpenID Connect issuer URL (admin and API login) |
+| ASC_OIDC_CLIENT_ID, ASC_OIDC_CLIENT_SECRET | ASC's client at the issuer |
+| ASC_OIDC_ADMIN_GROUPS | groups whose members are platform admins (comma separated) |
+| ASC_OIDC_GROUPS_CLAIM | groups (the ID token claim listing the user's groups) |
+| ASC_OIDC_SCOPES | openid email profile |
+| ASC_OIDC_API_AUDIENCE | the client id: the `aud` bearer tokens on the API must carry |
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ INSTALLED_APPS = [
     "control_plane.audit",
     "control_plane.guardrails",
     "control_plane.limits",
+    "control_plane.sso",
+    "control_plane.config",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "control_plane.sso.context.sso",
             ]
         },
     }
@@ -130,11 +139,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "control_plane.sso.authentication.OidcBearerAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["control_plane.core.api.permissions.IsActiveUser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "control_plane.core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "control_plane.core.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -168,6 +178,18 @@ ASC_AUDIT_SIGNING_KEY = os.environ.get("ASC_AUDIT_SIGNING_KEY", "")
 ASC_SEAL_KEY = os.environ.get("ASC_SEAL_KEY", "")
 # The gRPC server checks the database for a newer snapshot this often (seconds).
 ASC_SNAPSHOT_POLL_S = float(os.environ.get("ASC_SNAPSHOT_POLL_S", "0.1"))
+
+# Single sign-on (OpenID Connect, authorization code flow with PKCE); see control_plane/sso.
+ASC_OIDC_ISSUER = os.environ.get("ASC_OIDC_ISSUER", "")
+ASC_OIDC_CLIENT_ID = os.environ.get("ASC_OIDC_CLIENT_ID", "")
+ASC_OIDC_CLIENT_SECRET = os.environ.get("ASC_OIDC_CLIENT_SECRET", "")
+ASC_OIDC_SCOPES = os.environ.get("ASC_OIDC_SCOPES", "openid email profile")
+ASC_OIDC_GROUPS_CLAIM = os.environ.get("ASC_OIDC_GROUPS_CLAIM", "groups")
+ASC_OIDC_ADMIN_GROUPS = os.environ.get("ASC_OIDC_ADMIN_GROUPS", "")
+ASC_OIDC_ALGORITHMS = os.environ.get("ASC_OIDC_ALGORITHMS", "RS256")
+ASC_OIDC_API_AUDIENCE = os.environ.get("ASC_OIDC_API_AUDIENCE", "")
+ASC_OIDC_TIMEOUT_S = float(os.environ.get("ASC_OIDC_TIMEOUT_S", "5"))
+ASC_OIDC_LABEL = os.environ.get("ASC_OIDC_LABEL", "Log in with single sign-on")
 
 LOGGING = {
     "version": 1,

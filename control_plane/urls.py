@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("control_plane.core.api.urls")),
+    path("sso/", include("control_plane.sso.urls")),
 ]

@@ -11,7 +11,6 @@ from django.http import HttpRequest
 from control_plane.catalog import services
 from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
 from control_plane.core.admin import PublishingAdmin, RelatedOnly
-from control_plane.fleet.services import request_publish
 
 
 @admin.register(Provider)
@@ -19,13 +18,17 @@ class ProviderAdmin(PublishingAdmin):
     list_display = ["name", "kind", "base_url", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "base_url"]
-    actions = ["disable_providers"]
+    actions = ["disable_providers", "enable_providers"]
 
     @admin.action(description="Disable selected providers", permissions=["change"])
     def disable_providers(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        count = queryset.update(enabled=False)
-        request_publish(f"{count} provider(s) disabled in the admin", request.user.pk)
+        count = services.set_providers_enabled(queryset, False, request.user.pk)
         self.message_user(request, f"{count} provider(s) disabled.")
+
+    @admin.action(description="Enable selected providers", permissions=["change"])
+    def enable_providers(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        count = services.set_providers_enabled(queryset, True, request.user.pk)
+        self.message_user(request, f"{count} provider(s) enabled.")
 
 
 class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]

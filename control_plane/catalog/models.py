@@ -136,8 +136,10 @@ class Route(UUIDModel):
 class RouteTarget(models.Model):
     route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="targets")
     model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="targets")
+    # RESTRICT, not PROTECT: a credential in use cannot be deleted on its own, but deleting its
+    # tenant (which deletes the tenant's routes and their targets too) may proceed.
     credential = models.ForeignKey(
-        ProviderCredential, on_delete=models.PROTECT, related_name="targets"
+        ProviderCredential, on_delete=models.RESTRICT, related_name="targets"
     )
     priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
     weight = models.PositiveIntegerField(default=1, help_text="Share within one priority.")

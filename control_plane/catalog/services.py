@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
-from control_plane.catalog.models import Model, ProviderCredential, Route, RouteTarget
+from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
 from control_plane.core.crypto import credential_keyring, seal_keyring
 from control_plane.fleet.services import request_publish
 from shared.crypto import credential_context, key_hint
@@ -37,6 +38,18 @@ def reseal_credentials() -> int:
         credential.save(update_fields=["encrypted_secret", "sealed_secret", "secret_hint"])
         count += 1
     request_publish("credentials re-sealed")
+    return count
+
+
+@transaction.atomic
+def set_providers_enabled(
+    providers: QuerySet[Provider], enabled: bool, user_id: int | None = None
+) -> int:
+    """Switch providers on or off (off: the data planes stop sending them traffic)."""
+    count = providers.exclude(enabled=enabled).update(enabled=enabled)
+    if count:
+        verb = "enabled" if enabled else "disabled"
+        request_publish(f"{count} provider(s) {verb}", user_id)
     return count
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import Q
 
-VIEW, CHANGE = "view", "change"
+VIEW, CHANGE, DELETE = "view", "change", "delete"
 ADMIN, DEV, AUDITOR = "tenant_admin", "developer", "auditor"
 
 
@@ -25,18 +25,38 @@ class Rule:
     # Roles limited to rows they own (for those, ``owner_path`` names the owning user).
     own_only: frozenset[str] = frozenset()
     owner_path: str = ""
+    # Roles that may delete; None: those that may change.
+    delete: frozenset[str] | None = None
 
     def roles(self, action: str) -> frozenset[str]:
-        return self.view if action == VIEW else self.change
+        if action == VIEW:
+            return self.view
+        if action == DELETE and self.delete is not None:
+            return self.delete
+        return self.change
 
 
-def _r(view: set[str], change: set[str], own: set[str] | None = None, owner: str = "") -> Rule:
-    return Rule(frozenset(view), frozenset(change), frozenset(own or ()), owner)
+def _r(
+    view: set[str],
+    change: set[str],
+    own: set[str] | None = None,
+    owner: str = "",
+    delete: set[str] | None = None,
+) -> Rule:
+    return Rule(
+        frozenset(view),
+        frozenset(change),
+        frozenset(own or ()),
+        owner,
+        None if delete is None else frozenset(delete),
+    )
 
 
 RULES: dict[str, Rule] = {
-    "tenant": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
+    # A tenant admin runs their tenant; only the platform creates or deletes tenants.
+    "tenant": _r({ADMIN, DEV, AUDITOR}, {ADMIN}, delete=set()),
     "membership": _r({ADMIN}, {ADMIN}),
+    "ssogroup": _r({ADMIN}, {ADMIN}),
     "provider": _r({ADMIN, DEV, AUDITOR}, set()),
     "model": _r({ADMIN, DEV, AUDITOR}, set()),
     "providercredential": _r({ADMIN}, {ADMIN}),

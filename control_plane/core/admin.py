@@ -11,11 +11,13 @@ from django.http import HttpRequest
 
 from control_plane.core.access import (
     CHANGE,
+    DELETE,
     PLATFORM_ONLY,
     RULES,
     VIEW,
     has_role_for,
     is_platform_admin,
+    may_create_in,
     roles_by_tenant,
 )
 from control_plane.fleet.services import request_publish
@@ -55,7 +57,9 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return has_role_for(self._name(), request.user, CHANGE)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_change_permission(request, obj)
+        if obj is None:
+            return has_role_for(self._name(), request.user, DELETE)
+        return self._allows(request, obj, DELETE)
 
     def _allows(self, request: HttpRequest, obj: Any, action: str) -> bool:
         rows = self.model.objects.restrict(request.user, action)
@@ -111,4 +115,54 @@ class ReadOnlyAdmin(ScopedAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ScopedInline(admin.TabularInline):  # type: ignore[type-arg]
+    """An inline on a tenant's page under the same rules as everything else: it lists the rows
+    the user may see, and offers changes only where their role in that tenant allows them."""
+
+    extra = 0
+
+    def _name(self) -> str:
+        return self.model._meta.model_name or ""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return has_role_for(self._name(), request.user, VIEW)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_change(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_change(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_change(request, obj)
+
+    def _may_change(self, request: HttpRequest, tenant: Any) -> bool:
+        if tenant is None:
+            return has_role_for(self._name(), request.user, CHANGE)
+        return may_create_in(self._name(), request.user, tenant.pk)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        related = db_field.related_model._default_manager.all()
+        if hasattr(related, "restrict"):
+            kwargs["queryset"] = related.restrict(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class LinkInline(ScopedInline):
+    """A tenant's rows of a kind, listed with a link to each one's own page (where they are
+    changed, with their own inlines: a route's targets, say)."""
+
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -33,10 +33,25 @@ class InvalidPolicy(ValueError):
 
 
 def request_publish(reason: str, user_id: int | None = None) -> None:
+    """Publish once the current transaction commits. A transaction that asks many times (an
+    import of a thousand routes) publishes once, with every reason."""
     from control_plane.fleet.tasks import publish_snapshot_task
 
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        for _, callback, _ in connection.run_on_commit:
+            pending = getattr(callback, "asc_publish_reasons", None)
+            if pending is not None:
+                pending.append(reason)
+                return
+    reasons = [reason]
+
+    def publish() -> None:
+        publish_snapshot_task.delay("; ".join(dict.fromkeys(reasons))[:200], user_id)
+
+    publish.asc_publish_reasons = reasons  # type: ignore[attr-defined]  # found by later calls
     # robust: a failed publish is logged and retried by the task; it never fails the write.
-    transaction.on_commit(lambda: publish_snapshot_task.delay(reason, user_id), robust=True)
+    transaction.on_commit(publish, robust=True)
 
 
 @dataclass(frozen=True)

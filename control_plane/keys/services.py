@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ def check_routes(tenant: Tenant, routes: Iterable[Route]) -> None:
     if foreign:
         raise ValidationError({"routes": f"routes of another tenant: {', '.join(foreign)}"})
 
+
+HASH = re.compile(r"[0-9a-f]{64}")
 
 # VirtualKey fields a create or update may set besides name, routes and expiry.
 SETTINGS = ("project", "max_parallel", "max_body_bytes", "max_tokens", "asserts_end_user")
@@ -67,6 +70,39 @@ def create_key(
     key.routes.set(routes)
     request_publish(f"key {key} created")
     return key, secret
+
+
+@transaction.atomic
+def import_key(
+    tenant: Tenant,
+    key_hash: str,
+    key_hint: str,
+    name: str,
+    routes: list[Route],
+    expires_at: datetime | None = None,
+    created_by: Any = None,
+    **settings: Any,
+) -> VirtualKey:
+    """A key known only by its hash, from another installation's configuration (the secret
+    stays with its holder, who keeps using it)."""
+    if not HASH.fullmatch(key_hash):
+        raise ValidationError({"hash": "a key's SHA-256, 64 lower-case hex digits"})
+    check_routes(tenant, routes)
+    check_project(tenant, settings.get("project"))
+    key = VirtualKey(
+        tenant=tenant,
+        name=name,
+        key_hash=key_hash,
+        key_hint=key_hint,
+        expires_at=expires_at,
+        created_by=created_by,
+        **settings,
+    )
+    key.full_clean()
+    key.save()
+    key.routes.set(routes)
+    request_publish(f"key {key} imported")
+    return key
 
 
 @transaction.atomic

@@ -1,35 +1,104 @@
+"""The tenant's page is where a tenant is run: its members and SSO groups, projects, budgets
+and rate limits and guardrails (edited in place), and its routes with their targets,
+credentials and keys (listed, each a link to its own page)."""
+
 from __future__ import annotations
 
-from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
+from typing import Any
 
-from control_plane.core.admin import PublishingAdmin
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from control_plane.catalog.models import ProviderCredential, Route
+from control_plane.config.services import export_yaml
+from control_plane.core.access import CHANGE, is_platform_admin
+from control_plane.core.admin import LinkInline, PublishingAdmin, ScopedInline
 from control_plane.guardrails.models import GuardrailPolicy
+from control_plane.keys.models import VirtualKey
 from control_plane.limits.models import Limit
+from control_plane.sso.models import SsoGroup
 from control_plane.tenancy.models import Membership, Project, Tenant
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The member by user name: a tenant admin names a person, and is never shown the list
+    of every user."""
+
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True),
+        to_field_name="username",
+        widget=forms.TextInput,
+        help_text="user name",
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # shown as the name typed in, not as the user's id
+            self.initial["user"] = self.instance.user.get_username()
+
+
+class MembershipInline(ScopedInline):
     model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
+    form = MembershipForm
+    fields = ["user", "role", "source"]
+    readonly_fields = ["source"]
 
 
-class ProjectInline(admin.TabularInline):  # type: ignore[type-arg]
+class SsoGroupInline(ScopedInline):
+    model = SsoGroup
+    fields = ["group", "role"]
+    verbose_name_plural = "SSO groups (identity-provider groups granting a role here)"
+
+
+class ProjectInline(ScopedInline):
     model = Project
-    extra = 0
 
 
-class LimitInline(admin.TabularInline):  # type: ignore[type-arg]
+class LimitInline(ScopedInline):
     model = Limit
-    extra = 0
     fields = ["scope", "project", "key", "route", "kind", "period", "amount", "hard", "enabled"]
+    verbose_name_plural = "Budgets and rate limits"
 
 
-class GuardrailInline(admin.StackedInline):  # type: ignore[type-arg]
+class GuardrailInline(ScopedInline, admin.StackedInline):  # type: ignore[type-arg]
     model = GuardrailPolicy
-    extra = 0
+    template = "admin/edit_inline/stacked.html"
+
+
+class RouteInline(LinkInline):
+    model = Route
+    fields = ["name", "targets_summary"]
+    readonly_fields = ["name", "targets_summary"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("targets__model")
+
+    @admin.display(description="Targets (priority, weight)")
+    def targets_summary(self, route: Route) -> str:
+        return format_html_join(
+            ", ", "{} ({}, {})", ((t.model, t.priority, t.weight) for t in route.targets.all())
+        )
+
+
+class CredentialInline(LinkInline):
+    model = ProviderCredential
+    fields = ["name", "provider", "secret_hint"]
+    readonly_fields = ["name", "provider", "secret_hint"]
+
+
+class KeyInline(LinkInline):
+    model = VirtualKey
+    fields = ["name", "key_hint", "project", "expires_at", "revoked_at"]
+    readonly_fields = ["name", "key_hint", "project", "expires_at", "revoked_at"]
 
 
 @admin.register(Tenant)
@@ -37,7 +106,37 @@ class TenantAdmin(PublishingAdmin):
     list_display = ["slug", "name", "active", "allowed_regions", "timeline", "created_at"]
     list_filter = ["active"]
     search_fields = ["slug", "name"]
-    inlines = [MembershipInline, ProjectInline, LimitInline, GuardrailInline]
+    inlines = [
+        MembershipInline,
+        SsoGroupInline,
+        ProjectInline,
+        LimitInline,
+        GuardrailInline,
+        RouteInline,
+        CredentialInline,
+        KeyInline,
+    ]
+    actions = ["export_configuration"]
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A platform admin deleting a tenant deletes all of it, keys and records included,
+        although keys are otherwise revoked rather than deleted."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if is_platform_admin(request.user):
+            perms_needed = set()
+        return deleted, counts, perms_needed, protected
+
+    @admin.action(
+        description="Export selected tenants' configuration (YAML)", permissions=["change"]
+    )
+    def export_configuration(
+        self, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> HttpResponse:
+        slugs = list(queryset.restrict(request.user, CHANGE).values_list("slug", flat=True))  # type: ignore[attr-defined]
+        response = HttpResponse(export_yaml(slugs), content_type="application/yaml")
+        name = slugs[0] if len(slugs) == 1 else "tenants"
+        response["Content-Disposition"] = f'attachment; filename="{name}-config.yaml"'
+        return response
 
     @admin.display(description="Timeline")
     def timeline(self, tenant: Tenant) -> str:

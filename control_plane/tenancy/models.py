@@ -38,14 +38,24 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor / finance"
 
 
+class MembershipSource(models.TextChoices):
+    LOCAL = "local", "Granted here"
+    SSO = "sso", "From the identity provider's groups"
+
+
 class Membership(models.Model):
-    """A user's role in one tenant. Platform admins are superusers and need no membership."""
+    """A user's role in one tenant. Platform admins are superusers and need no membership.
+    Memberships from SSO are rewritten at each SSO login from the user's groups; local ones are
+    never touched by SSO (break-glass, and people the identity provider does not know)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=32, choices=Role.choices)
+    source = models.CharField(
+        max_length=8, choices=MembershipSource.choices, default=MembershipSource.LOCAL
+    )
 
     objects = ScopedQuerySet.as_manager()
 

@@ -75,6 +75,8 @@ def test_admin_route_fleet_and_timeline_in_a_browser(system: System, browser: Br
         assert time.monotonic() < deadline, "the fleet page never showed the new version"
         time.sleep(0.25)
     assert row.locator("td.field-lag").inner_text().strip() == "0"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "fleet.png"), full_page=True)
 
     c = OpenAI(base_url=f"{system.stack.dp_url}/v1", api_key=system.demo_key, max_retries=0)
     for _ in range(3):

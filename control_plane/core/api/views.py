@@ -1,9 +1,10 @@
 """Viewset bases: tenant scoping in the queryset, creation checked against the same rules.
 
 Reads see ``restrict(user, "view")``; writes and actions with side effects find their object in
-``restrict(user, "change")`` (so another tenant's object is a 404, never a silent change);
-creation is allowed only in a tenant where the user's role may change that kind of row.
-Every check runs before anything is written.
+``restrict(user, "change")`` (``"delete"`` for deletes), so another tenant's object is a 404,
+never a silent change; a write by a role that may never make it is a 403 before the body is
+even read (``RoleMayAct``); creation is allowed only in a tenant where the user's role may
+change that kind of row. Every check runs before anything is written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rest_framework import viewsets
 from rest_framework.exceptions import PermissionDenied
 
 from control_plane.core.access import VIEW, may_create_in
-from control_plane.core.api.permissions import action_of
+from control_plane.core.api.permissions import IsActiveUser, RoleMayAct, action_of
 from control_plane.fleet.services import request_publish
 
 
@@ -68,11 +69,11 @@ class ScopedViewSetMixin:
 
 
 class ScopedModelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
-    pass
+    permission_classes = [IsActiveUser, RoleMayAct]
 
 
 class ScopedReadOnlyViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
-    pass
+    permission_classes = [IsActiveUser, RoleMayAct]
 
 
 class PublishingModelViewSet(ScopedModelViewSet):

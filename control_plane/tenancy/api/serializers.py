@@ -1,6 +1,8 @@
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from control_plane.tenancy.models import Tenant
+from control_plane.core.api.serializers import ScopedSerializer
+from control_plane.tenancy.models import Membership, Tenant
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -20,3 +22,17 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "created_at",
             "updated_at",
         ]
+
+
+class MembershipSerializer(ScopedSerializer):
+    """A user (by user name) and their role in a tenant. ``source`` says whether SSO manages
+    it (rewritten at each SSO login) or it was granted here."""
+
+    user = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.filter(is_active=True)
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["id", "tenant", "user", "role", "source"]
+        read_only_fields = ["source"]

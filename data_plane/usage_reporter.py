@@ -246,6 +246,7 @@ class UsageReporter:
             return
         attempt = 0
         while True:
+            batch.spool_depth = len(self._pending)  # as of this attempt
             try:
                 await client.report(batch)
                 break

@@ -89,6 +89,7 @@ class DataPlaneNodeAdmin(ReadOnlyAdmin):
         "lag",
         "last_ack_at",
         "last_contact",
+        "spool_depth",
         "last_error",
     ]
     list_filter = ["connected", "region", "software_version"]

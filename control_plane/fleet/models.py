@@ -45,6 +45,8 @@ class DataPlaneNode(models.Model):
     connected = models.BooleanField(default=False)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # Usage batches waiting in the node's spool, as its last batch reported.
+    spool_depth = models.PositiveIntegerField(default=0)
 
     objects = ScopedQuerySet.as_manager()
 

@@ -134,5 +134,8 @@ def node_disconnected(node_id: str) -> None:
     DataPlaneNode.objects.filter(node_id=node_id).update(connected=False, last_seen=timezone.now())
 
 
-def node_seen(node_id: str) -> None:
-    DataPlaneNode.objects.filter(node_id=node_id).update(last_seen=timezone.now())
+def node_seen(node_id: str, spool_depth: int | None = None) -> None:
+    changes: dict[str, object] = {"last_seen": timezone.now()}
+    if spool_depth is not None:
+        changes["spool_depth"] = spool_depth
+    DataPlaneNode.objects.filter(node_id=node_id).update(**changes)

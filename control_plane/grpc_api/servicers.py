@@ -181,7 +181,7 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store is unavailable")
         self.metrics.usage_batches.labels("duplicate" if result.duplicate else "stored").inc()
         self.metrics.usage_events.inc(result.accepted)
-        await _record(fleet.node_seen, request.node_id)
+        await _record(fleet.node_seen, request.node_id, request.spool_depth)
         return control_pb2.UsageAck(
             batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate
         )

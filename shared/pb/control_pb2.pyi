@@ -166,16 +166,18 @@ class AuditRecord(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ..., event: _Optional[_Union[UsageEvent, _Mapping]] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., guardrail_action: _Optional[str] = ...) -> None: ...
 
 class UsageBatch(_message.Message):
-    __slots__ = ("batch_id", "node_id", "events", "audit")
+    __slots__ = ("batch_id", "node_id", "events", "audit", "spool_depth")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_DEPTH_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     node_id: str
     events: _containers.RepeatedCompositeFieldContainer[UsageEvent]
     audit: _containers.RepeatedCompositeFieldContainer[AuditRecord]
-    def __init__(self, batch_id: _Optional[str] = ..., node_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[UsageEvent, _Mapping]]] = ..., audit: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ...) -> None: ...
+    spool_depth: int
+    def __init__(self, batch_id: _Optional[str] = ..., node_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[UsageEvent, _Mapping]]] = ..., audit: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., spool_depth: _Optional[int] = ...) -> None: ...
 
 class UsageAck(_message.Message):
     __slots__ = ("batch_id", "accepted", "duplicate")

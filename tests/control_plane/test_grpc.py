@@ -155,3 +155,16 @@ async def test_report_usage_is_idempotent(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ReportUsage(control_pb2.UsageBatch(node_id="x"), timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_batch_reports_the_nodes_spool_depth_for_the_fleet_page(
+    channel: tuple[grpc.aio.Channel, SnapshotWatcher],
+) -> None:
+    ch, _ = channel
+    await sync_to_async(DataPlaneNode.objects.create)(node_id="dp-test")
+    stub = control_pb2_grpc.UsageServiceStub(ch)  # type: ignore[no-untyped-call]
+    batch = control_pb2.UsageBatch(batch_id="dp-test:b1:9", node_id="dp-test", spool_depth=7)
+    await stub.ReportUsage(batch, timeout=5)
+    node = await sync_to_async(DataPlaneNode.objects.get)(node_id="dp-test")
+    assert node.spool_depth == 7
+    assert node.last_seen is not None

@@ -320,3 +320,16 @@ async def test_the_grpc_client_retries_an_unavailable_control_plane(spool: Path)
     assert service.calls == 3
     assert list(service.batches) == ["dp-1:boot-a:1"]
     assert [e.request_id for e in service.batches["dp-1:boot-a:1"].events] == ["req-0", "req-1"]
+
+
+async def test_each_batch_sent_tells_the_spool_depth(spool: Path) -> None:
+    """The control plane shows each node's backlog: a batch carries how many wait."""
+    client = MemoryUsageClient()
+    client.down = True
+    async with running(make_reporter(spool, client)) as reporter:
+        for i in range(6):
+            reporter.record(event(i))
+        await eventually(lambda: len(spooled(spool)) == 3, "three batches spooled")
+        client.down = False
+        await eventually(lambda: len(client.batches) == 3, "three batches delivered")
+    assert [b.spool_depth for b in client.batches.values()] == [3, 2, 1]

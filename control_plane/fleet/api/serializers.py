@@ -25,4 +25,5 @@ class DataPlaneNodeSerializer(serializers.ModelSerializer[DataPlaneNode]):
             "last_error",
             "first_seen",
             "last_seen",
+            "spool_depth",
         ]

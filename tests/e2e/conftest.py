@@ -39,6 +39,16 @@ class ControlPlaneAPI:
             payload = response.read()
         return json.loads(payload) if payload else None
 
+    def all(self, path: str) -> list[dict[str, Any]]:
+        """Every row of a paginated list (the API serves pages of at most 1,000)."""
+        rows: list[dict[str, Any]] = []
+        separator = "&" if "?" in path else "?"
+        while True:
+            page = self.call("GET", f"{path}{separator}limit=1000&offset={len(rows)}")
+            rows += page["results"]
+            if not page["next"]:
+                return rows
+
     def one(self, path: str) -> dict[str, Any]:
         results = self.call("GET", path)["results"]
         assert len(results) == 1, results

@@ -125,7 +125,7 @@ def prices_of(system: System) -> dict[str, int]:
 
 
 def usage_records(system: System, key: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(system.api.call("GET", f"usage/?key={key['id']}&limit=100000")["results"])
+    return system.api.all(f"usage/?key={key['id']}")
 
 
 def test_a_budget_holds_across_four_replicas_to_the_cent(

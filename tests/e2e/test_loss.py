@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
 
 import pytest
 
@@ -40,10 +39,6 @@ def post(url: str, key: str, n: int) -> str | None:
         return str(exc.headers["x-request-id"])
     except OSError:
         return None
-
-
-def all_rows(system: System, endpoint: str, key_id: str) -> list[dict[str, Any]]:
-    return list(system.api.call("GET", f"{endpoint}/?key={key_id}&limit=100000")["results"])
 
 
 def test_usage_and_audit_survive_two_control_plane_outages(system: System) -> None:
@@ -90,13 +85,21 @@ def test_usage_and_audit_survive_two_control_plane_outages(system: System) -> No
     assert len(expected) == len(answered)
 
     def delivered() -> bool:
-        usage = {r["request_id"] for r in all_rows(system, "usage", key["id"])}
-        audit = {r["request_id"] for r in all_rows(system, "audit", key["id"])}
+        usage = {r["request_id"] for r in system.api.all(f"usage/?key={key['id']}")}
+        audit = {r["request_id"] for r in system.api.all(f"audit/?key={key['id']}")}
         return expected <= usage and expected <= audit
 
-    eventually(delivered, 90, interval=1.0)
-    usage = all_rows(system, "usage", key["id"])
-    audit = all_rows(system, "audit", key["id"])
+    try:
+        eventually(delivered, 90, interval=1.0)
+    except AssertionError:
+        usage = {r["request_id"] for r in system.api.all(f"usage/?key={key['id']}")}
+        audit = {r["request_id"] for r in system.api.all(f"audit/?key={key['id']}")}
+        raise AssertionError(
+            f"{len(expected)} answered; {len(usage)} usage and {len(audit)} audit records; "
+            f"missing {len(expected - usage)} usage and {len(expected - audit)} audit"
+        ) from None
+    usage = system.api.all(f"usage/?key={key['id']}")
+    audit = system.api.all(f"audit/?key={key['id']}")
     usage_ids = [r["request_id"] for r in usage]
     audit_ids = [r["request_id"] for r in audit]
     assert len(usage_ids) == len(set(usage_ids)), "a usage record stored twice"

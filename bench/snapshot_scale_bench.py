@@ -20,7 +20,7 @@ import gc
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-async def _max_lag_while(work: Callable[[], Any]) -> tuple[float, float]:
-    """Run ``work`` in the default executor while a 1 ms ticker runs on the loop; returns
-    (the ticker's worst lateness, the work's duration), in seconds."""
-    loop = asyncio.get_running_loop()
+async def _max_lag_while(work: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+    """Await ``work`` while a 1 ms ticker runs on the loop; returns (the ticker's worst
+    lateness, the work's duration), in seconds."""
     done = False
     worst = 0.0
 
@@ -70,7 +69,7 @@ async def _max_lag_while(work: Callable[[], Any]) -> tuple[float, float]:
     await asyncio.sleep(0.05)
     worst = 0.0
     started = time.perf_counter()
-    await loop.run_in_executor(None, work)
+    await work()
     took = time.perf_counter() - started
     done = True
     await task
@@ -85,13 +84,14 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
     assert len(compiled.keys_by_hash) == LARGE.total_keys
     del compiled
     gc.collect()
-    lag_s, threaded_s = uvloop.run(_max_lag_while(lambda: store.compile(decoded)))
+    # What the data plane's config client does: compile_serving, in slices on the loop.
+    lag_s, serving_s = uvloop.run(_max_lag_while(lambda: store.compile_serving(decoded)))
     figures = {
         "size_mib": len(payload) / 2**20,
         "encode_s": encode_s,
         "decode_s": decode_s,
         "compile_s": compile_s,
-        "threaded_compile_s": threaded_s,
+        "serving_compile_s": serving_s,
         "loop_lag_ms": lag_s * 1000,
     }
     report.table(
@@ -101,7 +101,7 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
             ["encode (control plane side)", f"{encode_s * 1000:.0f} ms"],
             ["decode (gRPC, on the data plane's event loop)", f"{decode_s * 1000:.0f} ms"],
             ["verify hash + compile (SnapshotStore.compile)", f"{compile_s * 1000:.0f} ms"],
-            ["the same in an executor thread", f"{threaded_s * 1000:.0f} ms"],
+            ["the same sliced on a serving loop (compile_serving)", f"{serving_s * 1000:.0f} ms"],
             ["  worst lateness of a 1 ms loop ticker meanwhile", f"{lag_s * 1000:.1f} ms"],
         ],
     )
@@ -225,7 +225,7 @@ def run() -> Report:
         e2e["max_ms"] <= STALL_LIMIT_MS and e2e["failed"] == 0,
     )
     report.check(
-        "100k keys: compile in a thread, worst event-loop lag (in process)",
+        "100k keys: compile on the loop in slices, worst event-loop lag (in process)",
         f"{figures['loop_lag_ms']:.1f} ms",
         f"<= {STALL_LIMIT_MS:.0f} ms",
         figures["loop_lag_ms"] <= STALL_LIMIT_MS,

@@ -9,7 +9,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from control_plane.catalog import services
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
+from control_plane.catalog.models import (
+    Model,
+    Provider,
+    ProviderCredential,
+    Route,
+    RouteGroup,
+    RouteTarget,
+)
 from control_plane.core.admin import PublishingAdmin, RelatedOnly
 
 
@@ -122,3 +129,13 @@ class RouteAdmin(PublishingAdmin):
     list_display = ["name", "tenant", "created_at"]
     list_filter = [("tenant", RelatedOnly)]
     search_fields = ["name", "tenant__slug"]
+
+
+@admin.register(RouteGroup)
+class RouteGroupAdmin(PublishingAdmin):
+    """Model access groups: routes granted as one to keys and to projects' keys."""
+
+    list_display = ["name", "tenant", "created_at"]
+    list_filter = [("tenant", RelatedOnly)]
+    search_fields = ["name", "tenant__slug"]
+    filter_horizontal = ["routes", "projects"]

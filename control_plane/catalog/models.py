@@ -149,3 +149,27 @@ class RouteTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.route} -> {self.model}"
+
+
+class RouteGroup(UUIDModel):
+    """A model access group: a named set of a tenant's routes, granted as one to keys and to
+    projects (every key of a granted project may use them). The control plane resolves the
+    grants into each key's routes in the snapshot."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="route_groups")
+    name = models.CharField(max_length=100)
+    routes = models.ManyToManyField(Route, blank=True, related_name="groups")
+    projects = models.ManyToManyField(
+        "asc_tenancy.Project", blank=True, related_name="route_groups"
+    )
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="route_group_name_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.name}"

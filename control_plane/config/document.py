@@ -291,6 +291,16 @@ TENANT = Kind(
             (LIMIT, GUARDRAIL),
         ),
         Kind(
+            "route_group",
+            "route_groups",
+            ("name",),
+            {
+                "name": Field(text),
+                "routes": Field(sorted_strings, []),
+                "projects": Field(sorted_strings, []),
+            },
+        ),
+        Kind(
             "key",
             "keys",
             ("hash",),
@@ -299,6 +309,7 @@ TENANT = Kind(
                 "name": Field(text),
                 "hint": Field(text, ""),
                 "routes": Field(sorted_strings, []),
+                "route_groups": Field(sorted_strings, []),
                 "project": Field(text, ""),
                 "expires_at": Field(timestamp, None),
                 "max_parallel": Field(count, 0),

@@ -24,6 +24,7 @@ ORDER = [
     "project",
     "credential",
     "route",
+    "route_group",
     "key",
     "identity_provider",
     "limit",

@@ -13,7 +13,14 @@ from typing import Any
 
 from django.db.models import Q
 
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
+from control_plane.catalog.models import (
+    Model,
+    Provider,
+    ProviderCredential,
+    Route,
+    RouteGroup,
+    RouteTarget,
+)
 from control_plane.config import document as d
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import IdentityProvider, VirtualKey
@@ -126,10 +133,13 @@ class _Tenants:
             ProviderCredential.objects.filter(**mine).select_related("provider")
         )
         self.routes = by_tenant(Route.objects.filter(**mine))
+        self.route_groups = by_tenant(
+            RouteGroup.objects.filter(**mine).prefetch_related("routes", "projects")
+        )
         self.keys = by_tenant(
             VirtualKey.objects.filter(revoked_at__isnull=True, **mine)
             .select_related("project", "created_by")
-            .prefetch_related("routes")
+            .prefetch_related("routes", "route_groups")
         )
         self.idps = by_tenant(IdentityProvider.objects.filter(**mine).prefetch_related("routes"))
         self.limits: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
@@ -179,6 +189,14 @@ class _Tenants:
                 {"name": c.name, "provider": c.provider.name} for c in self.credentials[t.pk]
             ],
             "routes": [self._route(r) for r in self.routes[t.pk]],
+            "route_groups": [
+                {
+                    "name": g.name,
+                    "routes": [r.name for r in g.routes.all()],
+                    "projects": [p.name for p in g.projects.all()],
+                }
+                for g in self.route_groups[t.pk]
+            ],
             "keys": [self._key(k) for k in self.keys[t.pk]],
             "identity_providers": [self._idp(i) for i in self.idps[t.pk]],
             "limits": self.limits[(Scope.TENANT, t.pk)],
@@ -204,6 +222,7 @@ class _Tenants:
             "name": k.name,
             "hint": k.key_hint,
             "routes": [r.name for r in k.routes.all()],
+            "route_groups": [g.name for g in k.route_groups.all()],
             "project": k.project.name if k.project else "",
             "expires_at": k.expires_at,
             "max_parallel": k.max_parallel,

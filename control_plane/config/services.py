@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from control_plane.catalog import services as catalog
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route
+from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteGroup
 from control_plane.config import document as d
 from control_plane.config import litellm
 from control_plane.config import plan as p
@@ -348,6 +348,24 @@ class _Writer:
     def delete_route(self, path: d.Path, f: dict[str, Any]) -> None:
         catalog.delete_route(self.route(self.tenant(path), f["name"]))
 
+    def put_route_group(self, path: d.Path, f: dict[str, Any]) -> None:
+        tenant = self.tenant(path)
+        group, _ = RouteGroup.objects.get_or_create(tenant=tenant, name=f["name"])
+        group.routes.set(self.routes(tenant, f["routes"]))
+        projects = [self.project(tenant, name) for name in f["projects"]]
+        group.projects.set([p for p in projects if p is not None])
+        request_publish(f"route group {group} imported")
+
+    def delete_route_group(self, path: d.Path, f: dict[str, Any]) -> None:
+        RouteGroup.objects.filter(tenant=self.tenant(path), name=f["name"]).delete()
+        request_publish(f"route group {f['name']} deleted")
+
+    def route_groups(self, tenant: Tenant, names: list[str]) -> list[RouteGroup]:
+        return [
+            _get(RouteGroup.objects.filter(tenant=tenant, name=n), f"route group {n}")
+            for n in names
+        ]
+
     def put_key(self, path: d.Path, f: dict[str, Any]) -> None:
         tenant = self.tenant(path)
         user_model = get_user_model()
@@ -356,6 +374,7 @@ class _Writer:
             self.warnings.append(f"{d.show_path(path)}: no user {f['created_by']!r} here")
         settings = {
             "project": self.project(tenant, f["project"]),
+            "route_groups": self.route_groups(tenant, f["route_groups"]),
             "max_parallel": f["max_parallel"],
             "max_body_bytes": f["max_body_bytes"],
             "max_tokens": f["max_tokens"],

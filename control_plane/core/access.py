@@ -61,6 +61,7 @@ RULES: dict[str, Rule] = {
     "model": _r({ADMIN, DEV, AUDITOR}, set()),
     "providercredential": _r({ADMIN}, {ADMIN}),
     "route": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
+    "routegroup": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),
     "guardrailpolicy": _r({ADMIN, AUDITOR}, {ADMIN}),
     "identityprovider": _r({ADMIN, AUDITOR}, {ADMIN}),
     "project": _r({ADMIN, DEV, AUDITOR}, {ADMIN}),

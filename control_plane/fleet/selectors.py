@@ -6,7 +6,14 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
+from control_plane.catalog.models import (
+    Model,
+    Provider,
+    ProviderCredential,
+    Route,
+    RouteGroup,
+    RouteTarget,
+)
 from control_plane.fleet import snapshot_builder as b
 from control_plane.fleet.models import PolicySnapshot
 from control_plane.guardrails.models import GuardrailPolicy
@@ -24,11 +31,8 @@ def policy_rows() -> b.PolicyRows:
         targets[str(t.route_id)].append(
             b.TargetRow(str(t.model_id), str(t.credential_id), t.priority, t.weight)
         )
-    key_routes: dict[str, list[str]] = defaultdict(list)
     live_keys = VirtualKey.objects.filter(revoked_at__isnull=True)
-    through = VirtualKey.routes.through.objects.filter(virtualkey__in=live_keys)
-    for virtualkey_id, route_id in through.values_list("virtualkey_id", "route_id"):
-        key_routes[str(virtualkey_id)].append(str(route_id))
+    key_routes = _granted_routes(live_keys)
     return b.PolicyRows(
         tenants=[
             b.TenantRow(str(t.id), t.slug, t.active, list(t.allowed_regions))
@@ -117,6 +121,35 @@ def policy_rows() -> b.PolicyRows:
             for m in _live_limits(live_keys)
         ],
     )
+
+
+def _granted_routes(live_keys: Any) -> dict[str, list[str]]:
+    """Each live key's routes: its own, its route groups' and its project's groups' (routes of
+    the key's tenant only), in a fixed number of queries whatever the number of keys."""
+
+    def pairs(through: Any, owner: str, item: str, **where: Any) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for owner_id, item_id in through.objects.filter(**where).values_list(owner, item):
+            out[str(owner_id)].add(str(item_id))
+        return out
+
+    keys_only = {"virtualkey__in": live_keys}
+    own = pairs(VirtualKey.routes.through, "virtualkey_id", "route_id", **keys_only)
+    key_groups = pairs(
+        VirtualKey.route_groups.through, "virtualkey_id", "routegroup_id", **keys_only
+    )
+    group_routes = pairs(RouteGroup.routes.through, "routegroup_id", "route_id")
+    project_groups = pairs(RouteGroup.projects.through, "project_id", "routegroup_id")
+    route_tenant = {str(i): str(t) for i, t in Route.objects.values_list("id", "tenant_id")}
+    granted: dict[str, list[str]] = {}
+    for key_id, tenant_id, project_id in live_keys.values_list("id", "tenant_id", "project_id"):
+        kid = str(key_id)
+        groups = key_groups.get(kid, set()) | project_groups.get(str(project_id), set())
+        routes = set(own.get(kid, ()))
+        for group in groups:
+            routes |= group_routes.get(group, set())
+        granted[kid] = sorted(r for r in routes if route_tenant.get(r) == str(tenant_id))
+    return granted
 
 
 def _identity_providers() -> list[b.IdentityProviderRow]:

@@ -21,6 +21,7 @@ class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
             "name",
             "routes",
             "expires_at",
+            "route_groups",
             "project",
             "max_parallel",
             "max_body_bytes",

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from control_plane.catalog.models import Route
+from control_plane.catalog.models import Route, RouteGroup
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.tenancy.models import Tenant
 
@@ -19,6 +19,7 @@ class VirtualKey(UUIDModel):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     key_hint = models.CharField(max_length=32, editable=False)
     routes = models.ManyToManyField(Route, blank=True, related_name="keys")
+    route_groups = models.ManyToManyField(RouteGroup, blank=True, related_name="keys")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     project = models.ForeignKey(

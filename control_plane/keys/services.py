@@ -9,14 +9,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from control_plane.catalog.models import Route
+from control_plane.catalog.models import Route, RouteGroup
 from control_plane.fleet.services import request_publish
 from control_plane.keys.models import VirtualKey
 from control_plane.tenancy.models import Tenant
 from shared.crypto import hash_key, key_hint, new_virtual_key
 
 
-def check_routes(tenant: Tenant, routes: Iterable[Route]) -> None:
+def check_routes(tenant: Tenant, routes: Iterable[Route | RouteGroup]) -> None:
+    """Routes and route groups granted to a key must be its tenant's."""
     foreign = [str(r) for r in routes if r.tenant_id != tenant.pk]
     if foreign:
         raise ValidationError({"routes": f"routes of another tenant: {', '.join(foreign)}"})
@@ -25,7 +26,14 @@ def check_routes(tenant: Tenant, routes: Iterable[Route]) -> None:
 HASH = re.compile(r"[0-9a-f]{64}")
 
 # VirtualKey fields a create or update may set besides name, routes and expiry.
-SETTINGS = ("project", "max_parallel", "max_body_bytes", "max_tokens", "asserts_end_user")
+SETTINGS = (
+    "project",
+    "route_groups",
+    "max_parallel",
+    "max_body_bytes",
+    "max_tokens",
+    "asserts_end_user",
+)
 
 
 def key_settings(data: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +61,8 @@ def create_key(
 ) -> tuple[VirtualKey, str]:
     """A new key and its secret. The secret is returned here once and never stored.
     ``settings``: other VirtualKey fields (project, caps, asserts_end_user)."""
-    check_routes(tenant, routes)
+    groups = settings.pop("route_groups", None)
+    check_routes(tenant, [*routes, *(groups or ())])
     check_project(tenant, settings.get("project"))
     secret = new_virtual_key()
     key = VirtualKey(
@@ -68,6 +77,8 @@ def create_key(
     key.full_clean()
     key.save()
     key.routes.set(routes)
+    if groups is not None:
+        key.route_groups.set(groups)
     request_publish(f"key {key} created")
     return key, secret
 
@@ -87,7 +98,8 @@ def import_key(
     stays with its holder, who keeps using it)."""
     if not HASH.fullmatch(key_hash):
         raise ValidationError({"hash": "a key's SHA-256, 64 lower-case hex digits"})
-    check_routes(tenant, routes)
+    groups = settings.pop("route_groups", None)
+    check_routes(tenant, [*routes, *(groups or ())])
     check_project(tenant, settings.get("project"))
     key = VirtualKey(
         tenant=tenant,
@@ -101,6 +113,8 @@ def import_key(
     key.full_clean()
     key.save()
     key.routes.set(routes)
+    if groups is not None:
+        key.route_groups.set(groups)
     request_publish(f"key {key} imported")
     return key
 
@@ -114,7 +128,8 @@ def update_key(
     expires_at: datetime | None,
     **settings: Any,
 ) -> VirtualKey:
-    check_routes(key.tenant, routes)
+    groups = settings.pop("route_groups", None)
+    check_routes(key.tenant, [*routes, *(groups or ())])
     check_project(key.tenant, settings.get("project", key.project))
     key.name, key.expires_at = name, expires_at
     for field, value in settings.items():
@@ -122,6 +137,8 @@ def update_key(
     key.full_clean()
     key.save()
     key.routes.set(routes)
+    if groups is not None:
+        key.route_groups.set(groups)
     request_publish(f"key {key} updated")
     return key
 

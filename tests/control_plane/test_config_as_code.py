@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from control_plane.catalog import services as catalog
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route
+from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteGroup
 from control_plane.config.document import DocumentError, from_yaml, secret_env_name
 from control_plane.config.services import ImportRefused, import_document
 from control_plane.fleet.models import PolicySnapshot
@@ -61,6 +61,10 @@ def build_configuration() -> dict[str, Any]:
     key.project, key.max_tokens, key.created_by = project, 500, alice
     key.expires_at = datetime(2030, 1, 31, tzinfo=UTC)
     key.save()
+    group = RouteGroup.objects.create(tenant=acme, name="everything")
+    group.routes.set([chat, other])
+    group.projects.set([project])
+    key.route_groups.set([group])
     revoked, _ = factories.key(acme, [chat], "old")
     revoked.revoked_at = datetime(2025, 1, 1, tzinfo=UTC)
     revoked.save()
@@ -134,6 +138,10 @@ def test_export_wipe_import_export_gives_the_same_yaml(
     key = VirtualKey.objects.get(key_hash=hash_key(world["secret"]))
     assert key.tenant.slug == "acme"
     assert sorted(key.routes.values_list("name", flat=True)) == ["chat", "other"]
+    group = RouteGroup.objects.get(tenant__slug="acme", name="everything")
+    assert sorted(group.routes.values_list("name", flat=True)) == ["chat", "other"]
+    assert list(group.projects.values_list("name", flat=True)) == ["search"]
+    assert list(key.route_groups.values_list("name", flat=True)) == ["everything"]
     assert Membership.objects.filter(source="sso").count() == 0, "SSO memberships are not config"
     assert not VirtualKey.objects.filter(name="old").exists(), "revoked keys never come back"
     publish_snapshot("after the round trip")  # the imported configuration is a valid policy

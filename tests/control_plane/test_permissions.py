@@ -26,7 +26,7 @@ from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from control_plane.catalog.models import Model, Provider, ProviderCredential
+from control_plane.catalog.models import Model, Provider, ProviderCredential, RouteGroup
 from control_plane.config.services import export_yaml
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
 from control_plane.fleet.services import publish_snapshot
@@ -71,6 +71,8 @@ def build_world() -> World:
     own_key.created_by = users["developer"]
     own_key.save()
     project = Project.objects.create(tenant=tenant, name="search")
+    route_group = RouteGroup.objects.create(tenant=tenant, name="all-chat")
+    route_group.routes.set([a["route"]])
     limit = Limit.objects.create(tenant=tenant, amount=100)
     guardrail = GuardrailPolicy.objects.create(tenant=tenant, name="tenant-wide")
     idp = IdentityProvider.objects.create(
@@ -83,6 +85,7 @@ def build_world() -> World:
         **a,
         "own_key": own_key,
         "project": project,
+        "route_group": route_group,
         "limit": limit,
         "guardrail": guardrail,
         "idp": idp,
@@ -185,6 +188,13 @@ API: dict[tuple[str, str, str], tuple[int, int, int, int, int]] = {
     ("PUT", "routes/{id}/", "route"): (200, 200, 403, 403, 404),
     ("PATCH", "routes/{id}/", "route"): (200, 200, 403, 403, 404),
     ("DELETE", "routes/{id}/", "route"): (204, 204, 403, 403, 404),
+    # route groups (model access groups): like routes
+    ("GET", "route-groups/", ""): (200, 200, 200, 200, 200),
+    ("POST", "route-groups/", ""): (201, 201, 403, 403, 400),
+    ("GET", "route-groups/{id}/", "route_group"): (200, 200, 200, 200, 404),
+    ("PUT", "route-groups/{id}/", "route_group"): (200, 200, 403, 403, 404),
+    ("PATCH", "route-groups/{id}/", "route_group"): (200, 200, 403, 403, 404),
+    ("DELETE", "route-groups/{id}/", "route_group"): (204, 204, 403, 403, 404),
     # keys: developers make and revoke their own; auditors read them all; never deleted
     ("GET", "keys/", ""): (200, 200, 200, 200, 200),
     ("POST", "keys/", ""): (201, 201, 201, 403, 400),
@@ -316,6 +326,18 @@ BODIES: dict[tuple[str, str], Body] = {
         "targets": [_target(r)],
     },
     ("PATCH", "routes/{id}/"): lambda r: {"name": "renamed"},
+    ("POST", "route-groups/"): lambda r: {
+        "tenant": str(r["tenant"].id),
+        "name": "new-group",
+        "routes": [str(r["route"].id)],
+    },
+    ("PUT", "route-groups/{id}/"): lambda r: {
+        "tenant": str(r["tenant"].id),
+        "name": "renamed",
+        "routes": [],
+        "projects": [str(r["project"].id)],
+    },
+    ("PATCH", "route-groups/{id}/"): lambda r: {"name": "renamed"},
     ("POST", "keys/"): lambda r: {
         "tenant": str(r["tenant"].id),
         "name": "new-key",
@@ -569,6 +591,7 @@ ADMIN_SUBJECTS = {
     "asc_catalog.providercredential": "credential",
     "asc_catalog.model": "model",
     "asc_catalog.route": "route",
+    "asc_catalog.routegroup": "route_group",
     "asc_keys.virtualkey": "key",
     "asc_keys.identityprovider": "idp",
     "asc_fleet.policysnapshot": "snapshot",
@@ -613,6 +636,10 @@ ADMIN: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("asc_catalog.route", "change"): (200, 200, 200, 200, 302),
     ("asc_catalog.route", "add"): (200, 200, 403, 403, 200),
     ("asc_catalog.route", "delete"): (302, 302, 403, 403, 302),
+    ("asc_catalog.routegroup", "changelist"): (200, 200, 200, 200, 200),
+    ("asc_catalog.routegroup", "change"): (200, 200, 200, 200, 302),
+    ("asc_catalog.routegroup", "add"): (200, 200, 403, 403, 200),
+    ("asc_catalog.routegroup", "delete"): (302, 302, 403, 403, 302),
     ("asc_keys.virtualkey", "changelist"): (200, 200, 200, 200, 200),
     ("asc_keys.virtualkey", "change"): (200, 200, 302, 200, 302),
     ("asc_keys.virtualkey", "add"): (200, 200, 200, 403, 200),

@@ -5,7 +5,14 @@ from typing import Any
 from rest_framework import serializers
 
 from control_plane.catalog import services
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
+from control_plane.catalog.models import (
+    Model,
+    Provider,
+    ProviderCredential,
+    Route,
+    RouteGroup,
+    RouteTarget,
+)
 from control_plane.core.api.serializers import ScopedSerializer
 
 
@@ -100,3 +107,21 @@ class RouteSerializer(ScopedSerializer):
         specs = None if targets is None else [services.TargetSpec(**t) for t in targets]
         self.instance = services.save_route(route, specs)
         return self.instance
+
+
+class RouteGroupSerializer(ScopedSerializer):
+    """A model access group: routes granted as one to keys (``route_groups`` on a key) and to
+    every key of the ``projects`` listed."""
+
+    class Meta:
+        model = RouteGroup
+        fields = ["id", "tenant", "name", "routes", "projects", "created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tenant = attrs.get("tenant") or getattr(self.instance, "tenant", None)
+        members = [*attrs.get("routes", ()), *attrs.get("projects", ())]
+        if any(m.tenant_id != getattr(tenant, "pk", None) for m in members):
+            raise serializers.ValidationError(
+                {"routes": "routes and projects must be of the group's tenant"}
+            )
+        return attrs

@@ -7,4 +7,5 @@ router.register("providers", views.ProviderViewSet)
 router.register("credentials", views.ProviderCredentialViewSet)
 router.register("models", views.ModelViewSet)
 router.register("routes", views.RouteViewSet)
+router.register("route-groups", views.RouteGroupViewSet)
 urlpatterns = router.urls

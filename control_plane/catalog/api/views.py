@@ -1,5 +1,5 @@
 from control_plane.catalog.api import serializers as s
-from control_plane.catalog.models import Model, Provider, ProviderCredential, Route
+from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteGroup
 from control_plane.catalog.services import delete_route
 from control_plane.core.api.views import PublishingModelViewSet, ScopedModelViewSet
 
@@ -31,3 +31,9 @@ class RouteViewSet(ScopedModelViewSet):
 
     def perform_destroy(self, instance: Route) -> None:
         delete_route(instance)
+
+
+class RouteGroupViewSet(PublishingModelViewSet):
+    queryset = RouteGroup.objects.select_related("tenant").prefetch_related("routes", "projects")
+    serializer_class = s.RouteGroupSerializer
+    filterset_fields = ["tenant", "name"]

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from control_plane.catalog.models import Route
+from control_plane.catalog.models import Route, RouteGroup
 from control_plane.core.api.serializers import ScopedSerializer
 from control_plane.keys import services
 from control_plane.keys.models import VirtualKey
@@ -14,6 +14,9 @@ class VirtualKeySerializer(ScopedSerializer):
     """On creation the response carries ``secret``, once; it is never stored or shown again."""
 
     routes = serializers.PrimaryKeyRelatedField(many=True, queryset=Route.objects.all())
+    route_groups = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=RouteGroup.objects.all(), required=False
+    )
     revoked = serializers.SerializerMethodField()
 
     class Meta:
@@ -24,6 +27,7 @@ class VirtualKeySerializer(ScopedSerializer):
             "name",
             "key_hint",
             "routes",
+            "route_groups",
             "expires_at",
             "project",
             "max_parallel",

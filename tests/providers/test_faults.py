@@ -19,6 +19,7 @@ from shared.pb import snapshot_pb2
 from tests.data_plane import snapshots
 from tests.fakes.base import Behaviour
 from tests.fakes.openai_server import FakeOpenAI
+from tests.providers.conftest import BACKUP_REPLY
 from tests.providers.gateway import Gateway, running_gateway
 
 KEY = "sk-asc-acme-faults"
@@ -30,7 +31,6 @@ FAULTS = (
     Behaviour(latency_s=30),  # far beyond the route's first-token timeout
     Behaviour(cut=True),
 )
-BACKUP_REPLY = "Served by the backup."
 KIND = snapshot_pb2.PROVIDER_KIND_OPENAI
 BREAKER = {"breaker_failures": "5", "breaker_cooldown_s": "0.5", "breaker_max_cooldown_s": "2"}
 
@@ -57,23 +57,6 @@ def fault_snapshot(primary: str, backup: str) -> snapshot_pb2.Snapshot:
     route.first_token_timeout_ms = 300
     route.connect_timeout_ms = 300
     return builder.snapshot(version=2)
-
-
-@pytest.fixture
-async def primary() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(api_key="sk-upstream-primary", model="primary-model") as fake:
-        yield fake
-    assert fake.problems == []
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FakeOpenAI]:
-    default = Behaviour(reply=BACKUP_REPLY)
-    async with FakeOpenAI(
-        api_key="sk-upstream-backup", model="backup-model", default=default
-    ) as fake:
-        yield fake
-    assert fake.problems == []
 
 
 @pytest.fixture

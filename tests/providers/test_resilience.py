@@ -18,12 +18,12 @@ from shared.pb import snapshot_pb2
 from tests.data_plane import snapshots
 from tests.fakes.base import Behaviour
 from tests.fakes.openai_server import FakeOpenAI
+from tests.providers.conftest import BACKUP_REPLY
 from tests.providers.gateway import Gateway, collect, running_gateway
 
 KEY = "sk-asc-acme-resilience"
 KIND = snapshot_pb2.PROVIDER_KIND_OPENAI
 REPLY = Behaviour().reply
-BACKUP_REPLY = "Served by the backup."
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 RouteTweak = Callable[[snapshot_pb2.Route], None]
 
@@ -48,23 +48,6 @@ def resilience_snapshot(primary: str, backup: str, tweak: RouteTweak) -> snapsho
     )
     tweak(builder.policy.routes[0])
     return builder.snapshot(version=9)
-
-
-@pytest.fixture
-async def primary() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(api_key="sk-upstream-primary", model="primary-model") as fake:
-        yield fake
-    assert fake.problems == []
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FakeOpenAI]:
-    default = Behaviour(reply=BACKUP_REPLY)
-    async with FakeOpenAI(
-        api_key="sk-upstream-backup", model="backup-model", default=default
-    ) as fake:
-        yield fake
-    assert fake.problems == []
 
 
 @pytest.fixture

@@ -1,0 +1,30 @@
+"""Fixtures shared by the routing tests: two fake OpenAI upstreams, a primary and a backup
+(each test fails if its fake saw a request it would refuse)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.base import Behaviour
+from tests.fakes.openai_server import FakeOpenAI
+
+BACKUP_REPLY = "Served by the backup."
+
+
+@pytest.fixture
+async def primary() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(api_key="sk-upstream-primary", model="primary-model") as fake:
+        yield fake
+    assert fake.problems == []
+
+
+@pytest.fixture
+async def backup() -> AsyncIterator[FakeOpenAI]:
+    default = Behaviour(reply=BACKUP_REPLY)
+    async with FakeOpenAI(
+        api_key="sk-upstream-backup", model="backup-model", default=default
+    ) as fake:
+        yield fake
+    assert fake.problems == []

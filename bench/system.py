@@ -9,65 +9,19 @@ else a SQLite file in the temporary state directory.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.procs import Proc, free_port, python_module, wait_until
-from scripts.stack import Stack
+from scripts.stack import ControlPlaneAPI, Stack, fresh_database
 from shared.crypto import new_aes_key
 
 ADMIN_PASSWORD = "bench-pass"
-
-
-@dataclass
-class ControlPlaneAPI:
-    """A small client of the control plane's REST API (/api/v1/)."""
-
-    base_url: str
-    token: str
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/api/v1/{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            payload = response.read()
-        return json.loads(payload) if payload else None
-
-    def results(self, path: str) -> list[dict[str, Any]]:
-        return list(self.call("GET", path)["results"])
-
-
-@contextmanager
-def database(state_dir: Path) -> Iterator[dict[str, str]]:
-    """Environment naming a fresh database for one control plane."""
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        yield {"ASC_SQLITE_PATH": str(state_dir / "asc.sqlite3")}
-        return
-    import psycopg
-
-    name = f"asc_bench_{uuid.uuid4().hex[:10]}"
-    server = base.rpartition("/")[0]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"DATABASE_URL": f"{server}/{name}"}
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -203,7 +157,7 @@ def asc_system(state_dir: Path | None = None) -> Iterator[AscSystem]:
     token; data planes started through the system are stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:
         state = state_dir or Path(tmp)
-        with database(state) as db_env:
+        with fresh_database(state, "asc_bench") as db_env:
             env = {
                 **db_env,
                 "ASC_CREDENTIAL_KEY": new_aes_key(),

@@ -1,12 +1,14 @@
 """Start and stop the whole ASC system as separate processes.
 
-Used by `make run` (scripts/run_local.py) and by the end-to-end tests, so both exercise the
-same commands an operator would run: `manage.py migrate`, `manage.py asc_demo`,
-`manage.py runserver`, `manage.py run_grpc` and `python -m data_plane`.
+Used by `make run` (scripts/run_local.py), the end-to-end tests and the benchmarks, so all
+exercise the same commands an operator would run: `manage.py migrate`, `manage.py asc_demo`,
+`manage.py runserver`, `manage.py run_grpc` and `python -m data_plane`. Also here: a fresh
+database for one installation, and a small client of its REST API.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,14 +17,79 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.crypto import new_aes_key
 
 REPO = Path(__file__).resolve().parent.parent
 MANAGE = str(REPO / "manage.py")
+
+
+@contextmanager
+def fresh_database(state_dir: Path, prefix: str = "asc") -> Iterator[dict[str, str]]:
+    """Environment naming a database of its own for one installation: a new PostgreSQL
+    database (dropped afterwards) when DATABASE_URL is set, else a SQLite file."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        yield {"ASC_SQLITE_PATH": str(state_dir / "asc.sqlite3")}
+        return
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = base.rpartition("/")[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"DATABASE_URL": f"{server}/{name}"}
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class ControlPlaneAPI:
+    """A small client of the control plane's REST API, as a platform team's script would use."""
+
+    base_url: str
+    token: str
+    timeout: float = 30.0
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v1/{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def results(self, path: str) -> list[dict[str, Any]]:
+        """The first page of a list."""
+        return list(self.call("GET", path)["results"])
+
+    def all(self, path: str) -> list[dict[str, Any]]:
+        """Every row of a paginated list (the API serves pages of at most 1,000)."""
+        rows: list[dict[str, Any]] = []
+        separator = "&" if "?" in path else "?"
+        while True:
+            page = self.call("GET", f"{path}{separator}limit=1000&offset={len(rows)}")
+            rows += page["results"]
+            if not page["next"]:
+                return rows
+
+    def one(self, path: str) -> dict[str, Any]:
+        results = self.results(path)
+        if len(results) != 1:
+            raise LookupError(f"{path}: {len(results)} results, expected one")
+        return dict(results[0])
 
 
 def free_port() -> int:

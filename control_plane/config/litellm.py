@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from control_plane.config import document as d
+from control_plane.config import fields
 
 ENV_PREFIX = "os.environ/"
 PUBLIC_COMPATIBLE = {
@@ -292,7 +293,7 @@ def _prices(info: Any) -> dict[str, str] | None:
         "cache_read_input_token_cost": "cached_input_price",
     }
     prices = {
-        ours: d.decimal(Decimal(str(info[theirs])) * 1_000_000)
+        ours: fields.decimal(Decimal(str(info[theirs])) * 1_000_000)
         for theirs, ours in names.items()
         if info.get(theirs) is not None
     }
@@ -303,7 +304,7 @@ def _budget(amount: Any, duration: Any, where: str, warnings: list[str]) -> tupl
     if amount is None:
         return None
     if duration is None:
-        return d.decimal(amount), "none"
+        return fields.decimal(amount), "none"
     match = re.fullmatch(r"(\d+)\s*(mo|[smhdw])", str(duration).strip())
     unit = match.group(2) if match else ""
     period = PERIODS.get(unit, "")
@@ -316,7 +317,7 @@ def _budget(amount: Any, duration: Any, where: str, warnings: list[str]) -> tupl
         warnings.append(f"{where}: budget_duration {duration!r} imported as a daily budget")
     elif match and not re.fullmatch(r"1(d|w|mo)|24h|7d|30d|31d", match.group(0)):
         warnings.append(f"{where}: budget_duration {duration!r} imported as a {period}ly budget")
-    return d.decimal(amount), period
+    return fields.decimal(amount), period
 
 
 def _route_limits(deps: list[Deployment], current: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from control_plane.catalog.models import (
     RouteTarget,
 )
 from control_plane.config import document as d
+from control_plane.config import fields
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import IdentityProvider, VirtualKey
 from control_plane.limits.models import Limit, Scope
@@ -81,9 +82,9 @@ def _model(m: Model) -> dict[str, Any]:
     return {
         "model": m.provider_model,
         "region": m.region,
-        "input_price": d.decimal(m.input_price),
-        "output_price": d.decimal(m.output_price),
-        "cached_input_price": d.decimal(m.cached_input_price),
+        "input_price": fields.decimal(m.input_price),
+        "output_price": fields.decimal(m.output_price),
+        "cached_input_price": fields.decimal(m.cached_input_price),
     }
 
 
@@ -91,7 +92,7 @@ def _limit(m: Limit) -> dict[str, Any]:
     return {
         "kind": m.kind,
         "period": m.period,
-        "amount": d.decimal(m.amount),
+        "amount": fields.decimal(m.amount),
         "time_zone": m.time_zone,
         "hard": m.hard,
         "alert_thresholds": list(m.alert_thresholds),

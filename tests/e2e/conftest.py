@@ -4,9 +4,6 @@ else a SQLite file)."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,67 +11,16 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import Stack
+from scripts.stack import ControlPlaneAPI, Stack, fresh_database
 from shared.crypto import new_aes_key
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class ControlPlaneAPI:
-    """A tiny client of the control plane's REST API, as a platform team's script would use."""
-
-    base_url: str
-    token: str
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/api/v1/{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = response.read()
-        return json.loads(payload) if payload else None
-
-    def all(self, path: str) -> list[dict[str, Any]]:
-        """Every row of a paginated list (the API serves pages of at most 1,000)."""
-        rows: list[dict[str, Any]] = []
-        separator = "&" if "?" in path else "?"
-        while True:
-            page = self.call("GET", f"{path}{separator}limit=1000&offset={len(rows)}")
-            rows += page["results"]
-            if not page["next"]:
-                return rows
-
-    def one(self, path: str) -> dict[str, Any]:
-        results = self.call("GET", path)["results"]
-        assert len(results) == 1, results
-        return dict(results[0])
-
-
 @pytest.fixture(scope="module")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    import os
-
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        path = tmp_path_factory.mktemp("db") / "asc.sqlite3"
-        yield {"ASC_SQLITE_PATH": str(path)}
-        return
-    import psycopg
-
-    name = f"asc_e2e_{uuid.uuid4().hex[:10]}"
-    server, _, _ = base.rpartition("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"DATABASE_URL": f"{server}/{name}"}
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(tmp_path_factory.mktemp("db"), "asc_e2e") as env:
+        yield env
 
 
 @dataclass
@@ -116,7 +62,11 @@ def system(
         stack.wait_web()
         stack.wait_data_plane()
         yield System(
-            stack, ControlPlaneAPI(stack.web_url, token), key_file.read_text().strip(), tmp, clients
+            stack,
+            ControlPlaneAPI(stack.web_url, token, timeout=10),
+            key_file.read_text().strip(),
+            tmp,
+            clients,
         )
     finally:
         for c in clients:

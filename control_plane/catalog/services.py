@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from control_plane.catalog.models import Model, Provider, ProviderCredential, Route, RouteTarget
 from control_plane.core.crypto import credential_keyring, seal_keyring
-from control_plane.fleet.services import request_publish
+from control_plane.core.publishing import request_publish
 from shared.crypto import credential_context, key_hint
 
 

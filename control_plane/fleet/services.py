@@ -1,10 +1,9 @@
 """Publishing snapshots and recording what each data-plane node applied.
 
-Writes anywhere in the configuration call ``request_publish``; the publish itself runs after
-the transaction commits (a Celery task; eager in-process on the embedded default), so a
-snapshot never reflects uncommitted rows and a rolled-back change publishes nothing.
-``publish_snapshot`` is idempotent: when the built policy hashes like the latest snapshot,
-nothing new is written.
+Writes anywhere in the configuration call ``control_plane.core.publishing.request_publish``;
+this app registers ``enqueue_publish`` there, which runs ``publish_snapshot`` as a Celery task
+after the transaction commits. ``publish_snapshot`` is idempotent: when the built policy
+hashes like the latest snapshot, nothing new is written.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+# Re-exported for callers not yet importing it from core.publishing.
+from control_plane.core.publishing import request_publish as request_publish
 from control_plane.fleet import selectors
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
 from control_plane.fleet.snapshot_builder import build_policy, validate_policy
@@ -32,26 +33,12 @@ class InvalidPolicy(ValueError):
         self.problems = problems
 
 
-def request_publish(reason: str, user_id: int | None = None) -> None:
-    """Publish once the current transaction commits. A transaction that asks many times (an
-    import of a thousand routes) publishes once, with every reason."""
+def enqueue_publish(reason: str, user_id: int | None = None) -> None:
+    """The publisher ``core.publishing`` calls after a commit: the publish as a Celery task
+    (eager in-process on the embedded default)."""
     from control_plane.fleet.tasks import publish_snapshot_task
 
-    connection = transaction.get_connection()
-    if connection.in_atomic_block:
-        for _, callback, _ in connection.run_on_commit:
-            pending = getattr(callback, "asc_publish_reasons", None)
-            if pending is not None:
-                pending.append(reason)
-                return
-    reasons = [reason]
-
-    def publish() -> None:
-        publish_snapshot_task.delay("; ".join(dict.fromkeys(reasons))[:200], user_id)
-
-    publish.asc_publish_reasons = reasons  # type: ignore[attr-defined]  # found by later calls
-    # robust: a failed publish is logged and retried by the task; it never fails the write.
-    transaction.on_commit(publish, robust=True)
+    publish_snapshot_task.delay(reason, user_id)
 
 
 @dataclass(frozen=True)

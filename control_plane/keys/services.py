@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from control_plane.catalog.models import Route, RouteGroup
-from control_plane.fleet.services import request_publish
+from control_plane.core.publishing import request_publish
 from control_plane.keys.models import VirtualKey
 from control_plane.tenancy.models import Tenant
 from shared.crypto import hash_key, key_hint, new_virtual_key

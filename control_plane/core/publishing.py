@@ -1,0 +1,51 @@
+"""Asking for a snapshot publish from any app, without importing the app that publishes.
+
+Every configuration write, in any app, asks for a publish. The snapshot is built by the fleet
+app, which reads every other app's rows and so sits above them; ``core`` sits below every app
+and imports none. So the fleet app registers its publisher here when Django starts
+(``FleetConfig.ready``), and writes call ``request_publish`` from here.
+
+The publish itself runs after the transaction commits (a Celery task; eager in-process on the
+embedded default), so a snapshot never reflects uncommitted rows and a rolled-back change
+publishes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+# Called after commit with the joined reasons and the acting user's id.
+Publisher = Callable[[str, int | None], None]
+
+_registered: dict[str, Publisher] = {}
+
+
+def set_publisher(publish: Publisher) -> None:
+    """Register the one function that publishes (the fleet app does, at start-up)."""
+    _registered["publisher"] = publish
+
+
+def request_publish(reason: str, user_id: int | None = None) -> None:
+    """Publish once the current transaction commits. A transaction that asks many times (an
+    import of a thousand routes) publishes once, with every reason."""
+    publisher = _registered.get("publisher")
+    if publisher is None:
+        raise ImproperlyConfigured("no snapshot publisher registered: is the fleet app installed?")
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        for _, callback, _ in connection.run_on_commit:
+            pending = getattr(callback, "asc_publish_reasons", None)
+            if pending is not None:
+                pending.append(reason)
+                return
+    reasons = [reason]
+
+    def publish() -> None:
+        publisher("; ".join(dict.fromkeys(reasons))[:200], user_id)
+
+    publish.asc_publish_reasons = reasons  # type: ignore[attr-defined]  # found by later calls
+    # robust: a failed publish is logged and retried by the task; it never fails the write.
+    transaction.on_commit(publish, robust=True)

@@ -21,12 +21,13 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from data_plane import errors, handlers, rpc
-from data_plane.admission import Admitter
-from data_plane.anthropic_api import ANTHROPIC
-from data_plane.config_client import ConfigClient, make_node
-from data_plane.health import HealthBook
-from data_plane.keys import (
+from data_plane import errors, rpc
+from data_plane.http import handlers
+from data_plane.limits.admission import Admitter
+from data_plane.dialects.anthropic import ANTHROPIC
+from data_plane.snapshots.client import ConfigClient, make_node
+from data_plane.policy.health import HealthBook
+from data_plane.http.appkeys import (
     ADMITTER,
     CONFIG_CLIENT,
     LEASE_SOURCE,
@@ -40,15 +41,15 @@ from data_plane.keys import (
     USAGE,
     USAGE_CLIENT,
 )
-from data_plane.lease_client import LeaseClient, LeaseSource
-from data_plane.leases import LeaseBook
+from data_plane.limits.client import LeaseClient, LeaseSource
+from data_plane.limits.leases import LeaseBook
 from data_plane.metrics import Metrics
-from data_plane.openai_api import OPENAI
-from data_plane.pipeline import HEALTH, Dialect, error_response
-from data_plane.providers.registry import build_providers
+from data_plane.dialects.openai import OPENAI
+from data_plane.http.pipeline import HEALTH, Dialect, error_response
+from data_plane.upstream.providers.registry import build_providers
 from data_plane.settings import Settings
-from data_plane.snapshot_store import SnapshotStore
-from data_plane.usage_reporter import UsageClient, UsageReporter
+from data_plane.snapshots.store import SnapshotStore
+from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared.crypto import Keyring
 
 log = logging.getLogger(__name__)

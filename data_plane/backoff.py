@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data_plane.routing import RandomSource
+from data_plane.types import RandomSource
 
 
 def backoff_delay(attempt: int, rand: RandomSource, low: float = 0.5, high: float = 30.0) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from data_plane.health import State
-from data_plane.providers.base import Target
+from data_plane.policy.health import State
+from data_plane.types import Target
 
 CIRCUIT_VALUES = {State.CLOSED: 0, State.OPEN: 1, State.HALF_OPEN: 2}
 

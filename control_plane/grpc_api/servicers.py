@@ -4,7 +4,8 @@ ConfigService.StreamSnapshots: the node says hello with the version/hash it hold
 pushes the latest snapshot whenever its hash differs from what the node holds, with a fresh
 nonce, and keeps at most one push unacknowledged per node. An ACK (the nonce echoed, no error)
 records the applied version; a NACK (error_detail set) records the error, and that snapshot is
-not pushed to the node again; the next version is.
+not pushed to the node again; the next version is. Those rules live in `push.PushState`; the
+servicer drives it with the stream's messages, the clock and fresh nonces.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db import DatabaseError, close_old_connections
 
 from control_plane.fleet import services as fleet
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
+from control_plane.grpc_api.push import PushState
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.limits.services import acquire
 from control_plane.usage.services import ingest_batch
@@ -92,9 +94,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
             return
         node_id = hello.node.id
         await _check_node(context, node_id)
-        held, refused = hello.hash, ""
-        pending: tuple[str, str] | None = None  # (nonce, hash) of the unacknowledged push
-        pushed_at = 0.0
+        push = PushState(hello.version, hello.hash)
         self.metrics.connected_nodes.inc()
         await _record(fleet.node_connected, hello.node, hello.version, hello.hash)
         log.info("node %s connected holding v%d", node_id, hello.version)
@@ -104,12 +104,12 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 latest = self.watcher.latest
                 if latest is not None:
                     self.metrics.snapshot_version.set(latest.version)
-                if pending is None and latest is not None and latest.hash not in (held, refused):
-                    pending = (uuid.uuid4().hex, latest.hash)
-                    pushed_at = time.monotonic()
-                    await context.write(
-                        control_pb2.SnapshotResponse(nonce=pending[0], snapshot=latest)
-                    )
+                    if push.due(latest.hash):
+                        nonce = uuid.uuid4().hex
+                        push.pushed(nonce, latest.hash, time.monotonic())
+                        await context.write(
+                            control_pb2.SnapshotResponse(nonce=nonce, snapshot=latest)
+                        )
                 changed = asyncio.ensure_future(self.watcher.wait_changed())
                 done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
@@ -119,18 +119,21 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 if message is None:
                     return
                 reader = asyncio.ensure_future(anext(aiter(request_iterator), None))
-                if pending is None or message.response_nonce != pending[0]:
+                answer = push.answered(
+                    message.response_nonce,
+                    version=message.version,
+                    hash=message.hash,
+                    error=message.error_detail,
+                    now=time.monotonic(),
+                )
+                if answer is None:
                     continue  # stale or unsolicited: only the current push is answered
-                pushed_hash, pending = pending[1], None
-                result = "nack" if message.error_detail else "ack"
-                self.metrics.push_to_ack.labels(result).observe(time.monotonic() - pushed_at)
-                if message.error_detail:
-                    refused = pushed_hash
-                    log.warning("node %s refused a snapshot: %s", node_id, message.error_detail)
-                    await _record(fleet.node_nacked, node_id, message.error_detail)
+                self.metrics.push_to_ack.labels(answer.result).observe(answer.waited)
+                if answer.result == "nack":
+                    log.warning("node %s refused a snapshot: %s", node_id, answer.error)
+                    await _record(fleet.node_nacked, node_id, answer.error)
                 else:
-                    held = message.hash
-                    await _record(fleet.node_acked, node_id, message.version, message.hash)
+                    await _record(fleet.node_acked, node_id, push.version, push.hash)
         finally:
             self.metrics.connected_nodes.dec()
             reader.cancel()

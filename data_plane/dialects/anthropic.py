@@ -1,0 +1,329 @@
+"""Anthropic's Messages API as a client dialect, without I/O: ``/v1/messages`` requests become
+OpenAI chat requests (so every policy, guardrail and provider works on one shape) and OpenAI
+answers become Anthropic messages; errors are in Anthropic's format.
+
+Requests: ``system`` is a system message; ``tool_use`` blocks are tool calls and
+``tool_result`` blocks tool messages (ahead of the rest of their user turn, as OpenAI orders
+them; an ``is_error`` result is prefixed "Error: ", OpenAI having no such flag); images are
+data or http(s) URLs; ``stop_sequences`` is ``stop``; ``metadata.user_id`` is ``user``;
+``disable_parallel_tool_use`` is ``parallel_tool_calls: false``; ``output_config.format`` (a JSON
+schema) is ``response_format``. ``cache_control`` marks are
+hints for Anthropic's prompt cache and are not carried (providers cache on their own). Refused
+with a 400: extended thinking, documents, server tools and any unknown parameter.
+
+Answers: ``input_tokens`` is the prompt less its cached part, which is
+``cache_read_input_tokens``, as Anthropic counts. OpenAI does not say which stop sequence
+ended an answer, so ``stop_sequence`` is always null and such an end is ``end_turn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from data_plane import errors
+from data_plane.dialects.anthropic_stream import AnthropicEncoder, stop_reason
+from data_plane.errors import ApiError
+from data_plane.types import ChatRequest, Usage
+
+PARAMS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "output_config",
+    }
+)
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+class Invalid(Exception):
+    """A request that cannot be translated; becomes a 400."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def parse_messages_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return errors.bad_request("The request body is not valid JSON.", code=errors.INVALID_JSON)
+    if not isinstance(body, dict):
+        return errors.bad_request("The request body must be a JSON object.")
+    try:
+        chat = to_openai(body)
+    except Invalid as exc:
+        return errors.bad_request(str(exc), param=exc.param)
+    return ChatRequest(request_id=request_id, body=chat, stream=chat.get("stream") is True)
+
+
+def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    for name, value in body.items():
+        if name not in PARAMS and value is not None:
+            if name == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
+                continue
+            raise Invalid(f"The parameter '{name}' is not supported by this gateway.", name)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise Invalid("'model' is required and must be a string.", "model")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise Invalid("'max_tokens' is required and must be a positive integer.", "max_tokens")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Invalid("'messages' must be a non-empty array.", "messages")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise Invalid("'stream' must be a boolean.", "stream")
+    out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": []}
+    system = _system_text(body.get("system"))
+    if system:
+        out["messages"].append({"role": "system", "content": system})
+    for message in messages:
+        out["messages"].extend(_message(message))
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    if body.get("stop_sequences"):
+        out["stop"] = body["stop_sequences"]
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = [_tool(t) for t in tools] if isinstance(tools, list) else _bad("tools")
+    _tool_choice(body.get("tool_choice"), out)
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    _output_config(body.get("output_config"), out)
+    if stream:
+        out["stream"] = True
+    return out
+
+
+def _bad(param: str) -> Any:
+    raise Invalid(f"'{param}' is malformed.", param)
+
+
+def _system_text(system: Any) -> str:
+    if system is None or isinstance(system, str):
+        return system or ""
+    if isinstance(system, list):
+        return "\n".join(_text_block(b, "system") for b in system)
+    return str(_bad("system"))
+
+
+def _text_block(block: Any, param: str) -> str:
+    if not isinstance(block, dict) or block.get("type") != "text":
+        raise Invalid(f"'{param}' may only hold text blocks.", param)
+    return str(block.get("text", ""))
+
+
+def _message(message: Any) -> list[dict[str, Any]]:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        raise Invalid("Every message must have the role 'user' or 'assistant'.", "messages")
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"role": message["role"], "content": content}]
+    if not isinstance(content, list):
+        raise Invalid("A message's content must be a string or an array of blocks.", "messages")
+    if message["role"] == "assistant":
+        return [_assistant(content)]
+    tool_messages: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "tool_result":
+            tool_messages.append(_tool_result(block))
+        elif kind == "text":
+            parts.append({"type": "text", "text": str(block.get("text", ""))})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+        else:
+            raise Invalid(f"Content blocks of type '{kind}' are not supported.", "messages")
+    out = tool_messages
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        out.append({"role": "user", "content": parts[0]["text"]})
+    elif parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant(content: list[Any]) -> dict[str, Any]:
+    texts, calls = [], []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            function = {"name": block.get("name"), "arguments": arguments}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+        else:
+            raise Invalid(f"Assistant blocks of type '{kind}' are not supported.", "messages")
+    out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        out["tool_calls"] = calls
+    elif out["content"] is None:
+        out["content"] = ""
+    return out
+
+
+def _tool_result(block: dict[str, Any]) -> dict[str, Any]:
+    content = block.get("content")
+    if isinstance(content, list):
+        text = "".join(_text_block(b, "messages") for b in content)
+    else:
+        text = str(content or "")
+    if block.get("is_error"):
+        text = f"Error: {text}"
+    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": text}
+
+
+def _image_url(block: dict[str, Any]) -> str:
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "base64":
+        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+    if isinstance(source, dict) and source.get("type") == "url":
+        return str(source.get("url"))
+    raise Invalid("Images must have a base64 or url source.", "messages")
+
+
+def _tool(tool: Any) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+        kind = tool.get("type") if isinstance(tool, dict) else tool
+        raise Invalid(f"Tools of type '{kind}' (server tools) are not supported.", "tools")
+    function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool.get("input_schema")}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
+    if choice is None:
+        return
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    mapped: Any = {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
+    if kind == "tool":
+        mapped = {"type": "function", "function": {"name": choice.get("name")}}
+    if mapped is None:
+        raise Invalid(f"tool_choice of type '{kind}' is not supported.", "tool_choice")
+    out["tool_choice"] = mapped
+    if choice.get("disable_parallel_tool_use") is True:
+        out["parallel_tool_calls"] = False
+
+
+def _output_config(config: Any, out: dict[str, Any]) -> None:
+    """Structured output (``format``: a JSON schema) is OpenAI's ``response_format``."""
+    if config is None:
+        return
+    if not isinstance(config, dict) or set(config) - {"format"}:
+        raise Invalid("Only 'output_config.format' is supported.", "output_config")
+    fmt = config.get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or "schema" not in fmt:
+        raise Invalid("'output_config.format' must be a json_schema format.", "output_config")
+    schema = {"name": "output", "schema": fmt["schema"]}
+    out["response_format"] = {"type": "json_schema", "json_schema": schema}
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+    return {
+        "input_tokens": usage.prompt_tokens - cached,
+        "output_tokens": usage.completion_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def message_id(completion_id: Any) -> str:
+    text = str(completion_id or "")
+    return text if text.startswith("msg_") else f"msg_{text}"
+
+
+def to_message(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` body as an Anthropic ``message``."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    if message.get("content"):
+        content.append({"type": "text", "text": str(message["content"])})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        try:
+            arguments = orjson.loads(function.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            arguments = {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": arguments if isinstance(arguments, dict) else {},
+            }
+        )
+    return {
+        "id": message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": route_name,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_sequence": None,
+        "usage": usage_body(Usage.from_openai(completion.get("usage"))),
+    }
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    """Anthropic's error shape; ``code`` carries the gateway's stable reason code."""
+    kind = ERROR_TYPES.get(error.status)
+    if kind is None:
+        kind = "api_error" if error.status >= 500 else "invalid_request_error"
+    return {
+        "type": "error",
+        "error": {"type": kind, "message": error.message, "code": error.code},
+    }
+
+
+class AnthropicDialect:
+    """Anthropic's Messages API as the pipeline's client dialect (``pipeline.Dialect``)."""
+
+    @staticmethod
+    def parse(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+        return parse_messages_request(raw, request_id)
+
+    @staticmethod
+    def error_body(error: ApiError) -> dict[str, Any]:
+        return error_body(error)
+
+    @staticmethod
+    def answer(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
+        return to_message(completion, route_name)
+
+    @staticmethod
+    def encoder(chat: ChatRequest, route_name: str) -> AnthropicEncoder:
+        return AnthropicEncoder(f"msg_{chat.request_id}", route_name, error_body)
+
+
+ANTHROPIC = AnthropicDialect()

@@ -1,0 +1,55 @@
+"""HTTP handlers: thin adapters that name the endpoint's dialect and its pipeline step
+(``pipeline``), plus the model list, health, readiness and metrics endpoints. Every refusal is
+an error in the client's API format with a stable code."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from data_plane.dialects import openai as openai_api
+from data_plane.http import pipeline
+from data_plane.dialects.anthropic import ANTHROPIC
+from data_plane.policy.auth import allowed_routes
+from data_plane.errors import ApiError
+from data_plane.http.appkeys import METRICS, STORE
+from data_plane.dialects.openai import OPENAI
+from data_plane.http.pipeline import json_response
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await pipeline.handle(request, OPENAI, pipeline.serve_chat)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API, through the same pipeline."""
+    return await pipeline.handle(request, ANTHROPIC, pipeline.serve_chat)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await pipeline.handle(request, OPENAI, pipeline.serve_embeddings)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    found = pipeline.principal_of(request)
+    if isinstance(found, ApiError):
+        return pipeline.refuse(request, found, OPENAI)
+    policy, principal = found
+    names = [route.name for route in allowed_routes(policy, principal)]
+    return json_response(openai_api.model_list(names, principal.tenant.slug))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    policy = request.app[STORE].current
+    if policy is None:
+        return json_response({"status": "not ready", "reason": "no snapshot loaded"}, 503)
+    return json_response({"status": "ready", "snapshot_version": policy.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,323 @@
+"""The request path every model endpoint shares (DESIGN.md section 3), whatever the client's
+API dialect: authenticate, authorize, guard the input, admit (limits), route and call the
+providers, guard the output, and record one usage and audit event.
+
+A ``Dialect`` (OpenAI's chat API, Anthropic's Messages API) only translates at the edges: the
+client's request into an OpenAI ``ChatRequest``, OpenAI answers and chunks back into its own
+shapes, and errors into its own error format. Everything in between sees OpenAI shapes, so a
+policy holds the same way for every dialect and every provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from data_plane import errors
+from data_plane.dialects import embeddings as embeddings_api
+from data_plane.dialects import openai as openai_api
+from data_plane.usage.audit import build_audit
+from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
+from data_plane.errors import ApiError
+from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
+from data_plane.guardrails.policy import Guard, for_route
+from data_plane.guardrails import Action, CompiledGuardrails
+from data_plane.policy.health import HealthBook
+from data_plane.http.appkeys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.policy.compiled import CompiledPolicy, RouteEntry
+from data_plane.upstream.providers.base import ProviderError
+from data_plane.types import ChatRequest, Usage
+from data_plane.upstream.failover import Call, Stream
+from data_plane.policy.routing import order_targets, outside_regions
+from data_plane.usage.record import RequestRecord, build_event, estimate_usage
+
+log = logging.getLogger(__name__)
+
+HEALTH = web.AppKey("health", HealthBook)
+JSON = "application/json"
+
+
+class Encoder(Protocol):
+    """OpenAI chunks to the bytes of the client's stream."""
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def error(self, error: ApiError) -> bytes: ...
+
+
+class Dialect(Protocol):
+    def parse(self, raw: bytes, request_id: str) -> ChatRequest | ApiError: ...
+
+    def error_body(self, error: ApiError) -> dict[str, Any]: ...
+
+    def answer(self, completion: dict[str, Any], route_name: str) -> dict[str, Any]: ...
+
+    def encoder(self, chat: ChatRequest, route_name: str) -> Encoder: ...
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+
+def error_response(error: ApiError, dialect: Dialect = openai_api.OPENAI) -> web.Response:
+    response = json_response(dialect.error_body(error), error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def refuse(request: web.Request, error: ApiError, dialect: Dialect) -> web.Response:
+    """A refusal before a request record exists (no snapshot, no valid credentials)."""
+    request.app[METRICS].denials.labels("-", error.code).inc()
+    return error_response(error, dialect)
+
+
+def principal_of(request: web.Request) -> tuple[CompiledPolicy, Principal] | ApiError:
+    """Who is calling. The key comes as ``Authorization: Bearer`` or, as Anthropic's clients
+    send it, ``x-api-key``."""
+    policy = request.app[STORE].current
+    if policy is None:
+        return errors.not_ready()
+    headers = request.headers
+    authorization = headers.get("Authorization")
+    if authorization is None and headers.get("x-api-key"):
+        authorization = f"Bearer {headers['x-api-key']}"
+    principal = authenticate(policy, authorization, time.time(), headers.get(END_USER_HEADER))
+    if isinstance(principal, ApiError):
+        return principal
+    return policy, principal
+
+
+@dataclass(slots=True)
+class Context:
+    request: web.Request
+    dialect: Dialect
+    policy: CompiledPolicy
+    record: RequestRecord
+
+    @property
+    def principal(self) -> Principal:
+        assert self.record.principal is not None  # set before any step runs
+        return self.record.principal
+
+    def fail(self, error: ApiError) -> web.Response:
+        record = self.record
+        record.status, record.error_code = error.status, error.code
+        if error.status < 500:
+            tenant = self.principal.tenant.slug  # a snapshot value, never client-chosen
+            self.request.app[METRICS].denials.labels(tenant, error.code).inc()
+        return error_response(error, self.dialect)
+
+
+Step = Callable[[Context], Awaitable[web.StreamResponse]]
+
+
+async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.StreamResponse:
+    """Authenticate, hold a parallel-request slot, run ``serve``, record the outcome."""
+    found = principal_of(request)
+    if isinstance(found, ApiError):
+        return refuse(request, found, dialect)
+    policy, principal = found
+    record = RequestRecord(
+        request_id=request[REQUEST_ID],
+        ts_unix_ms=int(time.time() * 1000),
+        started=time.monotonic(),
+        snapshot_version=policy.version,
+        principal=principal,
+    )
+    context = Context(request, dialect, policy, record)
+    try:
+        with request.app[ADMITTER].slot(principal.key) as refused:
+            if refused is not None:
+                return context.fail(refused)
+            response = await serve(context)
+    except BaseException:
+        record.status, record.error_code = 500, errors.INTERNAL_ERROR
+        raise
+    finally:
+        finish(request.app, record)
+    return response
+
+
+def _route(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | ApiError:
+    context.record.route_name = name
+    route = authorize(context.policy, context.principal, name)
+    if isinstance(route, ApiError):
+        return route
+    context.record.route = route
+    return route, for_route(context.policy.guardrails, route.tenant_id, route.id)
+
+
+async def _admit(
+    context: Context, route: RouteEntry, size: int, body: Mapping[str, Any]
+) -> Call | ApiError:
+    """Limits, then the route's targets in the order to try them (residency applied)."""
+    app, record = context.request.app, context.record
+    admission = await app[ADMITTER].admit(context.policy, context.principal.key, route, size, body)
+    if isinstance(admission, ApiError):
+        return admission
+    record.admission = admission
+    regions = context.principal.tenant.allowed_regions
+    excluded = outside_regions(route.targets, regions)
+    note = (
+        f" {excluded} provider(s) outside this tenant's allowed regions "
+        f"({', '.join(sorted(regions))}) were not tried."
+        if excluded
+        else ""
+    )
+    health = app[HEALTH]
+    latency = health.latency if route.options.latency_aware else None
+    targets = order_targets(route.targets, app[RANDOM], regions, latency)
+    if not targets:
+        return errors.no_target_available(route.name, note)
+    return Call(app[PROVIDERS], health, app[RANDOM], route.options, record, targets, note=note)
+
+
+async def serve_chat(context: Context) -> web.StreamResponse:
+    record = context.record
+    raw = await context.request.read()
+    chat = context.dialect.parse(raw, record.request_id)
+    if isinstance(chat, ApiError):
+        return context.fail(chat)
+    record.stream = chat.stream
+    routed = _route(context, str(chat.body["model"]))
+    if isinstance(routed, ApiError):
+        return context.fail(routed)
+    route, guard = routed
+    if guard is not None and guard.on_input:
+        chat, verdict = guard_input(guard.compiled, chat)
+        record.verdicts.append(verdict)
+        if verdict.decision is Action.BLOCK:
+            return context.fail(blocked_error(verdict))
+    output_guard = guard.compiled if guard is not None and guard.on_output else None
+    call = await _admit(context, route, len(raw), chat.body)
+    if isinstance(call, ApiError):
+        return context.fail(call)
+    if chat.stream:
+        return await _stream(context, chat, call, output_guard)
+    body = await call.complete(chat)
+    if isinstance(body, ApiError):
+        return context.fail(body)
+    if output_guard is not None:
+        record.verdicts.append(guard_completion(output_guard, body))
+    return json_response(context.dialect.answer(body, route.name))
+
+
+async def _stream(
+    context: Context, chat: ChatRequest, call: Call, output_guard: CompiledGuardrails | None
+) -> web.StreamResponse:
+    record = context.record
+    opened = await call.open_stream(chat)
+    if isinstance(opened, ApiError):
+        return context.fail(opened)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "x-request-id": record.request_id,
+        }
+    )
+    await response.prepare(context.request)
+    connected = await _relay(context, chat, opened, response, output_guard)
+    if connected:
+        await response.write_eof()
+    return response
+
+
+async def _relay(
+    context: Context,
+    chat: ChatRequest,
+    stream: Stream,
+    response: web.StreamResponse,
+    output_guard: CompiledGuardrails | None,
+) -> bool:
+    """Pass the stream on through the output guard; False when the client went away."""
+    record, route_name = context.record, context.record.route_name
+    encoder = context.dialect.encoder(chat, route_name)
+    guard = ChunkGuard(output_guard) if output_guard is not None else None
+    produced = 0  # content chunks received: what the provider produced, if it never says
+    last: dict[str, Any] | None = None
+    try:
+        async for chunk in stream:
+            usage = chunk.get("usage")
+            if usage:
+                record.usage = Usage.from_openai(usage)
+            produced += openai_api.has_content(chunk)
+            for out in guard.filter(chunk) if guard is not None else (chunk,):
+                data = encoder.chunk(out)
+                if data:
+                    await response.write(data)
+            last = chunk
+        if guard is not None:
+            for out in guard.finish(last):
+                await response.write(encoder.chunk(out))
+        await response.write(encoder.end())
+    except ProviderError as exc:
+        record.error_code = "stream_interrupted"
+        await response.write(encoder.error(errors.stream_broken(route_name)))
+        log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
+    except ConnectionResetError:
+        record.error_code = "client_disconnected"
+        return False
+    finally:
+        await stream.aclose()
+        if guard is not None:
+            record.verdicts.append(guard.verdict)
+        if not record.usage.completion_tokens and produced:
+            # Cut short before the provider's usage chunk: charge what it produced.
+            record.usage = estimate_usage(chat.body, produced)
+    return True
+
+
+async def serve_embeddings(context: Context) -> web.StreamResponse:
+    record = context.record
+    raw = await context.request.read()
+    parsed = embeddings_api.parse_embeddings_request(raw, record.request_id)
+    if isinstance(parsed, ApiError):
+        return context.fail(parsed)
+    routed = _route(context, str(parsed.body["model"]))
+    if isinstance(routed, ApiError):
+        return context.fail(routed)
+    route, guard = routed
+    if guard is not None and guard.on_input:
+        inputs = embeddings_api.as_chat(parsed)
+        guarded, verdict = guard_input(guard.compiled, inputs)
+        record.verdicts.append(verdict)
+        if verdict.decision is Action.BLOCK:
+            return context.fail(blocked_error(verdict))
+        if guarded is not inputs:  # redacted
+            parsed = embeddings_api.with_texts(parsed, guarded)
+    call = await _admit(context, route, len(raw), embeddings_api.admission_body(parsed))
+    if isinstance(call, ApiError):
+        return context.fail(call)
+    body = await call.embed(parsed)
+    if isinstance(body, ApiError):
+        return context.fail(body)
+    body["model"] = route.name
+    return json_response(body)
+
+
+def finish(app: web.Application, record: RequestRecord) -> None:
+    """Metrics and the usage event of one request (after authentication)."""
+    latency = time.monotonic() - record.started
+    label = record.route.name if record.route else "-"  # never a client-chosen label value
+    metrics = app[METRICS]
+    metrics.requests.labels(label, str(record.status)).inc()
+    metrics.latency.labels(label).observe(latency)
+    if record.target is not None:
+        metrics.ttft.labels(label).observe(record.ttft_ms / 1000)
+        metrics.tokens.labels(label, "prompt").inc(record.usage.prompt_tokens)
+        metrics.tokens.labels(label, "completion").inc(record.usage.completion_tokens)
+    for attempt in record.fallbacks:
+        metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
+    event = build_event(record, int(latency * 1000))
+    app[ADMITTER].settle(record.admission, record.usage, event.cost_nano_usd)
+    app[USAGE].record(event, build_audit(event, record.verdicts))

@@ -1,0 +1,222 @@
+"""The node's share of every budget and rate limit: leases, spent locally (no I/O).
+
+For each limit a ``Lease`` holds the current window, what the control plane granted this node
+in it (cumulative) and what the node has committed in it (actual spend of finished requests
+plus reservations in flight). Admission reserves a request's worst case in every limit it
+falls under, all or nothing; settlement replaces the reservation by the actual figure.
+
+Bound (documented in docs/adr/0004-limits-and-leases.md): the control plane never lets the
+claims of a window pass the limit, so the spend admitted under live leases is at most the
+limit, plus, per request, what its actual usage exceeds its worst-case reservation by (only
+a completion longer than the assumed ``DEFAULT_MAX_TOKENS`` can). Without a live lease:
+- a hard budget refuses (fail closed); a soft one admits and records;
+- a rate limit admits up to its safe share, amount / nodes (the node count of the last grant),
+  and reports what it admitted with its next ask, so a window's total stays within
+  amount + (share x nodes that lapsed in it).
+
+Times: ``now`` is ``time.monotonic()`` for lease validity and ``unix`` is wall-clock seconds
+for calendar windows; both are passed in, so the book is deterministic under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from data_plane.errors import ApiError
+from data_plane.limits.rules import BUDGET, Demand, refusal, unavailable
+from data_plane.policy.compiled import LimitEntry
+from shared import windows
+from shared.pb import control_pb2
+
+# Renew once the room left falls under this share of the last slice, or the lease is this
+# close (share of its TTL) to lapsing while in use.
+LOW_WATER = 0.5
+# A lease not used for this long is left to lapse: its unused slice goes back to the others.
+IDLE_S = 5.0
+
+
+@dataclass(slots=True)
+class Lease:
+    limit: LimitEntry
+    window: str = ""
+    granted: int = 0
+    committed: int = 0
+    expires: float = 0.0  # monotonic; the grant is void after this
+    window_end: float = 0.0  # monotonic; 0: the window never ends
+    ttl: float = 10.0
+    nodes: int = 1
+    slice: int = 0
+    remaining: int = 0  # of the limit, not granted to any node at the last grant
+    pending: int = 0  # the largest demand waiting for this lease
+    last_used: float = 0.0
+    asked: bool = False  # a renewal is in flight
+
+    def live(self, now: float) -> bool:
+        return now < self.expires and (not self.window_end or now < self.window_end)
+
+    def room(self) -> int:
+        return self.granted - self.committed
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Reservations to settle: (lease, window, units) per limit."""
+
+    held: tuple[tuple[Lease, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsLease:
+    """No lease yet for these limits; the caller may wait for one briefly and retry."""
+
+    limits: tuple[LimitEntry, ...]
+
+
+ADMITTED = Admission()
+
+
+@dataclass
+class LeaseBook:
+    leases: dict[str, Lease] = field(default_factory=dict)
+    # False while the control plane does not answer: waiting for a lease would be pointless.
+    reachable: bool = True
+
+    def admit(
+        self,
+        limits: Sequence[LimitEntry],
+        demand: Demand,
+        now: float,
+        unix: float,
+        *,
+        may_wait: bool = True,
+    ) -> Admission | NeedsLease | ApiError:
+        if not limits:
+            return ADMITTED
+        plan: list[tuple[Lease, str, int]] = []
+        missing: list[LimitEntry] = []
+        wait = may_wait and self.reachable
+        for limit in limits:
+            lease = self._lease(limit, now, unix)
+            units = demand.of(limit.kind)
+            lease.last_used = now
+            live = lease.live(now)
+            # Without a live lease but with the control plane reachable: wait, don't guess.
+            fits = units <= lease.room() if live else not wait and self._fits_share(lease, units)
+            if fits or not limit.hard:
+                plan.append((lease, lease.window, units))
+            elif wait and (not live or units <= lease.room() + lease.remaining):
+                lease.pending = max(lease.pending, units)  # a renewal may make room
+                missing.append(limit)
+            elif live:
+                return refusal(limit, _retry_after(lease, now))
+            elif limit.kind == BUDGET:
+                return unavailable(limit)  # hard budget, no lease: fail closed
+            else:
+                return refusal(limit, _retry_after(lease, now))
+        if missing:
+            return NeedsLease(tuple(missing))
+        for lease, _, units in plan:
+            lease.committed += units
+        return Admission(tuple(plan))
+
+    def settle(self, admission: Admission, actual: Demand) -> None:
+        """Replace each reservation by the actual figure (in the window it was made in)."""
+        for lease, window, reserved in admission.held:
+            if lease.window == window:
+                lease.committed += actual.of(lease.limit.kind) - reserved
+
+    def asks(self, now: float, unix: float) -> list[control_pb2.LeaseAsk]:
+        """Leases in use that need a renewal (low, lapsing or lapsed), as asks."""
+        out = []
+        for lease in self.leases.values():
+            if lease.asked or now - lease.last_used > IDLE_S:
+                continue
+            self._roll(lease, now, unix)
+            low = lease.room() < max(lease.slice * LOW_WATER, lease.pending)
+            lapsing = lease.expires - now < lease.ttl * LOW_WATER
+            if lease.granted == 0 or low or lapsing or not lease.live(now):
+                lease.asked = True
+                want = max(self._slice(lease), lease.pending)
+                lease.pending = 0
+                out.append(
+                    control_pb2.LeaseAsk(
+                        limit_id=lease.limit.id,
+                        window=lease.window,
+                        committed=lease.committed,
+                        want=max(0, want - lease.room()),
+                    )
+                )
+        return out
+
+    def apply(self, grants: Iterable[control_pb2.LeaseGrant], sent_at: float) -> None:
+        """Grants answering asks sent at ``sent_at`` (monotonic): valid for their TTL from
+        then, which is never later than the control plane's own view of them."""
+        for grant in grants:
+            lease = self.leases.get(grant.limit_id)
+            if lease is None:
+                continue
+            lease.asked = False
+            if not grant.window:  # the limit is gone from the control plane
+                continue
+            if grant.window != lease.window:
+                lease.window, lease.committed = grant.window, 0
+            lease.granted = grant.granted
+            lease.remaining = grant.remaining
+            lease.nodes = max(1, grant.nodes)
+            lease.ttl = grant.ttl_ms / 1000
+            lease.expires = sent_at + lease.ttl
+            lease.window_end = (
+                sent_at + grant.window_ends_in_ms / 1000 if grant.window_ends_in_ms else 0.0
+            )
+
+    def failed(self, limit_ids: Iterable[str]) -> None:
+        for limit_id in limit_ids:
+            lease = self.leases.get(limit_id)
+            if lease is not None:
+                lease.asked = False
+
+    def forget_missing(self, live_ids: set[str]) -> None:
+        """Drop leases of limits no longer in the snapshot."""
+        for limit_id in [i for i in self.leases if i not in live_ids]:
+            del self.leases[limit_id]
+
+    def _lease(self, limit: LimitEntry, now: float, unix: float) -> Lease:
+        lease = self.leases.get(limit.id)
+        if lease is None:
+            lease = self.leases[limit.id] = Lease(limit)
+        elif lease.limit != limit:
+            lease.limit = limit  # amount or hardness changed in a new snapshot
+        self._roll(lease, now, unix)
+        return lease
+
+    @staticmethod
+    def _roll(lease: Lease, now: float, unix: float) -> None:
+        """Start the calendar's current window when the lease is not live in it."""
+        if lease.live(now):
+            return
+        window, _ = windows.window_of(lease.limit.period, lease.limit.time_zone, unix)
+        if window != lease.window:
+            lease.window, lease.granted, lease.committed = window, 0, 0
+            lease.expires = lease.window_end = 0.0
+
+    @staticmethod
+    def _fits_share(lease: Lease, units: int) -> bool:
+        """Without a live lease: budgets never fit (hard ones fail closed); rate limits fit
+        within the node's safe share of the window."""
+        if lease.limit.kind == BUDGET:
+            return False
+        return lease.committed + units <= lease.limit.amount // max(lease.nodes, 1)
+
+    @staticmethod
+    def _slice(lease: Lease) -> int:
+        """What to hold: a quarter of a fair share, enough for a few of the largest requests."""
+        share = lease.limit.amount // (4 * max(lease.nodes, 1))
+        lease.slice = max(share, 1)
+        return lease.slice
+
+
+def _retry_after(lease: Lease, now: float) -> int:
+    if lease.limit.kind == BUDGET or not lease.window_end:
+        return 60
+    return max(1, int(lease.window_end - now) + 1)

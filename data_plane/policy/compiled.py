@@ -1,0 +1,416 @@
+"""Compile a policy snapshot into immutable, precompiled lookups for the request path.
+
+``compile_snapshot`` is pure (no I/O, no clock) and all-or-nothing: it validates every
+reference and raises ``PolicyError`` on the first dangling one, which the config client turns
+into a NACK while the previous policy stays in force. It also opens the sealed provider
+credentials, so a snapshot the node cannot decrypt is refused up front rather than failing on
+the first request. Run it off the event loop: a large snapshot takes a while.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from data_plane.guardrails.policy import Guard, GuardrailSnapshotError, compile_guardrails
+from data_plane.policy.oidc import Issuer, parse_jwks
+from data_plane.types import DEFAULT_ROUTE_OPTIONS, Prices, RouteOptions, Target
+from shared import windows
+from shared.crypto import CryptoError, Keyring, credential_context
+from shared.pb import snapshot_pb2
+
+
+class PolicyError(ValueError):
+    """The snapshot is inconsistent or cannot be opened; it must not be applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    id: str
+    slug: str
+    active: bool
+    allowed_regions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    id: str
+    tenant_id: str
+    name: str
+    expires_at_unix: int
+    route_ids: frozenset[str]
+    owner: str = ""
+    asserts_end_user: bool = False
+    project_id: str = ""
+    max_parallel: int = 0
+    max_body_bytes: int = 0
+    max_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitEntry:
+    """A budget (nano-USD) or rate limit (requests or tokens per minute), shared by leases."""
+
+    id: str
+    tenant_id: str
+    subject_id: str  # the tenant, project, key or route it applies to
+    kind: int  # snapshot_pb2.LimitKind
+    period: str  # shared.windows period
+    time_zone: str
+    amount: int
+    hard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    id: str
+    tenant_id: str
+    name: str
+    targets: tuple[Target, ...]
+    options: RouteOptions = field(default_factory=lambda: DEFAULT_ROUTE_OPTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    version: int
+    hash: str
+    created_unix_ms: int
+    tenants: Mapping[str, TenantEntry]
+    keys_by_hash: Mapping[str, KeyEntry]
+    routes: Mapping[str, RouteEntry]
+    routes_by_name: Mapping[tuple[str, str], RouteEntry]
+    models: Mapping[str, snapshot_pb2.Model] = field(repr=False)
+    providers: Mapping[str, snapshot_pb2.Provider] = field(repr=False)
+    credentials: Mapping[str, snapshot_pb2.Credential] = field(repr=False)
+    # Guardrails by (tenant id, route id or "" for tenant-wide); see guardrail_policy.for_route.
+    guardrails: Mapping[tuple[str, str], Guard] = field(default_factory=dict, repr=False)
+    # Limits by the id of what they apply to (tenant, project, key or route: ids are UUIDs).
+    limits_by_subject: Mapping[str, tuple[LimitEntry, ...]] = field(default_factory=dict)
+    # OIDC issuers by their `iss`.
+    issuers: Mapping[str, Issuer] = field(default_factory=dict, repr=False)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def _index[T: _HasId](items: Iterable[T], kind: str) -> dict[str, T]:
+    index: dict[str, T] = {}
+    for item in items:
+        item_id = item.id
+        if not item_id:
+            raise PolicyError(f"a {kind} has an empty id")
+        if item_id in index:
+            raise PolicyError(f"duplicate {kind} id {item_id!r}")
+        index[item_id] = item
+    return index
+
+
+# Keys compiled between two yields of ``compile_steps``: a slice takes about a millisecond.
+SLICE = 500
+
+
+def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -> CompiledPolicy:
+    steps = compile_steps(snapshot, keyring)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            compiled: CompiledPolicy = done.value
+            return compiled
+
+
+def compile_steps(
+    snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None
+) -> Generator[None, None, CompiledPolicy]:
+    """``compile_snapshot`` in slices: it yields after every ``SLICE`` keys, so a caller on
+    the event loop can let requests run in between (a compile in a thread would compete with
+    the loop for the GIL and stall it for seconds on a large snapshot)."""
+    policy = snapshot.policy
+    tenants = {
+        t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
+        for t in _index(policy.tenants, "tenant").values()
+    }
+    providers = _index(policy.providers, "provider")
+    models = _index(policy.models, "model")
+    credentials = _index(policy.credentials, "credential")
+    for model in models.values():
+        if model.provider_id not in providers:
+            raise PolicyError(f"model {model.id!r} names unknown provider {model.provider_id!r}")
+    api_keys = _open_credentials(credentials, providers, tenants, keyring)
+    yield
+    routes: dict[str, RouteEntry] = {}
+    routes_by_name: dict[tuple[str, str], RouteEntry] = {}
+    for n, route_pb in enumerate(_index(policy.routes, "route").values(), 1):
+        route = _compile_route(route_pb, tenants, models, providers, credentials, api_keys)
+        if (route.tenant_id, route.name) in routes_by_name:
+            raise PolicyError(f"duplicate route name {route.name!r} in tenant {route.tenant_id!r}")
+        routes[route.id] = route
+        routes_by_name[(route.tenant_id, route.name)] = route
+        if n % (SLICE // 5) == 0:
+            yield
+    keys_by_hash = yield from _compile_keys(policy, tenants, routes)
+    guardrails = yield from _compile_guardrails(policy, tenants, routes)
+    limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
+    yield
+    issuers = _compile_issuers(policy, tenants, routes)
+    return CompiledPolicy(
+        version=snapshot.version,
+        hash=snapshot.hash,
+        created_unix_ms=snapshot.created_unix_ms,
+        tenants=MappingProxyType(tenants),
+        keys_by_hash=MappingProxyType(keys_by_hash),
+        routes=MappingProxyType(routes),
+        routes_by_name=MappingProxyType(routes_by_name),
+        models=MappingProxyType(models),
+        providers=MappingProxyType(providers),
+        credentials=MappingProxyType(credentials),
+        guardrails=MappingProxyType(guardrails),
+        limits_by_subject=MappingProxyType(limits),
+        issuers=MappingProxyType(issuers),
+    )
+
+
+def _compile_issuers(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> dict[str, Issuer]:
+    issuers: dict[str, Issuer] = {}
+    for pb in _index(policy.identity_providers, "identity provider").values():
+        if pb.tenant_id not in tenants:
+            raise PolicyError(f"identity provider {pb.id!r} names unknown tenant {pb.tenant_id!r}")
+        if not pb.issuer or pb.issuer in issuers:
+            raise PolicyError(f"identity provider {pb.id!r}: missing or duplicate issuer")
+        granted = [*pb.route_ids, *(r for rr in pb.role_routes for r in rr.route_ids)]
+        for route_id in granted:
+            route = routes.get(route_id)
+            if route is None or route.tenant_id != pb.tenant_id:
+                raise PolicyError(
+                    f"identity provider {pb.id!r} grants route {route_id!r} of no such tenant"
+                )
+        try:
+            keys = parse_jwks(pb.jwks_json)
+        except ValueError as exc:
+            raise PolicyError(f"identity provider {pb.id!r}: {exc}") from exc
+        issuers[pb.issuer] = Issuer(
+            pb.id,
+            pb.tenant_id,
+            pb.issuer,
+            pb.audience,
+            MappingProxyType(keys),
+            pb.subject_claim or "sub",
+            pb.roles_claim or "groups",
+            frozenset(pb.route_ids),
+            MappingProxyType({rr.role: frozenset(rr.route_ids) for rr in pb.role_routes}),
+        )
+    return issuers
+
+
+_PERIODS = {
+    snapshot_pb2.LIMIT_PERIOD_MINUTE: windows.MINUTE,
+    snapshot_pb2.LIMIT_PERIOD_DAY: windows.DAY,
+    snapshot_pb2.LIMIT_PERIOD_WEEK: windows.WEEK,
+    snapshot_pb2.LIMIT_PERIOD_MONTH: windows.MONTH,
+    snapshot_pb2.LIMIT_PERIOD_NONE: windows.NONE,
+}
+
+
+def _compile_limits(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+    keys: Iterable[KeyEntry],
+) -> dict[str, tuple[LimitEntry, ...]]:
+    owner = {t: t for t in tenants}
+    owner |= {p.id: p.tenant_id for p in policy.projects}
+    owner |= {r.id: r.tenant_id for r in routes.values()}
+    owner |= {k.id: k.tenant_id for k in keys}
+    by_subject: dict[str, list[LimitEntry]] = {}
+    for pb in _index(policy.limits, "limit").values():
+        if owner.get(pb.subject_id) != pb.tenant_id or not pb.tenant_id:
+            raise PolicyError(f"limit {pb.id!r} applies to {pb.subject_id!r} of no such tenant")
+        period = _PERIODS.get(pb.period)
+        if period is None or pb.kind == snapshot_pb2.LIMIT_KIND_UNSPECIFIED or pb.amount < 0:
+            raise PolicyError(f"limit {pb.id!r} has no valid kind, period or amount")
+        entry = LimitEntry(
+            pb.id, pb.tenant_id, pb.subject_id, pb.kind, period, pb.time_zone, pb.amount, pb.hard
+        )
+        by_subject.setdefault(pb.subject_id, []).append(entry)
+    return {subject: tuple(entries) for subject, entries in by_subject.items()}
+
+
+def _compile_guardrails(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> Generator[None, None, dict[tuple[str, str], Guard]]:
+    """Guards by scope, compiled a few policies per slice (each compiles its patterns)."""
+    guards: dict[tuple[str, str], Guard] = {}
+    pbs = list(policy.guardrails)
+    for g in pbs:
+        if g.tenant_id not in tenants:
+            raise PolicyError(f"guardrail {g.id!r} names unknown tenant {g.tenant_id!r}")
+        route = routes.get(g.route_id) if g.route_id else None
+        if g.route_id and (route is None or route.tenant_id != g.tenant_id):
+            raise PolicyError(f"guardrail {g.id!r} names route {g.route_id!r} of no such tenant")
+    for start in range(0, len(pbs), 10):
+        try:
+            chunk = compile_guardrails(pbs[start : start + 10])
+        except GuardrailSnapshotError as exc:
+            raise PolicyError(str(exc)) from exc
+        if duplicate := guards.keys() & chunk.keys():
+            raise PolicyError(f"a second guardrail policy for {sorted(duplicate)[0]}")
+        guards.update(chunk)
+        yield
+    return guards
+
+
+def _open_credentials(
+    credentials: Mapping[str, snapshot_pb2.Credential],
+    providers: Mapping[str, snapshot_pb2.Provider],
+    tenants: Mapping[str, TenantEntry],
+    keyring: Keyring | None,
+) -> dict[str, str]:
+    opened: dict[str, str] = {}
+    for cred in credentials.values():
+        if cred.tenant_id not in tenants:
+            raise PolicyError(f"credential {cred.id!r} names unknown tenant {cred.tenant_id!r}")
+        if cred.provider_id not in providers:
+            raise PolicyError(f"credential {cred.id!r} names unknown provider {cred.provider_id!r}")
+        if not cred.sealed_secret:
+            opened[cred.id] = ""
+            continue
+        if keyring is None:
+            raise PolicyError("the snapshot holds sealed credentials but ASC_SEAL_KEY is not set")
+        try:
+            opened[cred.id] = keyring.open(cred.sealed_secret, credential_context(cred.id)).decode()
+        except (CryptoError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"credential {cred.id!r} cannot be opened: {exc}") from exc
+    return opened
+
+
+def _compile_route(
+    route: snapshot_pb2.Route,
+    tenants: Mapping[str, TenantEntry],
+    models: Mapping[str, snapshot_pb2.Model],
+    providers: Mapping[str, snapshot_pb2.Provider],
+    credentials: Mapping[str, snapshot_pb2.Credential],
+    api_keys: Mapping[str, str],
+) -> RouteEntry:
+    if route.tenant_id not in tenants:
+        raise PolicyError(f"route {route.id!r} names unknown tenant {route.tenant_id!r}")
+    if not route.name:
+        raise PolicyError(f"route {route.id!r} has no name")
+    targets: list[Target] = []
+    for t in route.targets:
+        model = models.get(t.model_id)
+        cred = credentials.get(t.credential_id)
+        if model is None:
+            raise PolicyError(f"route {route.id!r} names unknown model {t.model_id!r}")
+        if cred is None:
+            raise PolicyError(f"route {route.id!r} names unknown credential {t.credential_id!r}")
+        if cred.tenant_id != route.tenant_id:
+            raise PolicyError(f"route {route.id!r} uses credential {cred.id!r} of another tenant")
+        if cred.provider_id != model.provider_id:
+            raise PolicyError(
+                f"route {route.id!r}: credential {cred.id!r} is not for the provider of model "
+                f"{model.id!r}"
+            )
+        provider = providers[model.provider_id]
+        targets.append(
+            Target(
+                kind=provider.kind,
+                base_url=provider.base_url,
+                options=MappingProxyType(dict(provider.options)),
+                api_key=api_keys[cred.id],
+                provider_model=model.provider_model,
+                model_id=model.id,
+                provider_id=provider.id,
+                credential_id=cred.id,
+                region=model.region,
+                prices=Prices(
+                    model.input_price_micros_per_mtok,
+                    model.output_price_micros_per_mtok,
+                    model.cached_input_price_micros_per_mtok,
+                ),
+                priority=t.priority,
+                weight=t.weight,
+                enabled=provider.enabled,
+            )
+        )
+    options = RouteOptions(
+        connect_timeout_s=_seconds(
+            route.connect_timeout_ms, DEFAULT_ROUTE_OPTIONS.connect_timeout_s
+        ),
+        first_token_timeout_s=_seconds(
+            route.first_token_timeout_ms, DEFAULT_ROUTE_OPTIONS.first_token_timeout_s
+        ),
+        total_timeout_s=_seconds(route.total_timeout_ms, DEFAULT_ROUTE_OPTIONS.total_timeout_s),
+        max_retries=route.max_retries,
+        latency_aware=route.latency_aware,
+    )
+    return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets), options)
+
+
+def _seconds(ms: int, default: float) -> float:
+    return ms / 1000 if ms else default
+
+
+def _compile_keys(
+    policy: snapshot_pb2.Policy,
+    tenants: Mapping[str, TenantEntry],
+    routes: Mapping[str, RouteEntry],
+) -> Generator[None, None, dict[str, KeyEntry]]:
+    """Keys by hash. Each distinct (tenant, routes) grant is checked once and its frozenset
+    shared by every key holding it (many keys share a few grants)."""
+    by_hash: dict[str, KeyEntry] = {}
+    ids: set[str] = set()
+    grants: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+    for n, key in enumerate(policy.keys, 1):
+        key_id, tenant_id = key.id, key.tenant_id
+        if not key_id or key_id in ids:
+            raise PolicyError(f"a key has an empty or duplicate id {key_id!r}")
+        ids.add(key_id)
+        if tenant_id not in tenants:
+            raise PolicyError(f"key {key_id!r} names unknown tenant {tenant_id!r}")
+        grant_key = (tenant_id, tuple(key.route_ids))
+        granted = grants.get(grant_key)
+        if granted is None:
+            granted = grants[grant_key] = _check_grant(key_id, tenant_id, grant_key[1], routes)
+        key_hash = key.key_hash.lower()
+        if not key_hash:
+            raise PolicyError(f"key {key_id!r} has no hash")
+        if key_hash in by_hash:
+            raise PolicyError(f"key {key_id!r} has the same hash as key {by_hash[key_hash].id!r}")
+        by_hash[key_hash] = KeyEntry(
+            key_id,
+            tenants[tenant_id].id,  # one shared string per tenant, not one per key
+            key.name,
+            key.expires_at_unix,
+            granted,
+            key.owner,
+            key.asserts_end_user,
+            key.project_id,
+            key.max_parallel,
+            key.max_body_bytes,
+            key.max_tokens,
+        )
+        if n % SLICE == 0:
+            yield
+    return by_hash
+
+
+def _check_grant(
+    key_id: str, tenant_id: str, route_ids: tuple[str, ...], routes: Mapping[str, RouteEntry]
+) -> frozenset[str]:
+    for route_id in route_ids:
+        route = routes.get(route_id)
+        if route is None:
+            raise PolicyError(f"key {key_id!r} names unknown route {route_id!r}")
+        if route.tenant_id != tenant_id:
+            raise PolicyError(f"key {key_id!r} names route {route_id!r} of another tenant")
+    return frozenset(route_ids)

@@ -1,0 +1,120 @@
+"""The policy in force, and its last-known-good copy on disk.
+
+``current`` is swapped by one attribute assignment, so a request sees either the old policy or
+the new one, never a mix; a request that already read ``current`` finishes on what it read.
+The disk copy is ``ASCSNAP1\\n<sha256 hex of payload>\\n<serialized Snapshot>``, written
+atomically. Loading refuses (with a log line) a copy whose checksum, hash or references are
+wrong, so a node restarts on a good policy or on none (not ready), never on a half one.
+The blocking methods (``persist``, ``load_from_disk``) are meant for an executor thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+from google.protobuf.message import DecodeError
+
+from data_plane.files import write_atomic
+from data_plane.policy.compiled import CompiledPolicy, PolicyError, compile_snapshot, compile_steps
+from shared.crypto import Keyring
+from shared.pb import snapshot_pb2
+from shared.snapshots import verify
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"ASCSNAP1\n"
+
+
+class CorruptSnapshotFile(ValueError):
+    pass
+
+
+def encode_file(snapshot: snapshot_pb2.Snapshot) -> bytes:
+    payload = snapshot.SerializeToString(deterministic=True)
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file: a FIFO put there would
+    block a plain read forever (O_NONBLOCK makes its open return at once, and has no effect
+    on a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read()
+
+
+def decode_file(data: bytes) -> snapshot_pb2.Snapshot:
+    if not data.startswith(MAGIC):
+        raise CorruptSnapshotFile("not a snapshot file")
+    checksum, sep, payload = data[len(MAGIC) :].partition(b"\n")
+    if not sep or hashlib.sha256(payload).hexdigest().encode() != checksum:
+        raise CorruptSnapshotFile("checksum mismatch")
+    snapshot = snapshot_pb2.Snapshot()
+    try:
+        snapshot.ParseFromString(payload)
+    except DecodeError as exc:
+        raise CorruptSnapshotFile(f"cannot decode: {exc}") from exc
+    return snapshot
+
+
+class SnapshotStore:
+    def __init__(self, path: Path, keyring: Keyring | None) -> None:
+        self.path = path
+        self.keyring = keyring
+        self.current: CompiledPolicy | None = None
+
+    def swap(self, policy: CompiledPolicy) -> None:
+        self.current = policy
+
+    def compile(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+        """Verify the hash and compile; raises ValueError (PolicyError included)."""
+        verify(snapshot)
+        return compile_snapshot(snapshot, self.keyring)
+
+    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+        """``compile`` on a serving event loop: the hash check in a thread (hashing releases
+        the GIL), the compile in slices with the loop free in between, and the garbage
+        collector held off meanwhile and told afterwards that the new policy is permanent
+        (``gc.freeze``), so neither a compile nor a later full collection of a large policy
+        stalls requests."""
+        await asyncio.to_thread(verify, snapshot)
+        steps = compile_steps(snapshot, self.keyring)
+        gc.disable()
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    policy: CompiledPolicy = done.value
+                    break
+                await asyncio.sleep(0)
+        finally:
+            gc.enable()
+        gc.freeze()
+        return policy
+
+    def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
+        write_atomic(self.path, encode_file(snapshot))
+
+    def load_from_disk(self) -> CompiledPolicy | None:
+        """The compiled disk copy, or None (absent or refused: logged)."""
+        try:
+            data = read_regular_file(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("cannot read the snapshot copy %s: %s", self.path, exc)
+            return None
+        try:
+            return self.compile(decode_file(data))
+        except (CorruptSnapshotFile, PolicyError, ValueError) as exc:
+            log.error("refusing the snapshot copy %s: %s", self.path, exc)
+            return None

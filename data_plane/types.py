@@ -1,0 +1,131 @@
+"""The value types every layer of the data plane shares: what a client asked for
+(``ChatRequest``, ``EmbeddingsRequest``), one way to serve it (``Target`` with its ``Prices``
+and the route's ``RouteOptions``), what came back (``ChatResult``, ``EmbeddingsResult``,
+``Usage``) and the injected ``RandomSource``. Plain frozen data, no I/O: the pure core imports
+these, and nothing here imports the rest of the data plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Micro-USD per million tokens, as in the model catalog."""
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One way to serve a route: a model of a provider, called with one credential."""
+
+    kind: int  # shared.pb.snapshot_pb2.ProviderKind
+    base_url: str
+    options: Mapping[str, str]
+    api_key: str
+    provider_model: str
+    model_id: str
+    provider_id: str
+    credential_id: str
+    region: str
+    prices: Prices
+    priority: int = 0
+    weight: int = 1
+    enabled: bool = True
+
+    def __repr__(self) -> str:  # never print the opened credential
+        return f"Target(model_id={self.model_id!r}, provider_id={self.provider_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """How a route calls its targets: timeouts (seconds), retries, latency-aware choice."""
+
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+    max_retries: int = 0
+    latency_aware: bool = False
+
+
+DEFAULT_ROUTE_OPTIONS = RouteOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage:
+        """Read an OpenAI ``usage`` object; anything malformed counts as zero."""
+        if not isinstance(usage, dict):
+            return cls()
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return cls(
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+            _count(cached),
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_prompt_tokens:
+            body["prompt_tokens_details"] = {"cached_tokens": self.cached_prompt_tokens}
+        return body
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated client request. ``body`` is the client's JSON, untouched."""
+
+    request_id: str
+    body: Mapping[str, Any]
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsRequest:
+    """A validated ``/v1/embeddings`` request. ``body`` is the client's JSON, untouched."""
+
+    request_id: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A complete answer: an OpenAI ``chat.completion`` body and the usage it reported."""
+
+    body: dict[str, Any]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsResult:
+    """An OpenAI embeddings ``list`` body (vectors as float lists, or base64 strings when the
+    client asked for base64 and the provider produced them) and the usage it reported."""
+
+    body: dict[str, Any]
+    usage: Usage
+
+
+class RandomSource(Protocol):
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        ...

@@ -1,0 +1,265 @@
+"""Calling the upstream: try a route's ordered targets until one answers.
+
+One ``Call`` per request walks the targets ``routing.order_targets`` chose. For each target:
+skip it while its circuit breaker is open or it asked to wait (Retry-After); otherwise send,
+bounded by the route's timeouts (connect; first token, which for a non-streaming answer is the
+whole answer; and the total, counted from the request's arrival). A retryable failure
+(connection error, timeout, 429, 5xx) is retried on the same target up to the route's
+``max_retries`` with jittered exponential backoff, never sooner than the provider's
+Retry-After, then the next target is tried. Each failed or skipped attempt is recorded in the
+request's fallbacks with its reason. A non-retryable refusal (the provider rejected the request
+itself) ends the request; a target that cannot do what the request asks (``Unsupported``) is
+passed over for one that can.
+
+For streams, a target has answered once a chunk carrying output (text, a tool call, a finish
+reason or usage) arrived: the chunks before it are held back, so a stream that fails before
+its first token falls back like any failure. After it the response is committed to the
+client: a later failure ends the stream with an error, never a silent replay elsewhere.
+
+When every target failed: 429 with Retry-After when all the answers were 429s (or targets
+waiting out a Retry-After), 503 when breakers kept every target out, 400 when no target
+could do what was asked, 502 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from data_plane import errors
+from data_plane.backoff import backoff_delay
+from data_plane.errors import ApiError
+from data_plane.policy.health import HealthBook
+from data_plane.upstream.providers.base import Provider, ProviderError, Unsupported
+from data_plane.types import ChatRequest, EmbeddingsRequest, RouteOptions, Target
+from data_plane.types import RandomSource
+from data_plane.usage.record import RequestRecord
+
+UNSUPPORTED_KIND = "unsupported_provider"
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 5.0
+# A Retry-After longer than this is not waited for on the request path: fall back instead.
+RETRY_AFTER_MAX_S = 5.0
+
+
+def carries_output(chunk: Mapping[str, Any]) -> bool:
+    """Whether a chunk holds something of the answer (not just the role or empty text)."""
+    if chunk.get("usage"):
+        return True
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+            return True
+    return False
+
+
+class Call:
+    """One request's way through ``targets``, in order. ``note`` is added to the final error
+    message (e.g. that residency left targets out)."""
+
+    def __init__(
+        self,
+        providers: Mapping[int, Provider],
+        health: HealthBook,
+        rand: RandomSource,
+        options: RouteOptions,
+        record: RequestRecord,
+        targets: Sequence[Target],
+        *,
+        note: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.providers = providers
+        self.health = health
+        self.rand = rand
+        self.options = options
+        self.record = record
+        self.targets = targets
+        self.note = note
+        self.clock = clock
+        self.deadline = record.started + options.total_timeout_s
+        self._failures: list[ProviderError] = []  # retryable failures
+        self._skipped: list[tuple[Target, str]] = []
+        self._unsupported: Unsupported | None = None
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any] | ApiError:
+        """The first successful ``chat.completion`` body, or the error to answer with."""
+        connect = self.options.connect_timeout_s
+
+        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
+            result = await provider.complete(target, request, connect_timeout_s=connect)
+            self.record.usage = result.usage
+            return result.body
+
+        return await self._run(attempt)
+
+    async def embed(self, request: EmbeddingsRequest) -> dict[str, Any] | ApiError:
+        connect = self.options.connect_timeout_s
+
+        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
+            result = await provider.embed(target, request, connect_timeout_s=connect)
+            self.record.usage = result.usage
+            return result.body
+
+        return await self._run(attempt)
+
+    async def open_stream(self, request: ChatRequest) -> Stream | ApiError:
+        """The stream of the first target that produces output, its held chunks first."""
+        connect = self.options.connect_timeout_s
+
+        async def attempt(provider: Provider, target: Target) -> Stream:
+            chunks = provider.stream(target, request, connect_timeout_s=connect)
+            head: deque[dict[str, Any]] = deque()
+            try:
+                while True:
+                    chunk = await anext(chunks)
+                    head.append(chunk)
+                    if carries_output(chunk):
+                        return Stream(head, chunks, self, target)
+            except StopAsyncIteration:
+                raise ProviderError("empty_stream", status=502, retryable=True) from None
+            except BaseException:
+                await close_stream(chunks)
+                raise
+
+        return await self._run(attempt)
+
+    async def _run[T](self, attempt: Callable[[Provider, Target], Awaitable[T]]) -> T | ApiError:
+        record, health, options = self.record, self.health, self.options
+        for target in self.targets:
+            provider = self.providers.get(target.kind)
+            if provider is None:
+                record.failed_attempt(target, UNSUPPORTED_KIND)
+                continue
+            for retry in range(options.max_retries + 1):
+                now = self.clock()
+                blocked = health.blocked(target, now)
+                if blocked is not None:
+                    record.failed_attempt(target, blocked)
+                    self._skipped.append((target, blocked))
+                    break
+                remaining = self.deadline - now
+                if remaining <= 0:
+                    record.failed_attempt(target, "total_timeout")
+                    return self._error()
+                health.begin(target, now)
+                try:
+                    async with asyncio.timeout(min(options.first_token_timeout_s, remaining)):
+                        result = await attempt(provider, target)
+                except TimeoutError:
+                    failure = ProviderError("timeout", retryable=True)
+                except ProviderError as exc:
+                    failure = exc
+                except BaseException:
+                    health.abandoned(target, self.clock())
+                    raise
+                else:
+                    done = self.clock()
+                    health.succeeded(target, done, done - now)
+                    record.target = target
+                    record.ttft_ms = int((done - record.started) * 1000)
+                    return result
+                if isinstance(failure, Unsupported):
+                    self._passed_over(target, failure)
+                    break
+                if not failure.retryable:  # the provider answered: it is up, the request is not
+                    health.succeeded(target, self.clock())
+                    record.target = target
+                    return errors.upstream_rejected(failure.status, failure.message)
+                delay = self._retry_delay(target, failure, retry)
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+        return self._error()
+
+    def _passed_over(self, target: Target, failure: Unsupported) -> None:
+        self.health.abandoned(target, self.clock())
+        self.record.failed_attempt(target, failure.outcome)
+        self._unsupported = self._unsupported or failure
+
+    def _retry_delay(self, target: Target, failure: ProviderError, retry: int) -> float | None:
+        """Record a retryable failure; the delay before retrying the same target, or None to
+        move on (retries used up, breaker open, or a wait longer than allowed)."""
+        now = self.clock()
+        self.record.failed_attempt(target, failure.outcome)
+        self._failures.append(failure)
+        opened = self.health.failed(target, now, failure.retry_after)
+        if opened or retry >= self.options.max_retries:
+            return None
+        backoff = backoff_delay(retry, self.rand, RETRY_MIN_S, RETRY_MAX_S)
+        delay = max(backoff, failure.retry_after or 0.0)
+        if delay > RETRY_AFTER_MAX_S or now + delay >= self.deadline:
+            return None
+        return delay
+
+    def _error(self) -> ApiError:
+        route, note = self.record.route_name, self.note
+        now = self.clock()
+        waits = [f.retry_after for f in self._failures if f.retry_after]
+        waits += [self.health.ready_in(t, now) for t, _ in self._skipped]
+        retry_after = max(1, math.ceil(min(waits))) if waits else 1
+        if self._failures and all(f.status == 429 for f in self._failures):
+            return errors.upstream_rate_limited(route, retry_after, note)
+        if not self._failures and self._skipped:
+            if all(reason == "retry_after" for _, reason in self._skipped):
+                return errors.upstream_rate_limited(route, retry_after, note)
+            return errors.no_healthy_target(route, retry_after, note)
+        if not self._failures and self._unsupported is not None:
+            return errors.unsupported(self._unsupported.message)
+        return errors.upstream_error(route, len(self.record.fallbacks), note)
+
+    def stream_failed(self, target: Target, failure: ProviderError) -> None:
+        self.health.failed(target, self.clock(), failure.retry_after)
+
+
+class Stream:
+    """The rest of a stream that started: held chunks, then the provider's, bounded by the
+    route's total timeout. A failure now counts against the target's health."""
+
+    def __init__(
+        self,
+        head: deque[dict[str, Any]],
+        chunks: AsyncIterator[dict[str, Any]],
+        call: Call,
+        target: Target,
+    ) -> None:
+        self._head = head
+        self._chunks = chunks
+        self._call = call
+        self._target = target
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._head:
+            return self._head.popleft()
+        remaining = self._call.deadline - self._call.clock()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                return await anext(self._chunks)
+        except TimeoutError:
+            failure = ProviderError("total_timeout", retryable=True)
+        except ProviderError as exc:
+            failure = exc
+        self._call.stream_failed(self._target, failure)
+        raise failure
+
+    async def aclose(self) -> None:
+        await close_stream(self._chunks)
+
+
+async def close_stream(chunks: AsyncIterator[dict[str, Any]]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):  # the stream already failed; closing is best effort
+            await aclose()

@@ -1,0 +1,114 @@
+"""HTTP plumbing shared by the adapters: timeouts, error statuses, server-sent events, and
+the mapping of aiohttp failures to ``ProviderError``s.
+
+Provider options read here: ``timeout_s`` (read timeout: the longest silence between two
+reads, default 600) and ``connect_timeout_s`` (default 10; the route's connect timeout, when
+given and shorter, wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from data_plane.upstream.providers.base import ProviderError, status_error
+from data_plane.types import Target
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def option_seconds(options: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(options.get(name, default))
+    except ValueError:
+        return default
+
+
+def client_timeout(target: Target, connect_timeout_s: float | None) -> aiohttp.ClientTimeout:
+    connect = option_seconds(target.options, "connect_timeout_s", 10.0)
+    if connect_timeout_s is not None:
+        connect = min(connect, connect_timeout_s)
+    return aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=connect,
+        sock_read=option_seconds(target.options, "timeout_s", 600.0),
+    )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``Retry-After`` (or OpenAI's ``retry-after-ms``); HTTP dates are ignored."""
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        pass
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def raise_for_status(response: aiohttp.ClientResponse) -> None:
+    """A ProviderError for an error status, with the provider's message: OpenAI, Anthropic
+    and Gemini all put it at ``error.message``."""
+    if response.status < 400:
+        return
+    text = await response.text(errors="replace")
+    message = text[:500]
+    try:
+        parsed = orjson.loads(text)
+        message = str(parsed["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    raise status_error(response.status, message, retry_after(response.headers))
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """aiohttp's failures as retryable ProviderErrors (connection, timeout, protocol)."""
+    try:
+        yield
+    except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
+        raise ProviderError("timeout", retryable=True) from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
+
+
+def json_object(data: bytes) -> dict[str, Any]:
+    """A JSON object from the provider, or a retryable ``bad_response``."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ProviderError("bad_response", status=502, retryable=True) from exc
+    if not isinstance(parsed, dict):
+        raise ProviderError("bad_response", status=502, retryable=True)
+    return parsed
+
+
+def truncated() -> ProviderError:
+    return ProviderError(
+        "stream_truncated", status=502, retryable=True, message="the stream ended early"
+    )
+
+
+async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """(event name, data) of each server-sent event; multi-line data is joined with
+    newlines, comments and ``id``/``retry`` fields are skipped."""
+    event, data = b"", list[bytes]()
+    async for raw in content:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield event, b"\n".join(data)
+            event, data = b"", list[bytes]()
+        elif line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line.startswith(b"event:"):
+            event = line[6:].strip()
+    if data:
+        yield event, b"\n".join(data)

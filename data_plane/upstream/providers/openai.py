@@ -1,0 +1,203 @@
+"""Providers that speak OpenAI's wire format: OpenAI, OpenAI-compatible servers (vLLM,
+Ollama, another gateway), Azure OpenAI and Mistral. They differ in URL, authentication header
+and request body (``openai_wire``); answers are OpenAI's already.
+
+A stream that ends without ``data: [DONE]`` was cut short and is an error, never a complete
+answer. Azure: ``base_url`` is the resource endpoint (``https://<name>.openai.azure.com``), the
+target's provider model is the deployment name, provider option ``api_version`` (default
+``DEFAULT_AZURE_API_VERSION``) goes in the query and the key in the ``api-key`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from data_plane.upstream.providers import openai_wire
+from data_plane.upstream.providers.base import ProviderError
+from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target, Usage
+from data_plane.upstream.providers.http import (
+    JSON_HEADERS,
+    client_timeout,
+    json_object,
+    raise_for_status,
+    sse_events,
+    truncated,
+    upstream_errors,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+MISTRAL_BASE_URL = "https://api.mistral.ai/v1"
+
+
+class OpenAIProvider:
+    """``strict`` for a real OpenAI service: parameters it lacks are refused before sending.
+    ``name`` is the provider kind, as named in Unsupported errors."""
+
+    default_base_url = DEFAULT_BASE_URL
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        name: str = "openai_compatible",
+        strict: bool = False,
+    ) -> None:
+        self._session = session
+        self.name = name
+        self._strict = strict
+
+    # What differs between flavours.
+    def url(self, target: Target, operation: str) -> str:
+        return (target.base_url or self.default_base_url).rstrip("/") + "/" + operation
+
+    def headers(self, target: Target) -> dict[str, str]:
+        if not target.api_key:
+            return JSON_HEADERS
+        return {**JSON_HEADERS, "Authorization": f"Bearer {target.api_key}"}
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        strict = self.name if self._strict else ""
+        return openai_wire.openai_chat(body, target.provider_model, stream, strict=strict)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.openai_embeddings(body, target.provider_model)
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Chunks to yield for an upstream chunk; None: the chunk itself."""
+        return None
+
+    # The calls.
+    def _post(
+        self, target: Target, operation: str, body: dict[str, Any], connect: float | None
+    ) -> Any:
+        return self._session.post(
+            self.url(target, operation),
+            data=orjson.dumps(body),
+            headers=self.headers(target),
+            timeout=client_timeout(target, connect),
+        )
+
+    async def complete(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> ChatResult:
+        body = self.chat_body(target, request.body, False)
+        with upstream_errors():
+            async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
+                await raise_for_status(response)
+                payload = await response.read()
+        result = json_object(payload)
+        if not isinstance(result.get("choices"), list):
+            raise ProviderError("bad_response", status=502, retryable=True)
+        result = self.answer(result)
+        return ChatResult(result, Usage.from_openai(result.get("usage")))
+
+    async def stream(
+        self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        body = self.chat_body(target, request.body, True)
+        with upstream_errors():
+            async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
+                await raise_for_status(response)
+                async for _, data in sse_events(response.content):
+                    if data == b"[DONE]":
+                        return
+                    chunk = _parse_chunk(data)
+                    translated = self.chunks(chunk)
+                    if translated is None:
+                        yield chunk
+                    else:
+                        for out in translated:
+                            yield out
+            # The body ended without [DONE]: the answer was cut short, not complete.
+            raise truncated()
+
+    async def embed(
+        self,
+        target: Target,
+        request: EmbeddingsRequest,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> EmbeddingsResult:
+        body = self.embeddings_body(target, request.body)
+        with upstream_errors():
+            async with self._post(target, "embeddings", body, connect_timeout_s) as response:
+                await raise_for_status(response)
+                payload = await response.read()
+        result = json_object(payload)
+        data = result.get("data")
+        if not isinstance(data, list):
+            raise ProviderError("bad_response", status=502, retryable=True)
+        if request.body.get("encoding_format") == "base64":
+            encode_base64(data)
+        return EmbeddingsResult(result, Usage.from_openai(result.get("usage")))
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    default_base_url = ""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session, name="azure_openai", strict=True)
+
+    def url(self, target: Target, operation: str) -> str:
+        version = target.options.get("api_version") or DEFAULT_AZURE_API_VERSION
+        base = target.base_url.rstrip("/")
+        return (
+            f"{base}/openai/deployments/{target.provider_model}/{operation}?api-version={version}"
+        )
+
+    def headers(self, target: Target) -> dict[str, str]:
+        return {**JSON_HEADERS, "api-key": target.api_key}
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        return openai_wire.openai_chat(body, None, stream, strict=self.name)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.openai_embeddings(body, None)
+
+
+class MistralProvider(OpenAIProvider):
+    default_base_url = MISTRAL_BASE_URL
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session, name="mistral")
+
+    def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
+        return openai_wire.mistral_chat(body, target.provider_model, stream)
+
+    def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
+        return openai_wire.mistral_embeddings(body, target.provider_model)
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        return openai_wire.mistral_completion(body)
+
+    def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return openai_wire.mistral_chunks(chunk)
+
+
+def encode_base64(data: list[Any]) -> None:
+    """Float vectors as base64 of little-endian float32, as OpenAI sends them when asked;
+    vectors already in base64 are left alone."""
+    for item in data:
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, list):
+            packed = struct.pack(f"<{len(vector)}f", *vector)
+            item["embedding"] = base64.b64encode(packed).decode()
+
+
+def _parse_chunk(data: bytes) -> dict[str, Any]:
+    chunk = json_object(data)
+    if "error" in chunk:
+        error = chunk["error"]
+        message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        raise ProviderError("stream_error", status=502, retryable=True, message=message)
+    return chunk

@@ -1,0 +1,107 @@
+"""Usage events: what one request did, as a shared.pb UsageEvent (pure).
+
+A ``RequestRecord`` is filled in as a request moves along the path (principal, route, the
+target that answered, failed attempts, tokens, status) and turned into exactly one event at
+the end by ``build_event``. Cost is computed here, from the serving model's snapshot prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from data_plane.policy.auth import Principal
+from data_plane.guardrails import Verdict
+from data_plane.limits.leases import Admission
+from data_plane.policy.compiled import RouteEntry
+from data_plane.types import Target, Usage
+from shared.pb import control_pb2
+from shared.pricing import cost_nano_usd
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    ts_unix_ms: int
+    started: float  # time.monotonic() at arrival, for latency and time to first token
+    snapshot_version: int = 0
+    principal: Principal | None = None
+    route_name: str = ""
+    route: RouteEntry | None = None
+    stream: bool = False
+    target: Target | None = None
+    usage: Usage = field(default_factory=Usage)
+    ttft_ms: int = 0
+    status: int = 200
+    error_code: str = ""
+    fallbacks: list[control_pb2.Attempt] = field(default_factory=list)
+    # Guardrail verdicts of the input and the output (categories, never text).
+    verdicts: list[Verdict] = field(default_factory=list)
+    # Budget and rate-limit reservations to settle when the request ends.
+    admission: Admission = field(default_factory=Admission)
+
+    def failed_attempt(self, target: Target, outcome: str) -> None:
+        self.fallbacks.append(
+            control_pb2.Attempt(
+                model_id=target.model_id, provider_id=target.provider_id, outcome=outcome
+            )
+        )
+
+
+def cost_of(target: Target | None, usage: Usage) -> int:
+    if target is None:
+        return 0
+    return cost_nano_usd(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_prompt_tokens=usage.cached_prompt_tokens,
+        input_price=target.prices.input,
+        output_price=target.prices.output,
+        cached_input_price=target.prices.cached_input,
+    )
+
+
+def build_event(record: RequestRecord, latency_ms: int) -> control_pb2.UsageEvent:
+    """The usage event of a request that got past authentication."""
+    principal, route, target, usage = record.principal, record.route, record.target, record.usage
+    return control_pb2.UsageEvent(
+        request_id=record.request_id,
+        ts_unix_ms=record.ts_unix_ms,
+        tenant_id=principal.tenant.id if principal else "",
+        key_id=principal.key.id if principal else "",
+        subject=principal.subject if principal else "",
+        route_id=route.id if route else "",
+        route_name=route.name if route else record.route_name,
+        model_id=target.model_id if target else "",
+        provider_id=target.provider_id if target else "",
+        credential_id=target.credential_id if target else "",
+        region=target.region if target else "",
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_prompt_tokens=usage.cached_prompt_tokens,
+        cost_nano_usd=cost_of(target, usage),
+        latency_ms=max(0, latency_ms),
+        ttft_ms=max(0, record.ttft_ms),
+        snapshot_version=record.snapshot_version,
+        status_code=record.status,
+        stream=record.stream,
+        error_code=record.error_code,
+        fallbacks=record.fallbacks,
+    )
+
+
+def estimate_usage(body: Mapping[str, Any], completion_chunks: int) -> Usage:
+    """Usage of a stream cut short before the provider reported it: one token per content
+    chunk received, and the prompt at about four characters a token (OpenAI's rule of
+    thumb), at least one per message."""
+    messages = body.get("messages")
+    chars, count = 0, 0
+    for message in messages if isinstance(messages, list) else ():
+        count += 1
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return Usage(max(count, -(-chars // 4)), completion_chunks)

@@ -1,0 +1,276 @@
+"""Usage events from the request path to the control plane, at least once.
+
+``record`` appends to an in-memory queue and returns (never blocks a request). The batcher
+task cuts a UsageBatch every ``flush_interval`` or ``batch_max`` events and writes it to the
+spool directory atomically BEFORE anything is sent; the sender task reports spooled batches in
+order through a ``UsageClient`` and deletes a file only once the control plane acknowledged
+it, retrying with backoff otherwise. Batch ids are "<node>:<boot>:<seq>" and travel inside
+the spooled file, so a replay after a crash or a restart sends the same ids and the control
+plane de-duplicates. ``close`` flushes what is still queued into the spool.
+
+Each event may carry its audit record, sealed into this boot's hash chain when it is queued,
+so chain order is queue, spool and send order.
+
+The spool is bounded (``spool_max_bytes``): past 80 % a warning is logged, and when it is full
+batches stay in the memory queue (bounded by ``queue_max``) until the control plane takes some;
+only then are events dropped, counted and logged. Both depths are metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from data_plane.usage.audit import AuditChain
+from data_plane.backoff import backoff_delay
+from data_plane.files import write_atomic
+from data_plane.metrics import Metrics
+from data_plane.types import RandomSource
+from shared.pb import control_pb2
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".batch"
+
+
+class UsageClient(Protocol):
+    async def report(self, batch: control_pb2.UsageBatch) -> control_pb2.UsageAck: ...
+
+
+class MemoryUsageClient:
+    """An in-memory control plane: keeps batches by id (de-duplicating like the real one);
+    ``down = True`` makes every call fail."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, control_pb2.UsageBatch] = {}
+        self.calls = 0
+        self.down = False
+
+    async def report(self, batch: control_pb2.UsageBatch) -> control_pb2.UsageAck:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("control plane down")
+        duplicate = batch.batch_id in self.batches
+        self.batches.setdefault(batch.batch_id, batch)
+        accepted = 0 if duplicate else len(batch.events)
+        return control_pb2.UsageAck(batch_id=batch.batch_id, accepted=accepted, duplicate=duplicate)
+
+    @property
+    def events(self) -> list[control_pb2.UsageEvent]:
+        return [event for batch in self.batches.values() for event in batch.events]
+
+
+class Spool:
+    """Batches on disk, one file each, named so that sorting gives the order they were cut
+    in (boot start time, then sequence). Blocking: call from an executor thread."""
+
+    def __init__(self, directory: Path, boot_started_ms: int, boot_id: str) -> None:
+        self.directory = directory
+        self._prefix = f"{boot_started_ms:013d}-{boot_id}-"
+
+    def write(self, batch: control_pb2.UsageBatch, seq: int) -> tuple[Path, int]:
+        path = self.directory / f"{self._prefix}{seq:010d}{SUFFIX}"
+        data = batch.SerializeToString()
+        write_atomic(path, data)
+        return path, len(data)
+
+    def pending(self) -> list[Path]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return sorted(self.directory.glob(f"*{SUFFIX}"))
+
+    @staticmethod
+    def sizes(paths: list[Path]) -> list[int]:
+        return [p.stat().st_size for p in paths]
+
+    @staticmethod
+    def read(path: Path) -> control_pb2.UsageBatch:
+        batch = control_pb2.UsageBatch()
+        batch.ParseFromString(path.read_bytes())
+        return batch
+
+
+class UsageReporter:
+    def __init__(
+        self,
+        node: control_pb2.Node,
+        spool_dir: Path,
+        client: UsageClient | None,
+        metrics: Metrics,
+        *,
+        flush_interval: float = 1.0,
+        batch_max: int = 500,
+        queue_max: int = 100_000,
+        spool_max_bytes: int = 512 * 1024 * 1024,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        rand: RandomSource | None = None,
+    ) -> None:
+        self._node_id = node.id
+        self._boot_id = node.boot_id
+        self._spool = Spool(spool_dir, int(time.time() * 1000), node.boot_id)
+        self._client = client
+        self._metrics = metrics
+        self._flush_interval = flush_interval
+        self._batch_max = batch_max
+        self._queue_max = queue_max
+        self._spool_max = spool_max_bytes
+        self._spool_bytes = 0
+        self._spool_warned = False
+        self._chain = AuditChain(f"{node.id}:{node.boot_id}")
+        self._backoff = backoff
+        self._rand = rand or random.Random()
+        self._queue: deque[tuple[control_pb2.UsageEvent, control_pb2.AuditRecord | None]] = deque()
+        self._full = asyncio.Event()
+        self._spooled = asyncio.Event()
+        self._pending: deque[tuple[Path, int]] = deque()
+        self._seq = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def record(
+        self, event: control_pb2.UsageEvent, audit: control_pb2.AuditRecord | None = None
+    ) -> None:
+        """Queue ``event`` (and seal ``audit`` into the chain); never blocks."""
+        if len(self._queue) >= self._queue_max:
+            self._metrics.usage_events.labels("dropped").inc()
+            log.error("usage queue full (%d events): event %s dropped", len(self._queue),
+                      event.request_id)  # fmt: skip
+            return
+        self._queue.append((event, self._chain.seal(audit) if audit is not None else None))
+        self._metrics.usage_events.labels("queued").inc()
+        self._metrics.usage_queue.set(len(self._queue))
+        if len(self._queue) >= self._batch_max:
+            self._full.set()
+
+    async def start(self) -> None:
+        """Pick up batches a previous run left in the spool, then start the tasks."""
+        paths = await asyncio.to_thread(self._spool.pending)
+        sizes = await asyncio.to_thread(Spool.sizes, paths)
+        self._pending.extend(zip(paths, sizes, strict=True))
+        self._spool_bytes = sum(sizes)
+        self._metrics.usage_spool.set(len(self._pending))
+        self._metrics.usage_spool_bytes.set(self._spool_bytes)
+        if self._pending:
+            log.info("replaying %d spooled usage batches", len(self._pending))
+            self._spooled.set()
+        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._sender())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a task that died must not also lose the queue flushed below
+                log.exception("usage reporter task %s had failed", task.get_name())
+        self._tasks = []
+        await self._spool_queue()
+
+    async def _batcher(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_interval):
+                    await self._full.wait()
+            self._full.clear()
+            await self._spool_queue()
+
+    def _cut(self) -> control_pb2.UsageBatch:
+        self._seq += 1
+        count = min(len(self._queue), self._batch_max)
+        items = [self._queue.popleft() for _ in range(count)]
+        self._metrics.usage_queue.set(len(self._queue))
+        batch_id = f"{self._node_id}:{self._boot_id}:{self._seq}"
+        return control_pb2.UsageBatch(
+            batch_id=batch_id,
+            node_id=self._node_id,
+            events=[event for event, _ in items],
+            audit=[audit for _, audit in items if audit is not None],
+        )
+
+    async def _spool_queue(self) -> None:
+        while self._queue and self._spool_has_room():
+            batch = self._cut()
+            try:
+                path, size = await asyncio.to_thread(self._spool.write, batch, self._seq)
+            except OSError as exc:
+                log.error("cannot spool usage batch %s, dropping it: %s", batch.batch_id, exc)
+                self._metrics.usage_events.labels("dropped").inc(len(batch.events))
+                continue
+            self._pending.append((path, size))
+            self._spool_bytes += size
+            self._metrics.usage_batches.labels("spooled").inc()
+            self._metrics.usage_spool.set(len(self._pending))
+            self._metrics.usage_spool_bytes.set(self._spool_bytes)
+            self._spooled.set()
+
+    def _spool_has_room(self) -> bool:
+        """False when the spool is full; logs once when it passes 80 % (and when it is full)."""
+        used = self._spool_bytes / self._spool_max if self._spool_max else 0.0
+        if used >= 0.8 and not self._spool_warned:
+            self._spool_warned = True
+            log.warning(
+                "usage spool %.0f%% full (%d of %d bytes, %d batches): is the control plane "
+                "reachable?", used * 100, self._spool_bytes, self._spool_max, len(self._pending),
+            )  # fmt: skip
+        elif used < 0.5:
+            self._spool_warned = False
+        return used < 1.0
+
+    async def _sender(self) -> None:
+        if self._client is None:
+            return  # no control plane configured: batches stay in the spool
+        while True:
+            await self._spooled.wait()
+            self._spooled.clear()
+            while self._pending:
+                await self._send_first(self._client)
+
+    async def _send_first(self, client: UsageClient) -> None:
+        path, size = self._pending[0]
+        try:
+            batch = await asyncio.to_thread(self._spool.read, path)
+        except (OSError, DecodeError) as exc:
+            log.error("unreadable usage spool file %s, setting it aside: %s", path, exc)
+            await asyncio.to_thread(path.replace, path.with_suffix(".bad"))
+            self._pending.popleft()
+            self._spool_bytes -= size
+            return
+        attempt = 0
+        while True:
+            batch.spool_depth = len(self._pending)  # as of this attempt
+            try:
+                await client.report(batch)
+                break
+            except Exception as exc:  # retry anything: a dead sender would stop all reporting
+                self._metrics.usage_batches.labels("retried").inc()
+                delay = backoff_delay(attempt, self._rand, *self._backoff)
+                log.warning(
+                    "usage batch %s not delivered (%s); retry in %.1f s",
+                    batch.batch_id,
+                    _reason(exc),
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        self._pending.popleft()
+        self._spool_bytes -= size
+        self._metrics.usage_batches.labels("sent").inc()
+        self._metrics.usage_events.labels("sent").inc(len(batch.events))
+        self._metrics.usage_spool.set(len(self._pending))
+        self._metrics.usage_spool_bytes.set(self._spool_bytes)
+        if self._queue:
+            self._full.set()  # room in the spool again: spool what waited in memory
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else repr(exc)

@@ -22,19 +22,19 @@ import orjson
 
 from bench.report import Report
 from bench.workload import BODY, ROUTE_NAME, SEAL_KEY, Shape, build_snapshot, key_secret
-from data_plane import limits
-from data_plane.audit import AuditChain, build_audit
-from data_plane.auth import Principal, authenticate, authorize
+from data_plane.dialects.openai import parse_chat_request
 from data_plane.errors import ApiError
-from data_plane.guarding import guard_input
-from data_plane.guardrail_policy import for_route
 from data_plane.guardrails import Verdict
-from data_plane.leases import Admission, LeaseBook, NeedsLease
+from data_plane.guardrails.enforce import guard_input
+from data_plane.guardrails.policy import for_route
+from data_plane.limits import rules as limits
+from data_plane.limits.leases import Admission, LeaseBook, NeedsLease
 from data_plane.metrics import Metrics
-from data_plane.openai_api import parse_chat_request
-from data_plane.policy import CompiledPolicy, RouteEntry, compile_snapshot
-from data_plane.providers.base import ChatRequest, Usage
-from data_plane.usage import RequestRecord, build_event
+from data_plane.policy.auth import Principal, authenticate, authorize
+from data_plane.policy.compiled import CompiledPolicy, RouteEntry, compile_snapshot
+from data_plane.types import ChatRequest, Usage
+from data_plane.usage.audit import AuditChain, build_audit
+from data_plane.usage.record import RequestRecord, build_event
 from shared.crypto import Keyring
 from shared.pb import control_pb2
 

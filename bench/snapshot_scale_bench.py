@@ -31,7 +31,7 @@ from bench.loadgen import Request
 from bench.procs import Proc, free_port, python_module, rss_kib, running, wait_until
 from bench.report import Report
 from bench.workload import BODY, SEAL_KEY, Shape, build_snapshot, key_secret
-from data_plane.snapshot_store import SnapshotStore
+from data_plane.snapshots.store import SnapshotStore
 from shared.crypto import Keyring
 from shared.pb import snapshot_pb2
 

@@ -22,11 +22,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from data_plane import errors, rpc
-from data_plane.http import handlers
-from data_plane.limits.admission import Admitter
 from data_plane.dialects.anthropic import ANTHROPIC
-from data_plane.snapshots.client import ConfigClient, make_node
-from data_plane.policy.health import HealthBook
+from data_plane.dialects.openai import OPENAI
+from data_plane.http import handlers
 from data_plane.http.appkeys import (
     ADMITTER,
     CONFIG_CLIENT,
@@ -41,14 +39,16 @@ from data_plane.http.appkeys import (
     USAGE,
     USAGE_CLIENT,
 )
+from data_plane.http.pipeline import HEALTH, Dialect, error_response
+from data_plane.limits.admission import Admitter
 from data_plane.limits.client import LeaseClient, LeaseSource
 from data_plane.limits.leases import LeaseBook
 from data_plane.metrics import Metrics
-from data_plane.dialects.openai import OPENAI
-from data_plane.http.pipeline import HEALTH, Dialect, error_response
-from data_plane.upstream.providers.registry import build_providers
+from data_plane.policy.health import HealthBook
 from data_plane.settings import Settings
+from data_plane.snapshots.client import ConfigClient, make_node
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.upstream.providers.registry import build_providers
 from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared.crypto import Keyring
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from data_plane import errors
-from data_plane.errors import ApiError
 from data_plane.dialects.openai import parse_model_request
+from data_plane.errors import ApiError
 from data_plane.types import ChatRequest, EmbeddingsRequest
 
 MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from data_plane.limits.admission import Admitter
-from data_plane.snapshots.client import ConfigClient
 from data_plane.limits.client import LeaseSource
 from data_plane.metrics import Metrics
-from data_plane.upstream.providers.base import Provider
 from data_plane.settings import Settings
+from data_plane.snapshots.client import ConfigClient
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.upstream.providers.base import Provider
 from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared.pb import control_pb2
 

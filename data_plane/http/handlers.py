@@ -8,13 +8,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from data_plane.dialects import openai as openai_api
-from data_plane.http import pipeline
 from data_plane.dialects.anthropic import ANTHROPIC
-from data_plane.policy.auth import allowed_routes
-from data_plane.errors import ApiError
-from data_plane.http.appkeys import METRICS, STORE
 from data_plane.dialects.openai import OPENAI
+from data_plane.errors import ApiError
+from data_plane.http import pipeline
+from data_plane.http.appkeys import METRICS, STORE
 from data_plane.http.pipeline import json_response
+from data_plane.policy.auth import allowed_routes
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

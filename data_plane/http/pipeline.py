@@ -22,19 +22,19 @@ from aiohttp import web
 from data_plane import errors
 from data_plane.dialects import embeddings as embeddings_api
 from data_plane.dialects import openai as openai_api
-from data_plane.usage.audit import build_audit
-from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
 from data_plane.errors import ApiError
+from data_plane.guardrails import Action, CompiledGuardrails
 from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrails.policy import Guard, for_route
-from data_plane.guardrails import Action, CompiledGuardrails
-from data_plane.policy.health import HealthBook
 from data_plane.http.appkeys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
 from data_plane.policy.compiled import CompiledPolicy, RouteEntry
-from data_plane.upstream.providers.base import ProviderError
+from data_plane.policy.health import HealthBook
+from data_plane.policy.routing import order_targets, outside_regions
 from data_plane.types import ChatRequest, Usage
 from data_plane.upstream.failover import Call, Stream
-from data_plane.policy.routing import order_targets, outside_regions
+from data_plane.upstream.providers.base import ProviderError
+from data_plane.usage.audit import build_audit
 from data_plane.usage.record import RequestRecord, build_event, estimate_usage
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from data_plane.limits import rules as limits
 from data_plane.errors import ApiError
+from data_plane.limits import rules as limits
 from data_plane.limits.client import LeaseClient
 from data_plane.limits.leases import ADMITTED, Admission, NeedsLease
 from data_plane.policy.compiled import CompiledPolicy, KeyEntry, RouteEntry

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
-from typing import Protocol
 
-from data_plane.types import Target
+from data_plane.types import RandomSource, Target
 
 EXPLORE = 0.05
 

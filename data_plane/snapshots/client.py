@@ -19,8 +19,8 @@ import grpc
 from data_plane import __version__, rpc
 from data_plane.backoff import backoff_delay
 from data_plane.metrics import Metrics
-from data_plane.types import RandomSource
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.types import RandomSource
 from shared.pb import control_pb2, snapshot_pb2
 
 log = logging.getLogger(__name__)

@@ -35,9 +35,8 @@ from data_plane import errors
 from data_plane.backoff import backoff_delay
 from data_plane.errors import ApiError
 from data_plane.policy.health import HealthBook
+from data_plane.types import ChatRequest, EmbeddingsRequest, RandomSource, RouteOptions, Target
 from data_plane.upstream.providers.base import Provider, ProviderError, Unsupported
-from data_plane.types import ChatRequest, EmbeddingsRequest, RouteOptions, Target
-from data_plane.types import RandomSource
 from data_plane.usage.record import RequestRecord
 
 UNSUPPORTED_KIND = "unsupported_provider"

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from data_plane.policy.auth import Principal
 from data_plane.guardrails import Verdict
 from data_plane.limits.leases import Admission
+from data_plane.policy.auth import Principal
 from data_plane.policy.compiled import RouteEntry
 from data_plane.types import Target, Usage
 from shared.pb import control_pb2

@@ -30,11 +30,11 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from data_plane.usage.audit import AuditChain
 from data_plane.backoff import backoff_delay
 from data_plane.files import write_atomic
 from data_plane.metrics import Metrics
 from data_plane.types import RandomSource
+from data_plane.usage.audit import AuditChain
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)

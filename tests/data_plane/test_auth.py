@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_plane import errors
-from data_plane.auth import Principal, allowed_routes, authenticate, authorize
 from data_plane.errors import ApiError
-from data_plane.policy import CompiledPolicy, RouteEntry, compile_snapshot
+from data_plane.policy.auth import Principal, allowed_routes, authenticate, authorize
+from data_plane.policy.compiled import CompiledPolicy, RouteEntry, compile_snapshot
 from tests.data_plane import snapshots
 from tests.data_plane.snapshots import (
     ACME_EXPIRED_KEY,

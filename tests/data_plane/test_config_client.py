@@ -17,10 +17,10 @@ import grpc
 import pytest
 
 from data_plane import rpc
-from data_plane.config_client import ConfigClient, make_node
 from data_plane.metrics import Metrics
-from data_plane.policy import CompiledPolicy
-from data_plane.snapshot_store import SnapshotStore
+from data_plane.policy.compiled import CompiledPolicy
+from data_plane.snapshots.client import ConfigClient, make_node
+from data_plane.snapshots.store import SnapshotStore
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.waiting import GUARD_S

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from data_plane.providers.base import ChatRequest
-from data_plane.providers.mock import reply_words
+from data_plane.types import ChatRequest
+from data_plane.upstream.providers.mock import reply_words
 from shared.pricing import cost_nano_usd
 from tests.data_plane import snapshots
 from tests.data_plane.test_proxy_openai import Gateway, running_gateway

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_plane.errors import ApiError
-from data_plane.leases import Admission, LeaseBook, NeedsLease
-from data_plane.limits import BUDGET, REQUESTS, Demand
-from data_plane.policy import LimitEntry
+from data_plane.limits.leases import Admission, LeaseBook, NeedsLease
+from data_plane.limits.rules import BUDGET, REQUESTS, Demand
+from data_plane.policy.compiled import LimitEntry
 from shared.pb import control_pb2
 
 NOW, UNIX = 1000.0, 1_795_000_000.0

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from openai import AsyncOpenAI
 
-from data_plane.auth import Principal, authenticate, authorize
 from data_plane.errors import ApiError
-from data_plane.policy import CompiledPolicy, compile_snapshot
+from data_plane.policy.auth import Principal, authenticate, authorize
+from data_plane.policy.compiled import CompiledPolicy, compile_snapshot
 from tests.data_plane import snapshots
 from tests.data_plane.test_proxy_openai import Gateway, running_gateway
 
@@ -137,7 +137,7 @@ def test_a_token_without_exp_is_refused(policy: CompiledPolicy) -> None:
 
 
 def test_a_key_set_without_a_usable_key_makes_the_snapshot_invalid() -> None:
-    from data_plane.policy import PolicyError
+    from data_plane.policy.compiled import PolicyError
 
     b = builder()
     b.policy.identity_providers[0].jwks_json = json.dumps(

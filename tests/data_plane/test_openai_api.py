@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_plane import errors, openai_api
+from data_plane import errors
+from data_plane.dialects import openai as openai_api
 from data_plane.errors import ApiError
-from data_plane.providers.base import ChatRequest
+from data_plane.types import ChatRequest
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from data_plane.policy import PolicyError, compile_snapshot
+from data_plane.policy.compiled import PolicyError, compile_snapshot
 from shared.crypto import hash_key
 from shared.pb import snapshot_pb2
 from tests.data_plane import snapshots

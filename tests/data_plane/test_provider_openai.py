@@ -12,8 +12,9 @@ import aiohttp
 import orjson
 import pytest
 
-from data_plane.providers.base import ChatRequest, Prices, ProviderError, Target
-from data_plane.providers.openai import OpenAIProvider
+from data_plane.types import ChatRequest, Prices, Target
+from data_plane.upstream.providers.base import ProviderError
+from data_plane.upstream.providers.openai import OpenAIProvider
 from shared.pb import snapshot_pb2
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 

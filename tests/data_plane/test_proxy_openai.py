@@ -19,8 +19,8 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from data_plane.app import create_app
 from data_plane.settings import Settings
-from data_plane.snapshot_store import SnapshotStore
-from data_plane.usage_reporter import MemoryUsageClient
+from data_plane.snapshots.store import SnapshotStore
+from data_plane.usage.reporter import MemoryUsageClient
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.snapshots import ACME_KEY, ACME_UPSTREAM, OPENAI_COMPATIBLE

@@ -10,8 +10,8 @@ from itertools import cycle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_plane.providers.base import Prices, Target
-from data_plane.routing import order_targets
+from data_plane.policy.routing import order_targets
+from data_plane.types import Prices, Target
 from shared.pb import snapshot_pb2
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_plane.snapshot_store import (
+from data_plane.snapshots.store import (
     MAGIC,
     CorruptSnapshotFile,
     SnapshotStore,
@@ -149,7 +149,7 @@ def test_a_bad_copy_is_refused_and_logged(
 ) -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
-    with caplog.at_level(logging.ERROR, logger="data_plane.snapshot_store"):
+    with caplog.at_level(logging.ERROR, logger="data_plane.snapshots.store"):
         assert store_at(path).load_from_disk() is None
     assert any("refusing the snapshot copy" in r.getMessage() for r in caplog.records)
 
@@ -234,7 +234,7 @@ def test_empty_policy_round_trips(path: Path) -> None:
 
 async def test_compiling_on_a_serving_loop_lets_other_tasks_run(tmp_path: Path) -> None:
     """A large snapshot is compiled in slices: a ticker on the same loop keeps ticking."""
-    from data_plane import policy as policy_module
+    from data_plane.policy import compiled as policy_module
 
     b = snapshots.two_tenants()
     for i in range(5 * policy_module.SLICE):

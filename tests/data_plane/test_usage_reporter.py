@@ -17,7 +17,7 @@ import pytest
 
 from data_plane import rpc
 from data_plane.metrics import Metrics
-from data_plane.usage_reporter import SUFFIX, MemoryUsageClient, Spool, UsageClient, UsageReporter
+from data_plane.usage.reporter import SUFFIX, MemoryUsageClient, Spool, UsageClient, UsageReporter
 from shared.pb import control_pb2, control_pb2_grpc
 from tests.data_plane.waiting import eventually
 

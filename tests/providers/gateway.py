@@ -18,11 +18,11 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from data_plane.app import create_app
-from data_plane.health import HealthBook
-from data_plane.pipeline import HEALTH
+from data_plane.http.pipeline import HEALTH
+from data_plane.policy.health import HealthBook
 from data_plane.settings import Settings
-from data_plane.snapshot_store import SnapshotStore
-from data_plane.usage_reporter import MemoryUsageClient
+from data_plane.snapshots.store import SnapshotStore
+from data_plane.usage.reporter import MemoryUsageClient
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.waiting import eventually

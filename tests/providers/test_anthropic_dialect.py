@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from data_plane import anthropic_api
-from data_plane.anthropic_stream import AnthropicEncoder
+from data_plane.dialects import anthropic as anthropic_api
+from data_plane.dialects.anthropic_stream import AnthropicEncoder
 from data_plane.errors import ApiError
 
 CALL = {

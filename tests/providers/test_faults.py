@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from data_plane.health import State
+from data_plane.policy.health import State
 from shared.pb import snapshot_pb2
 from tests.data_plane import snapshots
 from tests.fakes.base import Behaviour

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from itertools import cycle
 
-from data_plane.health import Breaker, BreakerConfig, HealthBook, State
-from data_plane.providers.base import Prices, Target
-from data_plane.routing import order_targets
+from data_plane.policy.health import Breaker, BreakerConfig, HealthBook, State
+from data_plane.policy.routing import order_targets
+from data_plane.types import Prices, Target
 from shared.pb import snapshot_pb2
 
 CONFIG = BreakerConfig(failures=3, cooldown_s=10.0, max_cooldown_s=35.0)

@@ -12,22 +12,20 @@ from typing import Any
 import pytest
 
 from data_plane.errors import ApiError
-from data_plane.health import HealthBook
-from data_plane.providers.base import (
+from data_plane.policy.health import HealthBook
+from data_plane.types import (
     DEFAULT_ROUTE_OPTIONS,
     ChatRequest,
     ChatResult,
     EmbeddingsRequest,
     EmbeddingsResult,
     Prices,
-    ProviderError,
     Target,
-    Unsupported,
     Usage,
-    status_error,
 )
-from data_plane.proxy import Call, Stream
-from data_plane.usage import RequestRecord
+from data_plane.upstream.failover import Call, Stream
+from data_plane.upstream.providers.base import ProviderError, Unsupported, status_error
+from data_plane.usage.record import RequestRecord
 
 REQUEST = ChatRequest("req-1", {"model": "chat", "messages": []})
 ROLE = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}

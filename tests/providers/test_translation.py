@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from data_plane.providers import anthropic_wire, gemini_wire, openai_wire
-from data_plane.providers.base import ProviderError, Unsupported, Usage
+from data_plane.types import Usage
+from data_plane.upstream.providers import anthropic_wire, gemini_wire, openai_wire
+from data_plane.upstream.providers.base import ProviderError, Unsupported
 
 CALL = {
     "id": "call_abc",

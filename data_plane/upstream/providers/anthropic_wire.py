@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.types import Usage
+from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.upstream.providers.translate import (
     CONTENT_FILTER,
     LENGTH,

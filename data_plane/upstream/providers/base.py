@@ -13,9 +13,10 @@ client gets a 400 naming what is missing, never a silently degraded answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
+
+from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target
 
 
 class ProviderError(Exception):

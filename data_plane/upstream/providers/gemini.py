@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import orjson
 
+from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target
 from data_plane.upstream.providers import gemini_wire
 from data_plane.upstream.providers.base import ProviderError, Unsupported
-from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target
 from data_plane.upstream.providers.http import (
     JSON_HEADERS,
     client_timeout,

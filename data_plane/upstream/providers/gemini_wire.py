@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.types import Usage
+from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.upstream.providers.translate import (
     CONTENT_FILTER,
     LENGTH,

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from data_plane.upstream.providers.base import ProviderError, status_error
 from data_plane.types import Target
+from data_plane.upstream.providers.base import ProviderError, status_error
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

@@ -20,8 +20,15 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from data_plane.types import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    Target,
+    Usage,
+)
 from data_plane.upstream.providers.base import status_error
-from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target, Usage
 
 PROMPT_WORDS = 8
 EMBEDDING_DIMENSIONS = 8

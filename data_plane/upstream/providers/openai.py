@@ -18,9 +18,16 @@ from typing import Any
 import aiohttp
 import orjson
 
+from data_plane.types import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    Target,
+    Usage,
+)
 from data_plane.upstream.providers import openai_wire
 from data_plane.upstream.providers.base import ProviderError
-from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target, Usage
 from data_plane.upstream.providers.http import (
     JSON_HEADERS,
     client_timeout,

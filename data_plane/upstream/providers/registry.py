@@ -12,7 +12,11 @@ from data_plane.upstream.providers.anthropic import AnthropicProvider
 from data_plane.upstream.providers.base import Provider
 from data_plane.upstream.providers.gemini import GeminiProvider
 from data_plane.upstream.providers.mock import MockProvider
-from data_plane.upstream.providers.openai import AzureOpenAIProvider, MistralProvider, OpenAIProvider
+from data_plane.upstream.providers.openai import (
+    AzureOpenAIProvider,
+    MistralProvider,
+    OpenAIProvider,
+)
 from shared.pb import snapshot_pb2
 
 Kind = snapshot_pb2.ProviderKind

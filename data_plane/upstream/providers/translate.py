@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from data_plane.upstream.providers.base import Unsupported
 from data_plane.types import Usage
+from data_plane.upstream.providers.base import Unsupported
 
 ADVISORY = frozenset({"user", "metadata", "store", "service_tier", "stream_options"})
 

@@ -1,6 +1,9 @@
 """The tenant's page is where a tenant is run: its members and SSO groups, projects, budgets
 and rate limits and guardrails (edited in place), and its routes with their targets,
-credentials and keys (listed, each a link to its own page)."""
+credentials and keys (listed, each a link to its own page).
+
+It shows rows of most apps, so it lives in the app on top; the admin URL stays the tenancy
+app's (``/admin/asc_tenancy/tenant/``), as the ModelAdmin is registered for its model."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from control_plane.catalog.models import ProviderCredential, Route
@@ -23,9 +26,10 @@ from control_plane.keys.models import VirtualKey
 from control_plane.limits.models import Limit
 from control_plane.sso.models import SsoGroup
 from control_plane.tenancy.models import Membership, Project, Tenant
+from control_plane.usage.admin_views import tenant_timeline
 
 
-class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
     """The member by user name: a tenant admin names a person, and is never shown the list
     of every user."""
 
@@ -69,7 +73,7 @@ class LimitInline(ScopedInline):
     verbose_name_plural = "Budgets and rate limits"
 
 
-class GuardrailInline(ScopedInline, admin.StackedInline):  # type: ignore[type-arg]
+class GuardrailInline(ScopedInline, admin.StackedInline):  # type: ignore[type-arg]  # the generic parameters come from ScopedInline
     model = GuardrailPolicy
     template = "admin/edit_inline/stacked.html"
 
@@ -132,7 +136,7 @@ class TenantAdmin(PublishingAdmin):
     def export_configuration(
         self, request: HttpRequest, queryset: QuerySet[Tenant]
     ) -> HttpResponse:
-        slugs = list(queryset.restrict(request.user, CHANGE).values_list("slug", flat=True))  # type: ignore[attr-defined]
+        slugs = list(queryset.restrict(request.user, CHANGE).values_list("slug", flat=True))  # type: ignore[attr-defined]  # restrict() comes from the scoped manager
         response = HttpResponse(export_yaml(slugs), content_type="application/yaml")
         name = slugs[0] if len(slugs) == 1 else "tenants"
         response["Content-Disposition"] = f'attachment; filename="{name}-config.yaml"'
@@ -143,11 +147,7 @@ class TenantAdmin(PublishingAdmin):
         url = reverse("admin:asc_tenancy_tenant_timeline", args=[tenant.pk])
         return format_html('<a href="{}">timeline</a>', url)
 
-    def get_urls(self) -> list:  # type: ignore[type-arg]
-        from django.urls import path
-
-        from control_plane.usage.admin_views import tenant_timeline
-
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path(
                 "<uuid:tenant_id>/timeline/",

@@ -3,6 +3,9 @@
     {"error": {"code": "<stable code>", "message": "<for humans>", "details": {...}}}
 
 ``details`` holds field errors for validation failures (field -> list of messages).
+
+The codes below are the whole list the API promises; clients branch on them, so one is never
+renamed, and a new one is added here.
 """
 
 from __future__ import annotations
@@ -16,16 +19,27 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
+INVALID_REQUEST = "invalid_request"
+NOT_AUTHENTICATED = "not_authenticated"
+PERMISSION_DENIED = "permission_denied"
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+NOT_ACCEPTABLE = "not_acceptable"
+CONFLICT = "conflict"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+THROTTLED = "throttled"
+ERROR = "error"  # any other status DRF answers with
+
 CODES = {
-    status.HTTP_400_BAD_REQUEST: "invalid_request",
-    status.HTTP_401_UNAUTHORIZED: "not_authenticated",
-    status.HTTP_403_FORBIDDEN: "permission_denied",
-    status.HTTP_404_NOT_FOUND: "not_found",
-    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
-    status.HTTP_406_NOT_ACCEPTABLE: "not_acceptable",
-    status.HTTP_409_CONFLICT: "conflict",
-    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
-    status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
+    status.HTTP_400_BAD_REQUEST: INVALID_REQUEST,
+    status.HTTP_401_UNAUTHORIZED: NOT_AUTHENTICATED,
+    status.HTTP_403_FORBIDDEN: PERMISSION_DENIED,
+    status.HTTP_404_NOT_FOUND: NOT_FOUND,
+    status.HTTP_405_METHOD_NOT_ALLOWED: METHOD_NOT_ALLOWED,
+    status.HTTP_406_NOT_ACCEPTABLE: NOT_ACCEPTABLE,
+    status.HTTP_409_CONFLICT: CONFLICT,
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: UNSUPPORTED_MEDIA_TYPE,
+    status.HTTP_429_TOO_MANY_REQUESTS: THROTTLED,
 }
 
 
@@ -38,13 +52,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ValidationError(as_serializer_error(exc))
     if isinstance(exc, IntegrityError):
         return Response(
-            error_body("conflict", "the change conflicts with existing data"),
+            error_body(CONFLICT, "the change conflicts with existing data"),
             status=status.HTTP_409_CONFLICT,
         )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a real bug: Django's 500 handler logs it
-    code = CODES.get(response.status_code, "error")
+    code = CODES.get(response.status_code, ERROR)
     if isinstance(exc, exceptions.ValidationError):
         details = (
             response.data

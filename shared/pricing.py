@@ -8,8 +8,6 @@ nano-dollar at the request level).
 
 from __future__ import annotations
 
-NANO_PER_USD = 1_000_000_000
-
 
 def cost_nano_usd(
     *,
@@ -30,10 +28,3 @@ def cost_nano_usd(
         + completion_tokens * output_price
     )
     return (pico_usd + 500) // 1000
-
-
-def micros_per_mtok(usd_per_mtok: str | float) -> int:
-    """Convert a price in USD per million tokens (as text, e.g. "2.50") to micro-USD."""
-    from decimal import Decimal
-
-    return int((Decimal(str(usd_per_mtok)) * 1_000_000).to_integral_value())

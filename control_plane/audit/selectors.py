@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from control_plane.audit import signing
 from control_plane.audit.models import AuditChain, AuditCheckpoint, AuditRecord
@@ -21,12 +20,3 @@ def verify_all(chunk: int = 5000) -> Iterator[Problem]:
         rows = list(AuditRecord.objects.filter(chain_id=chain_id).order_by("seq").iterator(chunk))
         checkpoints = list(AuditCheckpoint.objects.filter(chain_id=chain_id).order_by("seq"))
         yield from verify_chain(chain_id, rows, checkpoints, check)
-
-
-def for_export(user: Any, tenant_id: Any, since: Any, until: Any) -> Any:
-    rows = AuditRecord.objects.restrict(user).filter(tenant_id=tenant_id)
-    if since is not None:
-        rows = rows.filter(ts__gte=since)
-    if until is not None:
-        rows = rows.filter(ts__lt=until)
-    return rows.order_by("ts", "chain_id", "seq")

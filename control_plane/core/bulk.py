@@ -25,11 +25,6 @@ def uuid_or_none(value: str) -> str | None:
     return value if value and _UUID.fullmatch(value) else None
 
 
-def columns_of(model: type[models.Model]) -> list[str]:
-    """Attribute names of the model's stored fields, primary key excluded (in table order)."""
-    return [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-
-
 def insert_ignoring_conflicts(
     model: type[models.Model],
     rows: Sequence[Mapping[str, Any]],

@@ -32,7 +32,7 @@ from data_plane.policy.compiled import CompiledPolicy, RouteEntry
 from data_plane.policy.health import HealthBook
 from data_plane.policy.routing import order_targets, outside_regions
 from data_plane.types import ChatRequest, Usage
-from data_plane.upstream.failover import Call, Stream
+from data_plane.upstream.failover import Call, Stream, Tried
 from data_plane.upstream.providers.base import ProviderError
 from data_plane.usage.audit import build_audit
 from data_plane.usage.record import RequestRecord, build_event, estimate_usage
@@ -102,6 +102,7 @@ class Context:
     dialect: Dialect
     policy: CompiledPolicy
     record: RequestRecord
+    call: Call | None = None
 
     @property
     def principal(self) -> Principal:
@@ -143,8 +144,21 @@ async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.Str
         record.status, record.error_code = 500, errors.INTERNAL_ERROR
         raise
     finally:
+        if context.call is not None:
+            _note_tried(record, context.call.tried)
         finish(request.app, record)
     return response
+
+
+def _note_tried(record: RequestRecord, tried: Tried) -> None:
+    """Copy what the upstream call tried into the request's record."""
+    for target, outcome in tried.failed:
+        record.failed_attempt(target, outcome)
+    if tried.target is not None:
+        record.target = tried.target
+        record.ttft_ms = int(tried.first_output_s * 1000)
+    if tried.usage is not None:
+        record.usage = tried.usage
 
 
 def _route(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | ApiError:
@@ -178,7 +192,17 @@ async def _admit(
     targets = order_targets(route.targets, app[RANDOM], regions, latency)
     if not targets:
         return errors.no_target_available(route.name, note)
-    return Call(app[PROVIDERS], health, app[RANDOM], route.options, record, targets, note=note)
+    context.call = Call(
+        app[PROVIDERS],
+        health,
+        app[RANDOM],
+        route.options,
+        targets,
+        started=record.started,
+        route_name=route.name,
+        note=note,
+    )
+    return context.call
 
 
 async def serve_chat(context: Context) -> web.StreamResponse:

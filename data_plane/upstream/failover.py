@@ -6,9 +6,10 @@ bounded by the route's timeouts (connect; first token, which for a non-streaming
 whole answer; and the total, counted from the request's arrival). A retryable failure
 (connection error, timeout, 429, 5xx) is retried on the same target up to the route's
 ``max_retries`` with jittered exponential backoff, never sooner than the provider's
-Retry-After, then the next target is tried. Each failed or skipped attempt is recorded in the
-request's fallbacks with its reason. A non-retryable refusal (the provider rejected the request
-itself) ends the request; a target that cannot do what the request asks (``Unsupported``) is
+Retry-After, then the next target is tried. Each failed or skipped attempt is kept in
+``Call.tried`` with its reason; the caller records them as the request's fallbacks (this module
+writes no record). A non-retryable refusal (the provider rejected the request itself) ends the
+request; a target that cannot do what the request asks (``Unsupported``) is
 passed over for one that can.
 
 For streams, a target has answered once a chunk carrying output (text, a tool call, a finish
@@ -29,15 +30,22 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from data_plane import errors
 from data_plane.backoff import backoff_delay
 from data_plane.errors import ApiError
 from data_plane.policy.health import HealthBook
-from data_plane.types import ChatRequest, EmbeddingsRequest, RandomSource, RouteOptions, Target
+from data_plane.types import (
+    ChatRequest,
+    EmbeddingsRequest,
+    RandomSource,
+    RouteOptions,
+    Target,
+    Usage,
+)
 from data_plane.upstream.providers.base import Provider, ProviderError, Unsupported
-from data_plane.usage.record import RequestRecord
 
 UNSUPPORTED_KIND = "unsupported_provider"
 RETRY_MIN_S = 0.1
@@ -61,9 +69,22 @@ def carries_output(chunk: Mapping[str, Any]) -> bool:
     return False
 
 
+@dataclass(slots=True)
+class Tried:
+    """What a call did, for the caller to record: the failed or skipped attempts in order
+    (target, outcome), the target that answered, how long after arrival its first output came,
+    and the usage it reported (for a complete answer; a stream's usage comes in its chunks)."""
+
+    failed: list[tuple[Target, str]] = field(default_factory=list)
+    target: Target | None = None
+    first_output_s: float = 0.0
+    usage: Usage | None = None
+
+
 class Call:
-    """One request's way through ``targets``, in order. ``note`` is added to the final error
-    message (e.g. that residency left targets out)."""
+    """One request's way through ``targets``, in order, from ``started`` (the request's
+    arrival on ``clock``). ``note`` is added to the final error message (e.g. that residency
+    left targets out). What it tried is in ``tried``."""
 
     def __init__(
         self,
@@ -71,9 +92,10 @@ class Call:
         health: HealthBook,
         rand: RandomSource,
         options: RouteOptions,
-        record: RequestRecord,
         targets: Sequence[Target],
         *,
+        started: float,
+        route_name: str = "",
         note: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,11 +103,13 @@ class Call:
         self.health = health
         self.rand = rand
         self.options = options
-        self.record = record
         self.targets = targets
+        self.started = started
+        self.route_name = route_name
         self.note = note
         self.clock = clock
-        self.deadline = record.started + options.total_timeout_s
+        self.deadline = started + options.total_timeout_s
+        self.tried = Tried()
         self._failures: list[ProviderError] = []  # retryable failures
         self._skipped: list[tuple[Target, str]] = []
         self._unsupported: Unsupported | None = None
@@ -96,7 +120,7 @@ class Call:
 
         async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
             result = await provider.complete(target, request, connect_timeout_s=connect)
-            self.record.usage = result.usage
+            self.tried.usage = result.usage
             return result.body
 
         return await self._run(attempt)
@@ -106,7 +130,7 @@ class Call:
 
         async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
             result = await provider.embed(target, request, connect_timeout_s=connect)
-            self.record.usage = result.usage
+            self.tried.usage = result.usage
             return result.body
 
         return await self._run(attempt)
@@ -133,22 +157,22 @@ class Call:
         return await self._run(attempt)
 
     async def _run[T](self, attempt: Callable[[Provider, Target], Awaitable[T]]) -> T | ApiError:
-        record, health, options = self.record, self.health, self.options
+        tried, health, options = self.tried, self.health, self.options
         for target in self.targets:
             provider = self.providers.get(target.kind)
             if provider is None:
-                record.failed_attempt(target, UNSUPPORTED_KIND)
+                tried.failed.append((target, UNSUPPORTED_KIND))
                 continue
             for retry in range(options.max_retries + 1):
                 now = self.clock()
                 blocked = health.blocked(target, now)
                 if blocked is not None:
-                    record.failed_attempt(target, blocked)
+                    tried.failed.append((target, blocked))
                     self._skipped.append((target, blocked))
                     break
                 remaining = self.deadline - now
                 if remaining <= 0:
-                    record.failed_attempt(target, "total_timeout")
+                    tried.failed.append((target, "total_timeout"))
                     return self._error()
                 health.begin(target, now)
                 try:
@@ -164,15 +188,15 @@ class Call:
                 else:
                     done = self.clock()
                     health.succeeded(target, done, done - now)
-                    record.target = target
-                    record.ttft_ms = int((done - record.started) * 1000)
+                    tried.target = target
+                    tried.first_output_s = done - self.started
                     return result
                 if isinstance(failure, Unsupported):
                     self._passed_over(target, failure)
                     break
                 if not failure.retryable:  # the provider answered: it is up, the request is not
                     health.succeeded(target, self.clock())
-                    record.target = target
+                    tried.target = target
                     return errors.upstream_rejected(failure.status, failure.message)
                 delay = self._retry_delay(target, failure, retry)
                 if delay is None:
@@ -182,14 +206,14 @@ class Call:
 
     def _passed_over(self, target: Target, failure: Unsupported) -> None:
         self.health.abandoned(target, self.clock())
-        self.record.failed_attempt(target, failure.outcome)
+        self.tried.failed.append((target, failure.outcome))
         self._unsupported = self._unsupported or failure
 
     def _retry_delay(self, target: Target, failure: ProviderError, retry: int) -> float | None:
         """Record a retryable failure; the delay before retrying the same target, or None to
         move on (retries used up, breaker open, or a wait longer than allowed)."""
         now = self.clock()
-        self.record.failed_attempt(target, failure.outcome)
+        self.tried.failed.append((target, failure.outcome))
         self._failures.append(failure)
         opened = self.health.failed(target, now, failure.retry_after)
         if opened or retry >= self.options.max_retries:
@@ -201,7 +225,7 @@ class Call:
         return delay
 
     def _error(self) -> ApiError:
-        route, note = self.record.route_name, self.note
+        route, note = self.route_name, self.note
         now = self.clock()
         waits = [f.retry_after for f in self._failures if f.retry_after]
         waits += [self.health.ready_in(t, now) for t, _ in self._skipped]
@@ -214,7 +238,7 @@ class Call:
             return errors.no_healthy_target(route, retry_after, note)
         if not self._failures and self._unsupported is not None:
             return errors.unsupported(self._unsupported.message)
-        return errors.upstream_error(route, len(self.record.fallbacks), note)
+        return errors.upstream_error(route, len(self.tried.failed), note)
 
     def stream_failed(self, target: Target, failure: ProviderError) -> None:
         self.health.failed(target, self.clock(), failure.retry_after)

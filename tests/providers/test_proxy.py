@@ -25,7 +25,6 @@ from data_plane.types import (
 )
 from data_plane.upstream.failover import Call, Stream
 from data_plane.upstream.providers.base import ProviderError, Unsupported, status_error
-from data_plane.usage.record import RequestRecord
 
 REQUEST = ChatRequest("req-1", {"model": "chat", "messages": []})
 ROLE = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
@@ -83,20 +82,20 @@ def target(kind: int, options: dict[str, str] | None = None) -> Target:
 
 
 def call(providers: dict[int, Stub], *kinds: int, health: HealthBook | None = None) -> Call:
-    record = RequestRecord("req-1", 0, time.monotonic(), route_name="chat")
     targets = [target(k, {"breaker_failures": "1"}) for k in kinds]
     return Call(
         providers,  # type: ignore[arg-type]
         health or HealthBook(),
         random.Random(0),
         DEFAULT_ROUTE_OPTIONS,
-        record,
         targets,
+        started=time.monotonic(),
+        route_name="chat",
     )
 
 
 def outcomes(c: Call) -> list[tuple[str, str]]:
-    return [(a.model_id, a.outcome) for a in c.record.fallbacks]
+    return [(t.model_id, outcome) for t, outcome in c.tried.failed]
 
 
 async def test_a_target_that_cannot_do_the_request_is_passed_over() -> None:
@@ -105,8 +104,8 @@ async def test_a_target_that_cannot_do_the_request_is_passed_over() -> None:
     assert not isinstance(body, ApiError)
     assert body["reply"] == "second"
     assert outcomes(c) == [("m-1", "unsupported")]
-    assert c.record.target is not None
-    assert c.record.target.model_id == "m-2"
+    assert c.tried.target is not None
+    assert c.tried.target.model_id == "m-2"
 
 
 async def test_when_no_target_can_do_it_the_client_gets_a_400_naming_what() -> None:

@@ -45,7 +45,7 @@ def main() -> None:
     targets += [(node, {"client": True}) for node in (args.node or ["dp-local-1"])]
     for name, kind in targets:
         if args.force or not (out / f"{name}.pem").exists():
-            cert, key = issue(ca_cert, ca_key, name, **kind)  # type: ignore[arg-type]
+            cert, key = issue(ca_cert, ca_key, name, **kind)  # type: ignore[arg-type]  # kind is a dict of str to list or bool
             write(out / f"{name}.pem", cert)
             write(out / f"{name}.key", key, secret=True)
 

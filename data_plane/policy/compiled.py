@@ -4,7 +4,8 @@
 reference and raises ``PolicyError`` on the first dangling one, which the config client turns
 into a NACK while the previous policy stays in force. It also opens the sealed provider
 credentials, so a snapshot the node cannot decrypt is refused up front rather than failing on
-the first request. Run it off the event loop: a large snapshot takes a while.
+the first request. ``compile_steps`` does the same work as a generator, so a serving node
+compiles a large snapshot in slices on its event loop (``snapshots.store.compile_serving``).
 """
 
 from __future__ import annotations

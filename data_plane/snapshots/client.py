@@ -2,8 +2,9 @@
 
 One background task dials the control plane, opens ConfigService.StreamSnapshots, announces
 the node and the version/hash it holds, and answers every pushed snapshot with an ACK (applied)
-or a NACK (refused; the previous policy stays in force). Applying is: verify the hash and
-compile off the event loop, swap, write the disk copy, then ACK. When the stream breaks it
+or a NACK (refused; the previous policy stays in force). Applying is: verify the hash (in a
+thread) and compile in slices on the loop (``SnapshotStore.compile_serving``), swap, write the
+disk copy, then ACK. When the stream breaks it
 reconnects with jittered exponential backoff; meanwhile the node keeps serving what it has.
 """
 

@@ -38,7 +38,7 @@ class ProviderAdmin(PublishingAdmin):
         self.message_user(request, f"{count} provider(s) enabled.")
 
 
-class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
+class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
@@ -80,7 +80,7 @@ class ModelAdmin(PublishingAdmin):
     search_fields = ["provider_model"]
 
 
-class RouteTargetFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
+class RouteTargetFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]  # not subscriptable at run time
     """Targets must use the route's tenant's credentials, for the model's provider."""
 
     def clean(self) -> None:
@@ -101,14 +101,14 @@ class RouteTargetFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
             raise ValidationError(exc.messages) from exc
 
 
-class RouteTargetInline(admin.TabularInline):  # type: ignore[type-arg]
+class RouteTargetInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at run time
     model = RouteTarget
     formset = RouteTargetFormSet
     extra = 1
     min_num = 1
 
 
-class RouteForm(forms.ModelForm):  # type: ignore[type-arg]
+class RouteForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
     class Meta:
         model = Route
         fields = [

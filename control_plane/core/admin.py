@@ -27,7 +27,7 @@ from control_plane.fleet.services import request_publish
 RelatedOnly = admin.RelatedOnlyFieldListFilter
 
 
-class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at run time
     """Rows and permissions come from the same rules as the API (``core.access``): a tenant
     admin sees their tenant's rows, may pick only their tenants in forms, and may change only
     what their role allows. Django's per-model permissions are not used."""
@@ -36,7 +36,7 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self.model._meta.model_name or ""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]
+        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]  # restrict() comes from the scoped manager
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return has_role_for(self._name(), request.user, VIEW)
@@ -78,12 +78,12 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         change this kind of row."""
         related = db_field.related_model._default_manager.all()
         if not hasattr(related, "restrict"):
-            return related  # type: ignore[no-any-return]
+            return related  # type: ignore[no-any-return]  # db_field is untyped
         if db_field.name != "tenant" or is_platform_admin(request.user):
-            return related.restrict(request.user)  # type: ignore[no-any-return]
+            return related.restrict(request.user)  # type: ignore[no-any-return]  # db_field is untyped
         allowed = RULES.get(self._name(), PLATFORM_ONLY).change
         tenant_ids = [t for t, role in roles_by_tenant(request.user).items() if role in allowed]
-        return related.filter(pk__in=tenant_ids)  # type: ignore[no-any-return]
+        return related.filter(pk__in=tenant_ids)  # type: ignore[no-any-return]  # db_field is untyped
 
 
 class PublishingAdmin(ScopedAdmin):
@@ -118,7 +118,7 @@ class ReadOnlyAdmin(ScopedAdmin):
         return False
 
 
-class ScopedInline(admin.TabularInline):  # type: ignore[type-arg]
+class ScopedInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at run time
     """An inline on a tenant's page under the same rules as everything else: it lists the rows
     the user may see, and offers changes only where their role in that tenant allows them."""
 
@@ -128,7 +128,7 @@ class ScopedInline(admin.TabularInline):  # type: ignore[type-arg]
         return self.model._meta.model_name or ""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]
+        return super().get_queryset(request).restrict(request.user)  # type: ignore[attr-defined, no-any-return]  # restrict() comes from the scoped manager
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return has_role_for(self._name(), request.user, VIEW)

@@ -51,7 +51,7 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     # grpc-stubs types the fetcher as never returning None; gRPC documents None as "no change".
     return grpc.dynamic_ssl_server_credentials(
         configuration(),
-        fetch,  # type: ignore[arg-type]
+        fetch,  # type: ignore[arg-type]  # None means "no change" (see above)
         require_client_authentication=True,
     )
 
@@ -65,9 +65,9 @@ def build_server(
     metrics = metrics or ControlPlaneMetrics()
     server = grpc.aio.server(options=OPTIONS)
     # The generated registration functions carry no annotations.
-    control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher, metrics), server)  # type: ignore[no-untyped-call]
-    control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]
-    control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(metrics), server)  # type: ignore[no-untyped-call]
+    control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher, metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
     if tls is None:
         port = server.add_insecure_port(address)
     else:

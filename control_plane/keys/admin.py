@@ -13,7 +13,7 @@ from control_plane.keys import services
 from control_plane.keys.models import IdentityProvider, VirtualKey
 
 
-class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
     class Meta:
         model = VirtualKey
         fields = [
@@ -85,7 +85,7 @@ class VirtualKeyAdmin(ScopedAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
-        count = services.revoke_keys(queryset.restrict(request.user, CHANGE))  # type: ignore[attr-defined]
+        count = services.revoke_keys(queryset.restrict(request.user, CHANGE))  # type: ignore[attr-defined]  # restrict() comes from the scoped manager
         self.message_user(request, f"{count} key(s) revoked.")
 
 

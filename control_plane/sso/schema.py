@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class OidcBearerScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class OidcBearerScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # its registering __init_subclass__ is untyped
     target_class = "control_plane.sso.authentication.OidcBearerAuthentication"
     name = "oidcBearer"
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 
-class ExportQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ExportQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]  # input only: no instance to type
     tenant = serializers.SlugField(required=False, help_text="only this tenant's part")
 
 
-class ConfigImportSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ConfigImportSerializer(serializers.Serializer):  # type: ignore[type-arg]  # input only: no instance to type
     """``document``: the configuration as YAML text, or as the same structure in JSON."""
 
     document = serializers.JSONField()
@@ -22,7 +22,7 @@ class ConfigImportSerializer(serializers.Serializer):  # type: ignore[type-arg]
     )
 
 
-class LiteLLMImportSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class LiteLLMImportSerializer(serializers.Serializer):  # type: ignore[type-arg]  # input only: no instance to type
     config = serializers.JSONField(help_text="LiteLLM's config.yaml, as YAML text or JSON")
     tenant = serializers.SlugField()
     dry_run = serializers.BooleanField(default=False)
@@ -33,13 +33,13 @@ class LiteLLMImportSerializer(serializers.Serializer):  # type: ignore[type-arg]
     )
 
 
-class ChangeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ChangeSerializer(serializers.Serializer):  # type: ignore[type-arg]  # describes a response for the schema: no instance
     op = serializers.ChoiceField(choices=["create", "update", "delete"])
     path = serializers.CharField()
     changed = serializers.ListField(child=serializers.CharField(), help_text="updated fields")
 
 
-class ImportResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ImportResultSerializer(serializers.Serializer):  # type: ignore[type-arg]  # describes a response for the schema: no instance
     applied = serializers.BooleanField()
     changes = ChangeSerializer(many=True)
     diff = serializers.CharField()

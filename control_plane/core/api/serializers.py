@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 
-class ScopedSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ScopedSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]  # each subclass names the model
     """Related fields accept only rows the requesting user may see: an id from another tenant
     is "object does not exist", exactly like an id that does not exist at all."""
 

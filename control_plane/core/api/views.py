@@ -28,17 +28,17 @@ class ScopedViewSetMixin:
 
     def get_queryset(self) -> QuerySet[Any]:
         queryset = super().get_queryset()  # type: ignore[misc]  # GenericAPIView's, a fresh copy
-        return queryset.restrict(self.request.user, action_of(self.request))  # type: ignore[no-any-return]
+        return queryset.restrict(self.request.user, action_of(self.request))  # type: ignore[no-any-return]  # the queryset above is untyped
 
     def get_object(self) -> Any:
         """A row the user may see but not change is a 403; a row they may not see, a 404."""
         try:
-            return super().get_object()  # type: ignore[misc]
+            return super().get_object()  # type: ignore[misc]  # GenericAPIView's, on the viewset
         except Http404:
             if action_of(self.request) == VIEW:
                 raise
-            lookup = {self.lookup_field: self.kwargs[self.lookup_url_kwarg or self.lookup_field]}  # type: ignore[attr-defined]
-            visible = self.queryset.model.objects.restrict(self.request.user, VIEW)  # type: ignore[attr-defined]
+            lookup = {self.lookup_field: self.kwargs[self.lookup_url_kwarg or self.lookup_field]}  # type: ignore[attr-defined]  # GenericAPIView's, on the viewset
+            visible = self.queryset.model.objects.restrict(self.request.user, VIEW)  # type: ignore[attr-defined]  # GenericAPIView's, on the viewset
             try:
                 exists = visible.filter(**lookup).exists()
             except (ValueError, ValidationError):  # a malformed id: not found, as for reads
@@ -68,11 +68,11 @@ class ScopedViewSetMixin:
         serializer.save()
 
 
-class ScopedModelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
+class ScopedModelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]  # each subclass names the model
     permission_classes = [IsActiveUser, RoleMayAct]
 
 
-class ScopedReadOnlyViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class ScopedReadOnlyViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]  # each subclass names the model
     permission_classes = [IsActiveUser, RoleMayAct]
 
 

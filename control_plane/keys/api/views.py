@@ -15,7 +15,9 @@ from control_plane.keys.models import VirtualKey
 class VirtualKeyViewSet(ScopedModelViewSet):
     """Keys are revoked, not deleted: usage and audit keep referring to them."""
 
-    queryset = VirtualKey.objects.select_related("tenant").prefetch_related("routes")
+    queryset = VirtualKey.objects.select_related("tenant").prefetch_related(
+        "routes", "route_groups"
+    )
     serializer_class = VirtualKeySerializer
     filterset_fields = ["tenant", "name"]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]

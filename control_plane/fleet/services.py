@@ -20,17 +20,12 @@ from django.utils import timezone
 from control_plane.core.publishing import request_publish as request_publish
 from control_plane.fleet import selectors
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
-from control_plane.fleet.snapshot_builder import build_policy, validate_policy
+from control_plane.fleet.snapshot_builder import build_policy
+from shared.consistency import InconsistentSnapshot, check
 from shared.pb import snapshot_pb2
 from shared.snapshots import policy_hash
 
 log = logging.getLogger(__name__)
-
-
-class InvalidPolicy(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 def enqueue_publish(reason: str, user_id: int | None = None) -> None:
@@ -48,11 +43,12 @@ class Published:
 
 
 def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
-    """Build, validate and store a new snapshot version when the policy changed."""
-    policy = build_policy(selectors.policy_rows())
-    problems = validate_policy(policy)
-    if problems:
-        raise InvalidPolicy(problems)
+    """Build, check and store a new snapshot version when the policy changed.
+
+    An inconsistent policy is never stored: its problems are logged and raised as
+    ``InconsistentSnapshot`` (not retried: the rows must change first), and the data planes
+    keep the latest snapshot."""
+    policy = _consistent_policy()
     digest = policy_hash(policy)
     for _ in range(5):  # another publisher may take the next version first: rebuild on top
         latest = selectors.latest_snapshot()
@@ -80,6 +76,22 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
         )
         return Published(row, created=True)
     raise RuntimeError("could not take a snapshot version after 5 attempts")
+
+
+def _consistent_policy() -> snapshot_pb2.Policy:
+    rows = selectors.policy_rows()
+    try:
+        policy = build_policy(rows)
+    except (ValueError, TypeError) as exc:  # a value the snapshot cannot hold (out of range)
+        problem = InconsistentSnapshot([f"the configuration cannot be encoded: {exc}"])
+        log.error("snapshot not published: %s", problem)
+        raise problem from exc
+    try:
+        check(policy)
+    except InconsistentSnapshot as exc:
+        log.error("snapshot not published: %s", exc)
+        raise
+    return policy
 
 
 def load_snapshot(row: PolicySnapshot) -> snapshot_pb2.Snapshot:

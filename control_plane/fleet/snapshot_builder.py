@@ -2,7 +2,7 @@
 
 ``build_policy`` turns rows loaded by ``selectors.policy_rows`` into an ``asc.v1.Policy`` in a
 canonical order (sorted by id), so the same configuration always encodes to the same bytes and
-the same hash. ``validate_policy`` checks every reference before anything is published.
+the same hash. ``shared.consistency.check`` then checks it before anything is published.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from shared import rules
 from shared.pb import snapshot_pb2
 
 KIND = {
@@ -31,18 +32,6 @@ SCOPE = {
     "project": snapshot_pb2.LIMIT_SCOPE_PROJECT,
     "key": snapshot_pb2.LIMIT_SCOPE_KEY,
     "route": snapshot_pb2.LIMIT_SCOPE_ROUTE,
-}
-LIMIT_KIND = {
-    "budget": snapshot_pb2.LIMIT_KIND_BUDGET,
-    "requests": snapshot_pb2.LIMIT_KIND_REQUESTS,
-    "tokens": snapshot_pb2.LIMIT_KIND_TOKENS,
-}
-PERIOD = {
-    "minute": snapshot_pb2.LIMIT_PERIOD_MINUTE,
-    "day": snapshot_pb2.LIMIT_PERIOD_DAY,
-    "week": snapshot_pb2.LIMIT_PERIOD_WEEK,
-    "month": snapshot_pb2.LIMIT_PERIOD_MONTH,
-    "none": snapshot_pb2.LIMIT_PERIOD_NONE,
 }
 
 
@@ -303,8 +292,8 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 tenant_id=m.tenant_id,
                 scope=SCOPE[m.scope],
                 subject_id=m.subject_id,
-                kind=LIMIT_KIND[m.kind],
-                period=PERIOD[m.period],
+                kind=rules.LIMIT_KINDS[m.kind],
+                period=rules.LIMIT_PERIODS[m.period],
                 time_zone=m.time_zone,
                 amount=m.units,
                 hard=m.hard,
@@ -329,7 +318,7 @@ def _guardrail(g: GuardrailRow) -> snapshot_pb2.GuardrailPolicy:
                 name=c["name"],
                 patterns=c["patterns"],
                 ignore_case=bool(c.get("ignore_case", False)),
-                max_len=int(c.get("max_len", 64)),
+                max_len=int(c.get("max_len", rules.DEFAULT_MAX_LEN)),
             )
             for c in g.custom_patterns
         ],
@@ -337,89 +326,3 @@ def _guardrail(g: GuardrailRow) -> snapshot_pb2.GuardrailPolicy:
             snapshot_pb2.KeywordList(name=k["name"], words=k["words"]) for k in g.keyword_lists
         ],
     )
-
-
-def validate_policy(policy: snapshot_pb2.Policy) -> list[str]:
-    """Every dangling or cross-tenant reference, as messages; empty when the policy is sound."""
-    problems: list[str] = []
-    tenants = {t.id for t in policy.tenants}
-    providers = {p.id for p in policy.providers}
-    models = {m.id: m for m in policy.models}
-    credentials = {c.id: c for c in policy.credentials}
-    routes = {r.id: r for r in policy.routes}
-    for m in policy.models:
-        if m.provider_id not in providers:
-            problems.append(f"model {m.id} names unknown provider {m.provider_id}")
-    for c in policy.credentials:
-        if c.tenant_id not in tenants:
-            problems.append(f"credential {c.id} names unknown tenant {c.tenant_id}")
-        if c.provider_id not in providers:
-            problems.append(f"credential {c.id} names unknown provider {c.provider_id}")
-    names: set[tuple[str, str]] = set()
-    for r in policy.routes:
-        if r.tenant_id not in tenants:
-            problems.append(f"route {r.id} names unknown tenant {r.tenant_id}")
-        if (r.tenant_id, r.name) in names:
-            problems.append(f"route name {r.name} is used twice in tenant {r.tenant_id}")
-        names.add((r.tenant_id, r.name))
-        for t in r.targets:
-            model, cred = models.get(t.model_id), credentials.get(t.credential_id)
-            if model is None:
-                problems.append(f"route {r.name} names unknown model {t.model_id}")
-            if cred is None:
-                problems.append(f"route {r.name} names unknown credential {t.credential_id}")
-            elif cred.tenant_id != r.tenant_id:
-                problems.append(f"route {r.name} uses credential {cred.id} of another tenant")
-            elif model is not None and cred.provider_id != model.provider_id:
-                problems.append(f"route {r.name}: credential {cred.id} is for another provider")
-    hashes: set[str] = set()
-    for k in policy.keys:
-        if k.tenant_id not in tenants:
-            problems.append(f"key {k.id} names unknown tenant {k.tenant_id}")
-        if k.key_hash in hashes:
-            problems.append(f"key {k.id} repeats another key's hash")
-        hashes.add(k.key_hash)
-        for route_id in k.route_ids:
-            route = routes.get(route_id)
-            if route is None:
-                problems.append(f"key {k.id} names unknown route {route_id}")
-            elif route.tenant_id != k.tenant_id:
-                problems.append(f"key {k.id} names route {route.name} of another tenant")
-    scopes: set[tuple[str, str]] = set()
-    for g in policy.guardrails:
-        if g.tenant_id not in tenants:
-            problems.append(f"guardrail {g.id} names unknown tenant {g.tenant_id}")
-        if g.route_id:
-            route = routes.get(g.route_id)
-            if route is None:
-                problems.append(f"guardrail {g.id} names unknown route {g.route_id}")
-            elif route.tenant_id != g.tenant_id:
-                problems.append(f"guardrail {g.id} names route {route.name} of another tenant")
-        if (g.tenant_id, g.route_id) in scopes:
-            problems.append(f"guardrail {g.id}: a second policy for the same tenant or route")
-        scopes.add((g.tenant_id, g.route_id))
-    projects = {p.id: p for p in policy.projects}
-    for p in policy.projects:
-        if p.tenant_id not in tenants:
-            problems.append(f"project {p.id} names unknown tenant {p.tenant_id}")
-    for k in policy.keys:
-        if k.project_id and projects.get(k.project_id, k).tenant_id != k.tenant_id:
-            problems.append(f"key {k.id} names project {k.project_id} of no such tenant")
-    owners = {
-        snapshot_pb2.LIMIT_SCOPE_TENANT: {t: t for t in tenants},
-        snapshot_pb2.LIMIT_SCOPE_PROJECT: {p.id: p.tenant_id for p in policy.projects},
-        snapshot_pb2.LIMIT_SCOPE_KEY: {k.id: k.tenant_id for k in policy.keys},
-        snapshot_pb2.LIMIT_SCOPE_ROUTE: {r.id: r.tenant_id for r in policy.routes},
-    }
-    for lim in policy.limits:
-        if owners.get(lim.scope, {}).get(lim.subject_id) != lim.tenant_id:
-            problems.append(f"limit {lim.id} names {lim.subject_id} outside tenant {lim.tenant_id}")
-    for idp in policy.identity_providers:
-        granted = [*idp.route_ids, *(r for rr in idp.role_routes for r in rr.route_ids)]
-        for route_id in granted:
-            route = routes.get(route_id)
-            if route is None or route.tenant_id != idp.tenant_id:
-                problems.append(
-                    f"identity provider {idp.id} grants route {route_id} of no such tenant"
-                )
-    return problems

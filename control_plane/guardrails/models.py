@@ -3,8 +3,8 @@ and per route, and what they do about it (allow, tag, redact, block)."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -12,9 +12,8 @@ from django.db import models
 from control_plane.catalog.models import Route
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.tenancy.models import Tenant
-from shared.guardrails import ACTIONS, CATEGORIES
-
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+from shared import rules
+from shared.guardrails import CATEGORIES
 
 
 class Action(models.TextChoices):
@@ -76,62 +75,75 @@ class GuardrailPolicy(UUIDModel):
     def clean(self) -> None:
         errors = policy_problems(self)
         if self.route is not None and self.tenant_id and self.route.tenant_id != self.tenant_id:
-            errors["route"] = "the route belongs to another tenant"
+            errors["route"] = ["the route belongs to another tenant"]
         if errors:
             raise ValidationError(errors)
 
 
-def policy_problems(policy: GuardrailPolicy) -> dict[str, str]:
-    """What is wrong with the policy's detector settings, by field (empty when sound)."""
-    errors: dict[str, str] = {}
+def policy_problems(policy: GuardrailPolicy) -> dict[str, list[str]]:
+    """What is wrong with the policy's detector settings, by field (empty when sound).
+
+    The JSON fields are parsed here; the rules themselves are ``shared.rules``, the ones every
+    snapshot is checked against, so a row saved here never stops a publish."""
+    errors: dict[str, list[str]] = {}
     categories = policy.categories
     if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-        errors["categories"] = "a list of category names"
-    elif unknown := sorted(set(categories) - CATEGORIES):
-        errors["categories"] = f"unknown categories {unknown}; known: {sorted(CATEGORIES)}"
-    custom: list[str] = []
-    problem = _lists(policy.custom_patterns, "patterns", custom)
-    if problem:
-        errors["custom_patterns"] = problem
-    else:
-        for entry in policy.custom_patterns:
-            for pattern in entry["patterns"]:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    errors["custom_patterns"] = f"{entry['name']}: bad pattern {pattern!r}: {exc}"
-    keywords: list[str] = []
-    problem = _lists(policy.keyword_lists, "words", keywords)
-    if problem:
-        errors["keyword_lists"] = problem
+        errors["categories"] = ["a list of category names"]
+        categories = []
     actions = policy.actions
-    if not isinstance(actions, dict):
-        errors["actions"] = "an object mapping a category to an action"
-    else:
-        known = CATEGORIES | {f"custom:{n}" for n in custom} | {f"keyword:{n}" for n in keywords}
-        for category, action in actions.items():
-            if category not in known:
-                errors["actions"] = f"action for unknown category {category!r}"
-            elif action not in ACTIONS:
-                errors["actions"] = f"unknown action {action!r}; one of {list(ACTIONS)}"
+    if not isinstance(actions, dict) or not all(isinstance(a, str) for a in actions.values()):
+        errors["actions"] = ["an object mapping a category to an action"]
+        actions = {}
+    pattern_lists = _entries(policy.custom_patterns, "custom_patterns", errors, _pattern_list)
+    word_lists = _entries(policy.keyword_lists, "keyword_lists", errors, _word_list)
+    found = rules.guardrail_problems(
+        categories, actions, policy.default_action, pattern_lists, word_lists
+    )
+    for field, messages in found.items():
+        errors.setdefault(field, []).extend(messages)
     return errors
 
 
-def _lists(value: Any, items: str, names: list[str]) -> str:
-    """Check a list of {"name", items: [...]} entries; collect the names."""
-    if not isinstance(value, list):
-        return "a list of objects"
+def _entries[T](
+    value: Any, field: str, errors: dict[str, list[str]], parse: Callable[[dict[str, Any]], T | str]
+) -> list[T]:
+    """Parse a list of JSON objects; what does not parse is an error of ``field``."""
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        errors[field] = ["a list of objects"]
+        return []
+    parsed: list[T] = []
     for entry in value:
-        if not isinstance(entry, dict) or not _NAME.fullmatch(str(entry.get("name", ""))):
-            return 'each entry needs a "name" of letters, digits, _ and -'
-        words = entry.get(items)
-        if (
-            not isinstance(words, list)
-            or not words
-            or not all(isinstance(w, str) and w.strip() for w in words)
-        ):
-            return f'{entry["name"]}: "{items}" must be a non-empty list of strings'
-        if entry["name"] in names:
-            return f"{entry['name']}: names must be unique"
-        names.append(entry["name"])
-    return ""
+        item = parse(entry)
+        if isinstance(item, str):
+            errors.setdefault(field, []).append(item)
+        else:
+            parsed.append(item)
+    return parsed
+
+
+def _pattern_list(entry: dict[str, Any]) -> rules.PatternList | str:
+    name, patterns = entry.get("name"), entry.get("patterns")
+    ignore_case = entry.get("ignore_case", False)
+    max_len = entry.get("max_len", rules.DEFAULT_MAX_LEN)
+    if extra := sorted(set(entry) - {"name", "patterns", "ignore_case", "max_len"}):
+        return f"{name}: unknown keys {extra}"
+    if not isinstance(name, str) or not _strings(patterns):
+        return 'each entry: {"name": "...", "patterns": ["...", ...]}'
+    if not isinstance(ignore_case, bool):
+        return f'{name}: "ignore_case" is true or false'
+    if not isinstance(max_len, int) or isinstance(max_len, bool):
+        return f'{name}: "max_len" is a whole number from 1 to {rules.MAX_MATCH_LEN}'
+    return rules.PatternList(name, patterns, ignore_case, max_len)
+
+
+def _word_list(entry: dict[str, Any]) -> rules.WordList | str:
+    name, words = entry.get("name"), entry.get("words")
+    if extra := sorted(set(entry) - {"name", "words"}):
+        return f"{name}: unknown keys {extra}"
+    if not isinstance(name, str) or not _strings(words):
+        return 'each entry: {"name": "...", "words": ["...", ...]}'
+    return rules.WordList(name, words)
+
+
+def _strings(value: Any) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)

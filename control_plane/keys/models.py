@@ -7,6 +7,7 @@ from django.db import models
 from control_plane.catalog.models import Route, RouteGroup
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.tenancy.models import Tenant
+from shared import rules
 
 
 class VirtualKey(UUIDModel):
@@ -90,9 +91,8 @@ class IdentityProvider(UUIDModel):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
-        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
-            errors["jwks"] = 'a JSON Web Key Set: {"keys": [{...}, ...]}'
+        if jwks_problems := rules.jwks_document_problems(self.jwks):
+            errors["jwks"] = "; ".join(jwks_problems)
         mapping = self.role_routes
         if not isinstance(mapping, dict) or not all(
             isinstance(v, list) and all(isinstance(n, str) for n in v) for v in mapping.values()

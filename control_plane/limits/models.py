@@ -20,7 +20,7 @@ from control_plane.catalog.models import Route
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.keys.models import VirtualKey
 from control_plane.tenancy.models import Project, Tenant
-from shared import windows
+from shared import rules, windows
 
 
 class Scope(models.TextChoices):
@@ -103,6 +103,11 @@ class Limit(UUIDModel):
             self.period = Period.MINUTE
         elif self.period == Period.MINUTE:
             errors["period"] = "a budget runs per day, week, month or for ever"
+        kind, period = rules.LIMIT_KINDS.get(self.kind), rules.LIMIT_PERIODS.get(self.period)
+        if kind is not None and period is not None:  # unknown choices are the fields' errors
+            units = self.units() if isinstance(self.amount, Decimal) else 0  # as for the field
+            for field, messages in rules.limit_problems(kind, period, units).items():
+                errors[field] = "; ".join(messages)
         try:
             ZoneInfo(self.time_zone or "UTC")
         except (ZoneInfoNotFoundError, ValueError):

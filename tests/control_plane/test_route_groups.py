@@ -8,9 +8,10 @@ from rest_framework.test import APIClient
 
 from control_plane.catalog.models import RouteGroup
 from control_plane.fleet import selectors
-from control_plane.fleet.snapshot_builder import build_policy, validate_policy
+from control_plane.fleet.snapshot_builder import build_policy
 from control_plane.keys import services as keys
 from control_plane.tenancy.models import Project
+from shared.consistency import problems
 from tests.control_plane import factories
 from tests.control_plane.test_api import assert_error
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def granted(key_id: object) -> set[str]:
     policy = build_policy(selectors.policy_rows())
-    assert validate_policy(policy) == []
+    assert problems(policy) == []
     (key,) = [k for k in policy.keys if k.id == str(key_id)]
     return set(key.route_ids)
 

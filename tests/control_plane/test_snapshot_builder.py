@@ -1,4 +1,5 @@
-"""The pure snapshot builder and validator: no database."""
+"""The pure snapshot builder, and the shared consistency check on what it builds: no
+database."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from control_plane.fleet import snapshot_builder as b
+from shared.consistency import problems
 from shared.snapshots import policy_hash
 
 
@@ -61,7 +63,7 @@ def test_prices_become_integer_micro_usd_and_regions_are_sorted() -> None:
 
 
 def test_a_sound_policy_validates() -> None:
-    assert b.validate_policy(b.build_policy(rows())) == []
+    assert problems(b.build_policy(rows())) == []
 
 
 def test_every_dangling_or_cross_tenant_reference_is_reported() -> None:
@@ -96,5 +98,5 @@ def test_every_dangling_or_cross_tenant_reference_is_reported() -> None:
         ),
     }
     for expected, bad in cases.items():
-        problems = b.validate_policy(b.build_policy(bad))
-        assert any(expected in p for p in problems), (expected, problems)
+        found = problems(b.build_policy(bad))
+        assert any(expected in p for p in found), (expected, found)

@@ -35,7 +35,7 @@ class GuardrailPolicySerializer(ScopedSerializer):
             attrs.get("tenant") or getattr(self.instance, "tenant", None),
         )
         if route is not None and tenant is not None and route.tenant_id != tenant.pk:
-            problems["route"] = "the route belongs to another tenant"
+            problems["route"] = ["the route belongs to another tenant"]
         if problems:
             raise serializers.ValidationError(problems)
         return attrs

@@ -11,6 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# What the protobuf fields that carry money and token counts can hold: figures are saturated
+# to these before they are sent or stored, never allowed to overflow.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UINT32_MAX = 2**32 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Prices:
@@ -88,7 +93,10 @@ class Usage:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    """A token count as reported; saturated at what a usage event's field holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return 0
+    return min(value, UINT32_MAX)
 
 
 @dataclass(frozen=True, slots=True)

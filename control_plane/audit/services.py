@@ -1,4 +1,9 @@
-"""Writes to the audit trail: ingest (chain-checked), checkpoints, retention."""
+"""Writes to the audit trail: ingest (chain-checked), checkpoints, retention.
+
+A retention purge clears a record's content and keeps the rest, its payload replaced by the
+record without its content (``shared.audit.purged``): the chain hashes the content's digest,
+not the content, so the purged record still verifies and its remaining fields stay checked.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import transaction
+
 from control_plane.audit import signing
 from control_plane.audit.models import AuditChain, AuditCheckpoint, AuditRecord
 from control_plane.core.bulk import insert_ignoring_conflicts, uuid_or_none
 from control_plane.tenancy.models import Tenant
-from shared.audit import checkpoint_message, record_hash
+from shared.audit import checkpoint_message, content_intact, purged, record_hash
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,7 @@ def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> 
             record.seq == head.last_seq + 1
             and record.prev_hash == head.last_hash
             and record.hash == record_hash(record)
+            and content_intact(record)
         )
         if not ok:
             head.breaks += 1
@@ -125,13 +133,37 @@ def make_checkpoints(now: float | None = None) -> list[AuditCheckpoint]:
     return made
 
 
-def purge_expired(now: datetime) -> int:
-    """Clear the content of records older than their tenant's retention; chain links (seq,
-    hashes) stay, so the chain still verifies."""
-    purged = 0
+def purge_expired(now: datetime, chunk: int = 1000) -> int:
+    """Clear the content of records older than their tenant's retention (only those: the
+    verifier checks each purge against the policy); chain links and the rest of each record
+    stay, so the chain still verifies."""
+    count = 0
     for tenant in Tenant.objects.filter(audit_retention_days__isnull=False):
         cutoff = now - timedelta(days=tenant.audit_retention_days or 0)
-        purged += AuditRecord.objects.filter(tenant=tenant, ts__lt=cutoff, purged=False).update(
-            purged=True, **CONTENT_FIELDS
-        )
-    return purged
+        expired = AuditRecord.objects.filter(tenant=tenant, ts__lt=cutoff, purged=False)
+        with transaction.atomic():
+            batch: list[AuditRecord] = []
+            for row in expired.select_for_update().only("id", "payload").iterator(chunk):
+                batch.append(_purge(row))
+                if len(batch) == chunk:
+                    count += _save_purged(batch)
+            count += _save_purged(batch)
+    return count
+
+
+def _purge(row: AuditRecord) -> AuditRecord:
+    record = control_pb2.AuditRecord.FromString(bytes(row.payload or b""))
+    for name, value in CONTENT_FIELDS.items():
+        setattr(row, name, value)
+    # Records sealed before content digests cannot keep a checkable remainder: no payload.
+    kept = purged(record) if record.content_sha256 else None
+    row.payload = kept.SerializeToString(deterministic=True) if kept is not None else b""
+    row.purged = True
+    return row
+
+
+def _save_purged(batch: list[AuditRecord]) -> int:
+    AuditRecord.objects.bulk_update(batch, ["purged", *CONTENT_FIELDS])
+    saved = len(batch)
+    batch.clear()
+    return saved

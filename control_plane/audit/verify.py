@@ -6,17 +6,23 @@ field (the row no longer matches its payload, or the payload its hash), a delete
 gap in seq), two records swapped (seq or prev_hash out of order), a truncated chain (a
 checkpoint beyond the last record) and a replaced or forged checkpoint (bad signature, or a
 hash that is not the record's).
+
+A purged record is checked like any other: its payload is the record without its content
+(``shared.audit.purged``), whose hash still recomputes, so its decision, cost, tenant and time
+are vouched for. A purge must also have been allowed: its tenant has a retention policy and
+the record is older than it (``retention_days`` as of ``now``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from shared.audit import checkpoint_message, record_hash
+from shared.audit import checkpoint_message, content_intact, has_content, record_hash
 from shared.pb import control_pb2
 
 # Checks a checkpoint's signature: (signed message, hex signature) -> valid.
@@ -62,6 +68,8 @@ COLUMNS: dict[str, Any] = {
 
 
 def _content_problem(row: Any) -> str | None:
+    if row.purged and not bytes(row.payload):
+        return "purged without a purge mark (no payload): what is left cannot be checked"
     try:
         record = control_pb2.AuditRecord.FromString(bytes(row.payload))
     except DecodeError:
@@ -72,17 +80,41 @@ def _content_problem(row: Any) -> str | None:
         return "hash columns differ from the payload"
     if record_hash(record) != row.hash:
         return "payload does not match its hash: content changed"
+    if row.purged and (not record.content_sha256 or has_content(record)):
+        return "marked purged, but its payload is not a purged record"
+    if not row.purged and not content_intact(record):
+        return "content does not match its digest: content changed"
     for column, getter in COLUMNS.items():
         stored = getattr(row, column)
         stored = "" if stored is None else stored
         if str(stored) != str(getter(record)):
             return f"field {column.removesuffix('_id')} changed"
+    if round(row.ts.timestamp() * 1000) != record.event.ts_unix_ms:
+        return "field ts changed"
+    return None
+
+
+def _purge_problem(row: Any, retention_days: Mapping[str, int], now: datetime) -> str | None:
+    """Whether the tenant's retention policy allowed purging ``row`` (as of ``now``)."""
+    days = retention_days.get(str(row.tenant_id))
+    if days is None:
+        return "purged, but its tenant has no retention policy"
+    if row.ts >= now - timedelta(days=days):
+        return f"purged before its tenant's retention of {days} days had passed"
     return None
 
 
 def verify_chain(
-    chain_id: str, rows: Sequence[Any], checkpoints: Sequence[Any], verify: Verifier
+    chain_id: str,
+    rows: Sequence[Any],
+    checkpoints: Sequence[Any],
+    verify: Verifier,
+    *,
+    retention_days: Mapping[str, int],
+    now: datetime,
 ) -> list[Problem]:
+    """``retention_days``: each tenant's retention policy (tenant id -> days), tenants
+    without one left out."""
     problems: list[Problem] = []
 
     def problem(seq: int, request_id: str, what: str) -> None:
@@ -90,10 +122,11 @@ def verify_chain(
 
     previous: Any = None
     for row in rows:
-        if not row.purged:
-            what = _content_problem(row)
-            if what:
-                problem(row.seq, row.request_id, what)
+        what = _content_problem(row)
+        if what is None and row.purged:
+            what = _purge_problem(row, retention_days, now)
+        if what:
+            problem(row.seq, row.request_id, what)
         expected_seq = previous.seq + 1 if previous is not None else 1
         if row.seq != expected_seq:
             problem(expected_seq, "", f"missing: record {expected_seq} deleted (next is {row.seq})")

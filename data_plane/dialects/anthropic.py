@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from data_plane import errors
+from data_plane.dialects import numbers
 from data_plane.dialects.anthropic_stream import AnthropicEncoder, stop_reason
 from data_plane.errors import ApiError
 from data_plane.types import ChatRequest, Usage
@@ -74,6 +75,9 @@ def parse_messages_request(raw: bytes, request_id: str) -> ChatRequest | ApiErro
         chat = to_openai(body)
     except Invalid as exc:
         return errors.bad_request(str(exc), param=exc.param)
+    refused = numbers.normalise(chat, numbers.CHAT)
+    if refused is not None:
+        return refused
     return ChatRequest(request_id=request_id, body=chat, stream=chat.get("stream") is True)
 
 
@@ -86,8 +90,8 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise Invalid("'model' is required and must be a string.", "model")
-    max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    max_tokens = numbers.canonical_int(body.get("max_tokens"))
+    if max_tokens is None or max_tokens < 1:
         raise Invalid("'max_tokens' is required and must be a positive integer.", "max_tokens")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from data_plane import errors
+from data_plane.dialects import numbers
 from data_plane.dialects.openai import parse_model_request
 from data_plane.errors import ApiError
 from data_plane.types import ChatRequest, EmbeddingsRequest
@@ -33,11 +34,9 @@ def parse_embeddings_request(raw: bytes, request_id: str) -> EmbeddingsRequest |
         return errors.bad_request(
             "'encoding_format' must be 'float' or 'base64'.", param="encoding_format"
         )
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (
-        not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
-    ):
-        return errors.bad_request("'dimensions' must be a positive integer.", param="dimensions")
+    refused = numbers.normalise(body, numbers.EMBEDDINGS)
+    if refused is not None:
+        return refused
     return EmbeddingsRequest(request_id=request_id, body=body)
 
 

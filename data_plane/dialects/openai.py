@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from data_plane import errors
+from data_plane.dialects import numbers
 from data_plane.errors import ApiError
 from data_plane.types import ChatRequest
 
@@ -48,6 +49,9 @@ def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         return errors.bad_request("'stream_options' must be an object.", param="stream_options")
+    refused = numbers.normalise(body, numbers.CHAT)
+    if refused is not None:
+        return refused
     return ChatRequest(request_id=request_id, body=body, stream=bool(stream))
 
 

@@ -5,6 +5,9 @@ control plane for the leases the book says need renewing, in one call, and appli
 grants. Requests never call the control plane: at most, a request whose limit has no lease
 yet (first use, a new window) waits for the next round, up to ``max_wait`` seconds, and falls
 back to the book's rules without a lease after that.
+
+The loop runs under a ``Supervisor``: an unexpected error in a round releases that round's
+asks (so the leases are asked for again) and restarts the loop after a backoff.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Protocol
 import grpc
 
 from data_plane.limits.leases import LeaseBook
+from data_plane.supervisor import Supervisor
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ class LeaseClient:
         *,
         interval: float = 0.5,
         max_wait: float = 1.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.book = book
         self._source = source
@@ -45,11 +50,12 @@ class LeaseClient:
         self._kick = asyncio.Event()
         self._round = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._supervisor = supervisor or Supervisor()
         book.reachable = source is not None
 
     def start(self) -> None:
         if self._source is not None:
-            self._task = asyncio.create_task(self._run(), name="asc-lease-client")
+            self._task = self._supervisor.spawn("lease-client", self._run)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -92,6 +98,9 @@ class LeaseClient:
             self.book.reachable = False
             self.book.failed(a.limit_id for a in asks)
             return
+        except BaseException:  # unexpected (or cancelled): ask again next round, then raise
+            self.book.failed(a.limit_id for a in asks)
+            raise
         if not self.book.reachable:
             log.info("leases renewed again")
         self.book.reachable = True

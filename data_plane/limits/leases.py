@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from data_plane.errors import ApiError
 from data_plane.limits.rules import BUDGET, Demand, refusal, unavailable
 from data_plane.policy.compiled import LimitEntry
+from data_plane.types import INT64_MAX, INT64_MIN
 from shared import windows
 from shared.pb import control_pb2
 
@@ -136,17 +137,16 @@ class LeaseBook:
             low = lease.room() < max(lease.slice * LOW_WATER, lease.pending)
             lapsing = lease.expires - now < lease.ttl * LOW_WATER
             if lease.granted == 0 or low or lapsing or not lease.live(now):
-                lease.asked = True
                 want = max(self._slice(lease), lease.pending)
-                lease.pending = 0
                 out.append(
                     control_pb2.LeaseAsk(
                         limit_id=lease.limit.id,
                         window=lease.window,
-                        committed=lease.committed,
-                        want=max(0, want - lease.room()),
+                        committed=_int64(lease.committed),
+                        want=_int64(max(0, want - lease.room())),
                     )
                 )
+                lease.asked, lease.pending = True, 0
         return out
 
     def apply(self, grants: Iterable[control_pb2.LeaseGrant], sent_at: float) -> None:
@@ -214,6 +214,11 @@ class LeaseBook:
         share = lease.limit.amount // (4 * max(lease.nodes, 1))
         lease.slice = max(share, 1)
         return lease.slice
+
+
+def _int64(value: int) -> int:
+    """Saturated to the ask's int64 fields: a sum of reservations may pass them."""
+    return max(INT64_MIN, min(value, INT64_MAX))
 
 
 def _retry_after(lease: Lease, now: float) -> int:

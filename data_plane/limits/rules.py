@@ -16,7 +16,7 @@ from typing import Any
 from data_plane import errors
 from data_plane.errors import ApiError
 from data_plane.policy.compiled import CompiledPolicy, KeyEntry, LimitEntry, RouteEntry
-from data_plane.types import Usage
+from data_plane.types import INT64_MAX, Usage
 from shared.pb import snapshot_pb2
 from shared.pricing import cost_nano_usd
 
@@ -58,11 +58,20 @@ def applicable(policy: CompiledPolicy, key: KeyEntry, route: RouteEntry) -> tupl
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    """The larger of ``max_completion_tokens`` and ``max_tokens`` (an upstream may honour
+    either). The dialects have normalised both to integers in range."""
+    asked = [
+        value
+        for value in (body.get("max_completion_tokens"), body.get("max_tokens"))
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+    ]
+    return max(asked, default=None)
+
+
+def choices(body: Mapping[str, Any]) -> int:
+    """How many completions the request asks for (``n``): each may be ``max_tokens`` long."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def check_caps(key: KeyEntry, body_bytes: int, body: Mapping[str, Any]) -> ApiError | None:
@@ -73,7 +82,7 @@ def check_caps(key: KeyEntry, body_bytes: int, body: Mapping[str, Any]) -> ApiEr
         return errors.bad_request(
             f"max_tokens is {asked}; this key allows at most {key.max_tokens}.",
             param="max_tokens",
-            code="max_tokens_too_large",
+            code=errors.MAX_TOKENS_TOO_LARGE,
         )
     return None
 
@@ -81,7 +90,9 @@ def check_caps(key: KeyEntry, body_bytes: int, body: Mapping[str, Any]) -> ApiEr
 def worst_case(
     route: RouteEntry, key: KeyEntry, body_bytes: int, body: Mapping[str, Any]
 ) -> Demand:
-    completion = requested_max_tokens(body) or key.max_tokens or DEFAULT_MAX_TOKENS
+    completion = (requested_max_tokens(body) or key.max_tokens or DEFAULT_MAX_TOKENS) * choices(
+        body
+    )
     cost = max(
         (
             cost_nano_usd(
@@ -96,7 +107,8 @@ def worst_case(
         ),
         default=0,
     )
-    return Demand(1, body_bytes + completion, cost)
+    # Saturated: the figures travel in int64 lease fields (a refusal, not an overflow).
+    return Demand(1, min(body_bytes + completion, INT64_MAX), min(cost, INT64_MAX))
 
 
 def actual(usage: Usage, cost_nano_usd: int) -> Demand:
@@ -107,14 +119,14 @@ def refusal(limit: LimitEntry, retry_after_s: int) -> ApiError:
     if limit.kind == BUDGET:
         return ApiError(
             429,
-            "budget_exceeded",
+            errors.BUDGET_EXCEEDED,
             "The budget for this request's tenant, project, key or route is exhausted.",
             "insufficient_quota",
         )
     unit = "requests" if limit.kind == REQUESTS else "tokens"
     return ApiError(
         429,
-        "rate_limited",
+        errors.RATE_LIMITED,
         f"Rate limit reached ({limit.amount} {unit} per minute). Retry after {retry_after_s} s.",
         "rate_limit_error",
         retry_after=retry_after_s,
@@ -125,7 +137,7 @@ def unavailable(limit: LimitEntry) -> ApiError:
     """A hard budget with no live lease: fail closed."""
     return ApiError(
         503,
-        "limits_unavailable",
+        errors.LIMITS_UNAVAILABLE,
         "The budget cannot be checked right now (the control plane is unreachable); "
         "hard budgets refuse rather than risk overspending.",
         "service_unavailable",

@@ -15,7 +15,7 @@ from data_plane.guardrails import Verdict
 from data_plane.limits.leases import Admission
 from data_plane.policy.auth import Principal
 from data_plane.policy.compiled import RouteEntry
-from data_plane.types import Target, Usage
+from data_plane.types import INT64_MAX, Target, Usage
 from shared.pb import control_pb2
 from shared.pricing import cost_nano_usd
 
@@ -52,7 +52,7 @@ class RequestRecord:
 def cost_of(target: Target | None, usage: Usage) -> int:
     if target is None:
         return 0
-    return cost_nano_usd(
+    cost = cost_nano_usd(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_prompt_tokens=usage.cached_prompt_tokens,
@@ -60,6 +60,7 @@ def cost_of(target: Target | None, usage: Usage) -> int:
         output_price=target.prices.output,
         cached_input_price=target.prices.cached_input,
     )
+    return min(cost, INT64_MAX)  # what the event's cost field holds
 
 
 def build_event(record: RequestRecord, latency_ms: int) -> control_pb2.UsageEvent:

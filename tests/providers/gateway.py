@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from data_plane.app import create_app
 from data_plane.http.pipeline import HEALTH
+from data_plane.limits.client import LeaseSource
 from data_plane.policy.health import HealthBook
 from data_plane.settings import Settings
 from data_plane.snapshots.store import SnapshotStore
@@ -59,7 +60,11 @@ class Gateway:
 
 @asynccontextmanager
 async def running_gateway(
-    state_dir: Path, snapshot: snapshot_pb2.Snapshot, *, seed: int = 0
+    state_dir: Path,
+    snapshot: snapshot_pb2.Snapshot,
+    *,
+    seed: int = 0,
+    lease_source: LeaseSource | None = None,
 ) -> AsyncIterator[Gateway]:
     settings = Settings(
         host="127.0.0.1",
@@ -73,7 +78,9 @@ async def running_gateway(
     )
     SnapshotStore(settings.snapshot_path, snapshots.keyring()).persist(snapshot)
     usage = MemoryUsageClient()
-    app = create_app(settings, usage_client=usage, rand=random.Random(seed))
+    app = create_app(
+        settings, usage_client=usage, lease_source=lease_source, rand=random.Random(seed)
+    )
     runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
     try:

@@ -1,8 +1,11 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from control_plane.core.api.serializers import ScopedSerializer
 from control_plane.tenancy.models import Membership, Tenant
+from control_plane.tenancy.selectors import nameable_users
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -36,3 +39,9 @@ class MembershipSerializer(ScopedSerializer):
         model = Membership
         fields = ["id", "tenant", "user", "role", "source"]
         read_only_fields = ["source"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        request = self.context.get("request")
+        fields["user"].queryset = nameable_users(getattr(request, "user", None))
+        return fields

@@ -1,0 +1,267 @@
+"""Hostile numbers at the edge: a token count that overflows the lease arithmetic must not
+break budgets for every tenant of the node, a key's max_tokens cap holds whatever form the
+number takes, and every bounded parameter is a 400 in the client's format when out of range
+or of the wrong type (or the canonical integer when it is an integral float)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from data_plane.dialects import numbers
+from data_plane.dialects.anthropic import parse_messages_request
+from data_plane.dialects.embeddings import parse_embeddings_request
+from data_plane.dialects.openai import parse_chat_request
+from data_plane.errors import ApiError
+from data_plane.limits.leases import LeaseBook, NeedsLease
+from data_plane.limits.rules import BUDGET, Demand, worst_case
+from data_plane.policy.compiled import LimitEntry, compile_snapshot
+from data_plane.types import INT64_MAX, ChatRequest, Usage
+from shared.pb import control_pb2, snapshot_pb2
+from tests.data_plane import snapshots
+from tests.fakes.openai_server import FakeOpenAI
+from tests.providers.gateway import Gateway, running_gateway
+
+HUGE = 9223372036854775807
+QUESTION = [{"role": "user", "content": "Hello?"}]
+KIND = snapshot_pb2.PROVIDER_KIND_OPENAI
+CAP = 100
+UPSTREAM_KEY = "sk-upstream-shared"
+
+
+class GrantAll:
+    """A control plane with plenty of budget: grants every ask in full."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def acquire(self, request: control_pb2.LeaseRequest) -> control_pb2.LeaseResponse:
+        self.calls += 1
+        return control_pb2.LeaseResponse(
+            grants=[
+                control_pb2.LeaseGrant(
+                    limit_id=ask.limit_id,
+                    window=ask.window,
+                    granted=ask.committed + ask.want,
+                    remaining=10**15,
+                    ttl_ms=60_000,
+                    nodes=1,
+                )
+                for ask in request.asks
+            ]
+        )
+
+
+def hard_budgets(base_url: str) -> snapshot_pb2.Snapshot:
+    """The two-tenant policy on a real upstream, each tenant under a hard budget of $1,000;
+    acme's key capped at ``CAP`` completion tokens."""
+    builder = (
+        snapshots.PolicyBuilder()
+        .tenant("t-acme")
+        .tenant("t-beta")
+        .provider("p-main", kind=KIND, base_url=base_url)
+        .credential("c-acme", "t-acme", "p-main", UPSTREAM_KEY)
+        .credential("c-beta", "t-beta", "p-main", UPSTREAM_KEY)
+        .model("m-main", "p-main", "upstream-model")
+        .route("r-acme-chat", "t-acme", "chat", [("m-main", "c-acme")])
+        .route("r-beta-chat", "t-beta", "chat", [("m-main", "c-beta")])
+        .key("k-acme", "t-acme", snapshots.ACME_KEY, ["r-acme-chat"])
+        .key("k-beta", "t-beta", snapshots.BETA_KEY, ["r-beta-chat"])
+    )
+    for tenant in ("t-acme", "t-beta"):
+        builder.policy.limits.add(
+            id=f"l-{tenant}",
+            tenant_id=tenant,
+            scope=snapshot_pb2.LIMIT_SCOPE_TENANT,
+            subject_id=tenant,
+            kind=snapshot_pb2.LIMIT_KIND_BUDGET,
+            period=snapshot_pb2.LIMIT_PERIOD_NONE,  # a month would load a time zone (see note)
+            time_zone="UTC",
+            amount=1_000 * 10**9,
+            hard=True,
+        )
+    next(k for k in builder.policy.keys if k.id == "k-acme").max_tokens = CAP
+    return builder.snapshot()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(api_key=UPSTREAM_KEY, model="upstream-model") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, upstream: FakeOpenAI) -> AsyncIterator[Gateway]:
+    async with running_gateway(
+        tmp_path, hard_budgets(upstream.base_url), lease_source=GrantAll()
+    ) as gw:
+        yield gw
+
+
+async def post(
+    gateway: Gateway, key: str, body: dict[str, Any] | bytes, path: str = "/v1/chat/completions"
+) -> tuple[int, dict[str, Any]]:
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "anthropic-version": "2023-06-01",
+        "Content-Type": "application/json",
+    }
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.url}{path}", data=data, headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+def chat(**extra: Any) -> dict[str, Any]:
+    return {"model": "chat", "messages": QUESTION, **extra}
+
+
+# Defect 1: one request's max_tokens broke hard budgets for every tenant on the node.
+
+
+async def test_an_overflowing_max_tokens_is_refused_and_other_tenants_keep_their_budgets(
+    gateway: Gateway,
+) -> None:
+    assert (await post(gateway, snapshots.BETA_KEY, chat()))[0] == 200
+    status, body = await post(gateway, snapshots.BETA_KEY, chat(max_tokens=HUGE))
+    assert status == 400, body
+    assert body["error"]["param"] == "max_tokens"
+    for key in (snapshots.BETA_KEY, snapshots.ACME_KEY, snapshots.BETA_KEY):
+        status, body = await post(gateway, key, chat(max_tokens=10))
+        assert status == 200, body
+
+
+def test_an_overflowing_reservation_is_saturated_not_sent_as_is() -> None:
+    """Whatever reaches the book, its asks fit the int64 fields of the lease request."""
+    book = LeaseBook()
+    limit = LimitEntry("l", "t", "t", BUDGET, "none", "UTC", 10**12, True)
+    for cost in (HUGE, HUGE * 1000):
+        assert isinstance(book.admit([limit], Demand(1, 0, cost), 1.0, 1.7e9), NeedsLease)
+        asks = book.asks(1.0, 1.7e9)
+        assert [a.want for a in asks] == [INT64_MAX]
+        book.failed([limit.id])
+
+
+def test_the_worst_case_of_a_request_saturates() -> None:
+    compiled = compile_snapshot(snapshots.two_tenants().snapshot(), snapshots.keyring())
+    key = next(iter(compiled.keys_by_hash.values()))
+    route = next(iter(compiled.routes.values()))
+    demand = worst_case(route, key, 32 << 20, {"max_tokens": HUGE, "n": HUGE})
+    assert demand.cost_nano_usd == INT64_MAX
+    assert demand.tokens == INT64_MAX
+
+
+def test_a_usage_report_past_uint32_saturates() -> None:
+    usage = Usage.from_openai({"prompt_tokens": HUGE, "completion_tokens": 2**40})
+    assert (usage.prompt_tokens, usage.completion_tokens) == (2**32 - 1, 2**32 - 1)
+    control_pb2.UsageEvent(prompt_tokens=usage.prompt_tokens)  # fits
+
+
+# Defect 2: a key's max_tokens cap was bypassed by 100000.0, 1e5 or "100000".
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("literal", ["100000.0", "1e5", "1E+5", '"100000"', "100000", "true"])
+async def test_a_keys_max_tokens_cap_holds_whatever_the_form(
+    gateway: Gateway, upstream: FakeOpenAI, name: str, literal: str
+) -> None:
+    """The JSON literal as sent: no client library normalises it first."""
+    raw = orjson.dumps(chat())[:-1] + f', "{name}": {literal}}}'.encode()
+    status, body = await post(gateway, snapshots.ACME_KEY, raw)
+    assert status == 400, body
+    numeric = literal[0].isdigit()
+    assert body["error"]["param"] == ("max_tokens" if numeric else name)
+    assert upstream.received == [], "nothing past the cap reaches the upstream"
+
+
+async def test_both_token_fields_are_capped(gateway: Gateway, upstream: FakeOpenAI) -> None:
+    body = chat(max_completion_tokens=10, max_tokens=100_000)
+    status, answer = await post(gateway, snapshots.ACME_KEY, body)
+    assert status == 400, answer
+    assert upstream.received == []
+
+
+async def test_an_integral_float_reaches_the_upstream_as_the_integer(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    status, body = await post(gateway, snapshots.ACME_KEY, chat(max_tokens=50.0, n=1e0))
+    assert status == 200, body
+    sent = upstream.received[-1].body
+    assert (sent["max_tokens"], sent["n"]) == (50, 1)
+    assert type(sent["max_tokens"]) is int
+
+
+async def test_anthropic_clients_get_the_refusal_in_their_format(gateway: Gateway) -> None:
+    body = {"model": "chat", "max_tokens": 1e5, "messages": QUESTION}
+    status, answer = await post(gateway, snapshots.ACME_KEY, body, "/v1/messages")
+    assert status == 400, answer
+    assert answer["type"] == "error"
+    assert answer["error"]["type"] == "invalid_request_error"
+    body = {"model": "chat", "max_tokens": 10, "temperature": 9, "messages": QUESTION}
+    status, answer = await post(gateway, snapshots.ACME_KEY, body, "/v1/messages")
+    assert (status, answer["type"]) == (400, "error")
+    assert "temperature" in answer["error"]["message"]
+
+
+# Every bounded parameter, in process.
+
+OUT_OF_RANGE: list[tuple[str, Any]] = [
+    ("max_tokens", 0),
+    ("max_tokens", numbers.MAX_OUTPUT_TOKENS + 1),
+    ("max_tokens", 12.5),
+    ("max_tokens", "7"),
+    ("max_tokens", [7]),
+    ("n", 0),
+    ("n", 10**6),
+    ("n", False),
+    ("temperature", -0.1),
+    ("temperature", 2.5),
+    ("temperature", "hot"),
+    ("top_p", 1.01),
+    ("presence_penalty", -3),
+    ("frequency_penalty", 1e300),
+    ("top_logprobs", 21),
+    ("seed", 2**63),
+    ("top_k", -1),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), OUT_OF_RANGE)
+def test_out_of_range_or_mistyped_chat_parameters_are_400(name: str, value: Any) -> None:
+    parsed = parse_chat_request(orjson.dumps(chat(**{name: value})), "r")
+    assert isinstance(parsed, ApiError)
+    assert (parsed.status, parsed.param) == (400, name)
+
+
+def test_in_range_parameters_pass_in_canonical_form() -> None:
+    body = chat(max_tokens=1e3, n=2.0, temperature=1, top_p=0.5, max_completion_tokens=None)
+    raw = orjson.dumps({**body, "seed": -(2**63)})
+    parsed = parse_chat_request(raw, "r")
+    assert isinstance(parsed, ChatRequest)
+    assert (parsed.body["max_tokens"], parsed.body["n"]) == (1000, 2)
+    assert {type(parsed.body["max_tokens"]), type(parsed.body["n"])} == {int}
+    assert parsed.body["max_completion_tokens"] is None
+
+
+def test_embeddings_dimensions_and_anthropic_parameters_are_bounded() -> None:
+    for dimensions in (0, 10**9, 3.5, "3"):
+        raw = orjson.dumps({"model": "e", "input": "x", "dimensions": dimensions})
+        refused = parse_embeddings_request(raw, "r")
+        assert isinstance(refused, ApiError)
+        assert refused.param == "dimensions"
+    raw = orjson.dumps({"model": "e", "input": "x", "dimensions": 256.0})
+    parsed = parse_embeddings_request(raw, "r")
+    assert not isinstance(parsed, ApiError)
+    assert parsed.body["dimensions"] == 256
+    for name, value in (("max_tokens", HUGE), ("top_k", 1.5), ("top_p", 7)):
+        body = {"model": "m", "max_tokens": 5, "messages": QUESTION, name: value}
+        anthropic = parse_messages_request(orjson.dumps(body), "r")
+        assert isinstance(anthropic, ApiError), name
+        assert anthropic.status == 400

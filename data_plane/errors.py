@@ -31,6 +31,15 @@ INTERNAL_ERROR = "internal_error"
 NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 REQUEST_TOO_LARGE = "request_too_large"
+MAX_TOKENS_TOO_LARGE = "max_tokens_too_large"
+INVALID_TOKEN = "invalid_token"
+BUDGET_EXCEEDED = "budget_exceeded"
+RATE_LIMITED = "rate_limited"
+LIMITS_UNAVAILABLE = "limits_unavailable"
+GUARDRAIL_BLOCKED = "guardrail_blocked"
+# Outcomes recorded in usage events when a stream ends early (never sent as an error body).
+STREAM_INTERRUPTED = "stream_interrupted"
+CLIENT_DISCONNECTED = "client_disconnected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +208,7 @@ def request_too_large(limit: int) -> ApiError:
 def invalid_token(reason: str) -> ApiError:
     return ApiError(
         401,
-        "invalid_token",
+        INVALID_TOKEN,
         f"The bearer token was refused: {reason}.",
         "invalid_request_error",
     )

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from data_plane import errors
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, StreamGuard, Verdict, apply, combine
 from data_plane.guardrails.chat import apply_to_messages
 from data_plane.guardrails.engine import CLEAN, Action
 from data_plane.types import ChatRequest
 
-GUARDRAIL_BLOCKED = "guardrail_blocked"
 CONTENT_FILTER = "content_filter"
 
 
@@ -28,7 +28,7 @@ def blocked_error(verdict: Verdict) -> ApiError:
     found = ", ".join(verdict.blocked_by)
     return ApiError(
         400,
-        GUARDRAIL_BLOCKED,
+        errors.GUARDRAIL_BLOCKED,
         f"The request was blocked by the tenant's guardrail policy (found: {found}).",
         "invalid_request_error",
         "messages",

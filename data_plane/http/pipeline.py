@@ -285,11 +285,11 @@ async def _relay(
                 await response.write(encoder.chunk(out))
         await response.write(encoder.end())
     except ProviderError as exc:
-        record.error_code = "stream_interrupted"
+        record.error_code = errors.STREAM_INTERRUPTED
         await response.write(encoder.error(errors.stream_broken(route_name)))
         log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
     except ConnectionResetError:
-        record.error_code = "client_disconnected"
+        record.error_code = errors.CLIENT_DISCONNECTED
         return False
     finally:
         await stream.aclose()

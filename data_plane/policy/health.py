@@ -16,6 +16,7 @@ Provider options: ``breaker_failures`` (default 5), ``breaker_cooldown_s`` (defa
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class BreakerConfig:
                 value = float(options.get(name, default))
             except ValueError:
                 return default
-            return value if value > 0 else default
+            return value if math.isfinite(value) and value > 0 else default  # "inf", "nan"
 
         cooldown = number("breaker_cooldown_s", DEFAULTS[1])
         return cls(

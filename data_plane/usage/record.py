@@ -15,7 +15,7 @@ from data_plane.guardrails import Verdict
 from data_plane.limits.leases import Admission
 from data_plane.policy.auth import Principal
 from data_plane.policy.compiled import RouteEntry
-from data_plane.types import INT64_MAX, Target, Usage
+from data_plane.types import INT64_MAX, UINT32_MAX, Target, Usage
 from shared.pb import control_pb2
 from shared.pricing import cost_nano_usd
 
@@ -78,12 +78,12 @@ def build_event(record: RequestRecord, latency_ms: int) -> control_pb2.UsageEven
         provider_id=target.provider_id if target else "",
         credential_id=target.credential_id if target else "",
         region=target.region if target else "",
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_prompt_tokens=usage.cached_prompt_tokens,
+        prompt_tokens=min(usage.prompt_tokens, UINT32_MAX),  # a provider's sum may pass it
+        completion_tokens=min(usage.completion_tokens, UINT32_MAX),
+        cached_prompt_tokens=min(usage.cached_prompt_tokens, UINT32_MAX),
         cost_nano_usd=cost_of(target, usage),
-        latency_ms=max(0, latency_ms),
-        ttft_ms=max(0, record.ttft_ms),
+        latency_ms=min(max(0, latency_ms), UINT32_MAX),
+        ttft_ms=min(max(0, record.ttft_ms), UINT32_MAX),
         snapshot_version=record.snapshot_version,
         status_code=record.status,
         stream=record.stream,

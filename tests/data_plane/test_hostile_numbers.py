@@ -21,7 +21,10 @@ from data_plane.errors import ApiError
 from data_plane.limits.leases import LeaseBook, NeedsLease
 from data_plane.limits.rules import BUDGET, Demand, worst_case
 from data_plane.policy.compiled import LimitEntry, compile_snapshot
+from data_plane.policy.health import BreakerConfig
 from data_plane.types import INT64_MAX, ChatRequest, Usage
+from data_plane.upstream.providers.http import option_seconds, retry_after
+from data_plane.usage.record import RequestRecord, build_event
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.fakes.openai_server import FakeOpenAI
@@ -265,3 +268,46 @@ def test_embeddings_dimensions_and_anthropic_parameters_are_bounded() -> None:
         anthropic = parse_messages_request(orjson.dumps(body), "r")
         assert isinstance(anthropic, ApiError), name
         assert anthropic.status == 400
+
+
+# Numbers from upstreams and options: never NaN, infinite or past their field.
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "nan"},
+        {"Retry-After": "inf"},
+        {"Retry-After": "1e400"},
+        {"Retry-After": "-5"},
+        {"retry-after-ms": "Infinity"},
+        {"Retry-After": "99999999999"},
+    ],
+)
+def test_a_retry_after_that_is_not_a_sane_number_is_ignored(headers: dict[str, str]) -> None:
+    assert retry_after(headers) is None
+
+
+def test_a_sane_retry_after_is_read() -> None:
+    assert retry_after({"Retry-After": "2.5"}) == 2.5
+    assert retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
+
+
+def test_infinite_or_nan_options_fall_back_to_their_defaults() -> None:
+    for value in ("inf", "nan", "-1", "1e400"):
+        assert option_seconds({"timeout_s": value}, "timeout_s", 600.0) == 600.0
+        config = BreakerConfig.from_options(
+            {"breaker_failures": value, "breaker_cooldown_s": value}
+        )
+        assert (config.failures, config.cooldown_s) == (
+            BreakerConfig().failures,
+            BreakerConfig().cooldown_s,
+        )
+
+
+def test_a_usage_event_holds_whatever_a_provider_reports() -> None:
+    usage = Usage(prompt_tokens=2**40, completion_tokens=2**33, cached_prompt_tokens=2**35)
+    record = RequestRecord("r", 0, 0.0, usage=usage, ttft_ms=2**40)
+    event = build_event(record, latency_ms=2**45)
+    assert event.prompt_tokens == event.completion_tokens == event.cached_prompt_tokens == 2**32 - 1
+    assert (event.latency_ms, event.ttft_ms) == (2**32 - 1, 2**32 - 1)

@@ -8,6 +8,7 @@ given and shorter, wins).
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,13 +20,16 @@ from data_plane.types import Target
 from data_plane.upstream.providers.base import ProviderError, status_error
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+MAX_RETRY_AFTER_S = 86_400.0  # and the longest timeout option
 
 
 def option_seconds(options: Mapping[str, str], name: str, default: float) -> float:
+    """A provider option in seconds; ``default`` unless a finite number from 0 to a day."""
     try:
-        return float(options.get(name, default))
+        seconds = float(options.get(name, default))
     except ValueError:
         return default
+    return seconds if math.isfinite(seconds) and 0 < seconds <= MAX_RETRY_AFTER_S else default
 
 
 def client_timeout(target: Target, connect_timeout_s: float | None) -> aiohttp.ClientTimeout:
@@ -40,15 +44,16 @@ def client_timeout(target: Target, connect_timeout_s: float | None) -> aiohttp.C
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``Retry-After`` (or OpenAI's ``retry-after-ms``); HTTP dates are ignored."""
-    try:
-        return float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        pass
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+    """Seconds from ``Retry-After`` (or OpenAI's ``retry-after-ms``); HTTP dates are ignored,
+    and so are values that are not a finite number of seconds from 0 to a day ("nan", "inf",
+    "1e400", negative): they would end up in the breakers' and retries' arithmetic."""
+    for name, scale in (("retry-after-ms", 1000.0), ("Retry-After", 1.0)):
+        try:
+            seconds = float(headers[name]) / scale
+        except (KeyError, ValueError):
+            continue
+        return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_RETRY_AFTER_S else None
+    return None
 
 
 async def raise_for_status(response: aiohttp.ClientResponse) -> None:

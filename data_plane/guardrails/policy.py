@@ -43,9 +43,7 @@ def compile_guardrails(
     """Guards by (tenant id, route id), route id "" for a tenant-wide policy."""
     guards: dict[tuple[str, str], Guard] = {}
     for pb in policies:
-        scope = (pb.tenant_id, pb.route_id)
-        if scope in guards:
-            raise GuardrailSnapshotError(f"guardrail {pb.id!r}: a second policy for {scope}")
+        scope = (pb.tenant_id, pb.route_id)  # one per scope: shared.consistency checks it
         try:
             compiled = compile_policy(_policy(pb))
         except (GuardrailPolicyError, ValueError) as exc:

@@ -1,30 +1,33 @@
 """Compile a policy snapshot into immutable, precompiled lookups for the request path.
 
-``compile_snapshot`` is pure (no I/O, no clock) and all-or-nothing: it validates every
-reference and raises ``PolicyError`` on the first dangling one, which the config client turns
-into a NACK while the previous policy stays in force. It also opens the sealed provider
-credentials, so a snapshot the node cannot decrypt is refused up front rather than failing on
-the first request. ``compile_steps`` does the same work as a generator, so a serving node
-compiles a large snapshot in slices on its event loop (``snapshots.store.compile_serving``).
+``compile_snapshot`` is pure (no I/O, no clock) and all-or-nothing: it first runs the one
+consistency check both planes share (``shared.consistency``: ids, references, per-entity rules),
+raising ``InconsistentSnapshot`` with every problem, then compiles, raising ``PolicyError`` for
+what only a data plane can find out: a sealed credential it cannot open, a guardrail pattern
+its engine cannot compile, a key set it cannot use. The config client turns either into a NACK
+while the previous policy stays in force. Opening the credentials up front means a snapshot
+the node cannot decrypt is refused rather than failing on the first request.
+``compile_steps`` does the same work as a generator, so a serving node compiles a large
+snapshot in slices on its event loop (``snapshots.store.compile_serving``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
 
 from data_plane.guardrails.policy import Guard, GuardrailSnapshotError, compile_guardrails
 from data_plane.policy.oidc import Issuer, parse_jwks
 from data_plane.types import DEFAULT_ROUTE_OPTIONS, Prices, RouteOptions, Target
-from shared import windows
+from shared import consistency, windows
 from shared.crypto import CryptoError, Keyring, credential_context
 from shared.pb import snapshot_pb2
 
 
 class PolicyError(ValueError):
-    """The snapshot is inconsistent or cannot be opened; it must not be applied."""
+    """The snapshot is consistent but this node cannot use it (a credential it cannot open, a
+    pattern its guardrail engine refuses); it must not be applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +96,6 @@ class CompiledPolicy:
     issuers: Mapping[str, Issuer] = field(default_factory=dict, repr=False)
 
 
-class _HasId(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
-def _index[T: _HasId](items: Iterable[T], kind: str) -> dict[str, T]:
-    index: dict[str, T] = {}
-    for item in items:
-        item_id = item.id
-        if not item_id:
-            raise PolicyError(f"a {kind} has an empty id")
-        if item_id in index:
-            raise PolicyError(f"duplicate {kind} id {item_id!r}")
-        index[item_id] = item
-    return index
-
-
 # Keys compiled between two yields of ``compile_steps``: a slice takes about a millisecond.
 SLICE = 500
 
@@ -129,35 +115,34 @@ def compile_steps(
 ) -> Generator[None, None, CompiledPolicy]:
     """``compile_snapshot`` in slices: it yields after every ``SLICE`` keys, so a caller on
     the event loop can let requests run in between (a compile in a thread would compete with
-    the loop for the GIL and stall it for seconds on a large snapshot)."""
+    the loop for the GIL and stall it for seconds on a large snapshot). The consistency check
+    runs first, in slices too; what follows relies on it (every reference resolves)."""
     policy = snapshot.policy
+    problems = yield from consistency.problem_steps(policy)
+    if problems:
+        raise consistency.InconsistentSnapshot(problems)
     tenants = {
         t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
-        for t in _index(policy.tenants, "tenant").values()
+        for t in policy.tenants
     }
-    providers = _index(policy.providers, "provider")
-    models = _index(policy.models, "model")
-    credentials = _index(policy.credentials, "credential")
-    for model in models.values():
-        if model.provider_id not in providers:
-            raise PolicyError(f"model {model.id!r} names unknown provider {model.provider_id!r}")
-    api_keys = _open_credentials(credentials, providers, tenants, keyring)
+    providers = {p.id: p for p in policy.providers}
+    models = {m.id: m for m in policy.models}
+    credentials = {c.id: c for c in policy.credentials}
+    api_keys = _open_credentials(credentials, keyring)
     yield
     routes: dict[str, RouteEntry] = {}
     routes_by_name: dict[tuple[str, str], RouteEntry] = {}
-    for n, route_pb in enumerate(_index(policy.routes, "route").values(), 1):
-        route = _compile_route(route_pb, tenants, models, providers, credentials, api_keys)
-        if (route.tenant_id, route.name) in routes_by_name:
-            raise PolicyError(f"duplicate route name {route.name!r} in tenant {route.tenant_id!r}")
+    for n, route_pb in enumerate(policy.routes, 1):
+        route = _compile_route(route_pb, models, providers, credentials, api_keys)
         routes[route.id] = route
         routes_by_name[(route.tenant_id, route.name)] = route
         if n % (SLICE // 5) == 0:
             yield
-    keys_by_hash = yield from _compile_keys(policy, tenants, routes)
-    guardrails = yield from _compile_guardrails(policy, tenants, routes)
-    limits = _compile_limits(policy, tenants, routes, keys_by_hash.values())
+    keys_by_hash = yield from _compile_keys(policy, tenants)
+    guardrails = yield from _compile_guardrails(policy)
+    limits = _compile_limits(policy)
     yield
-    issuers = _compile_issuers(policy, tenants, routes)
+    issuers = _compile_issuers(policy)
     return CompiledPolicy(
         version=snapshot.version,
         hash=snapshot.hash,
@@ -175,24 +160,9 @@ def compile_steps(
     )
 
 
-def _compile_issuers(
-    policy: snapshot_pb2.Policy,
-    tenants: Mapping[str, TenantEntry],
-    routes: Mapping[str, RouteEntry],
-) -> dict[str, Issuer]:
+def _compile_issuers(policy: snapshot_pb2.Policy) -> dict[str, Issuer]:
     issuers: dict[str, Issuer] = {}
-    for pb in _index(policy.identity_providers, "identity provider").values():
-        if pb.tenant_id not in tenants:
-            raise PolicyError(f"identity provider {pb.id!r} names unknown tenant {pb.tenant_id!r}")
-        if not pb.issuer or pb.issuer in issuers:
-            raise PolicyError(f"identity provider {pb.id!r}: missing or duplicate issuer")
-        granted = [*pb.route_ids, *(r for rr in pb.role_routes for r in rr.route_ids)]
-        for route_id in granted:
-            route = routes.get(route_id)
-            if route is None or route.tenant_id != pb.tenant_id:
-                raise PolicyError(
-                    f"identity provider {pb.id!r} grants route {route_id!r} of no such tenant"
-                )
+    for pb in policy.identity_providers:
         try:
             keys = parse_jwks(pb.jwks_json)
         except ValueError as exc:
@@ -220,23 +190,10 @@ _PERIODS = {
 }
 
 
-def _compile_limits(
-    policy: snapshot_pb2.Policy,
-    tenants: Mapping[str, TenantEntry],
-    routes: Mapping[str, RouteEntry],
-    keys: Iterable[KeyEntry],
-) -> dict[str, tuple[LimitEntry, ...]]:
-    owner = {t: t for t in tenants}
-    owner |= {p.id: p.tenant_id for p in policy.projects}
-    owner |= {r.id: r.tenant_id for r in routes.values()}
-    owner |= {k.id: k.tenant_id for k in keys}
+def _compile_limits(policy: snapshot_pb2.Policy) -> dict[str, tuple[LimitEntry, ...]]:
     by_subject: dict[str, list[LimitEntry]] = {}
-    for pb in _index(policy.limits, "limit").values():
-        if owner.get(pb.subject_id) != pb.tenant_id or not pb.tenant_id:
-            raise PolicyError(f"limit {pb.id!r} applies to {pb.subject_id!r} of no such tenant")
-        period = _PERIODS.get(pb.period)
-        if period is None or pb.kind == snapshot_pb2.LIMIT_KIND_UNSPECIFIED or pb.amount < 0:
-            raise PolicyError(f"limit {pb.id!r} has no valid kind, period or amount")
+    for pb in policy.limits:
+        period = _PERIODS[pb.period]  # a known period: the consistency check saw to it
         entry = LimitEntry(
             pb.id, pb.tenant_id, pb.subject_id, pb.kind, period, pb.time_zone, pb.amount, pb.hard
         )
@@ -246,42 +203,25 @@ def _compile_limits(
 
 def _compile_guardrails(
     policy: snapshot_pb2.Policy,
-    tenants: Mapping[str, TenantEntry],
-    routes: Mapping[str, RouteEntry],
 ) -> Generator[None, None, dict[tuple[str, str], Guard]]:
     """Guards by scope, compiled a few policies per slice (each compiles its patterns)."""
     guards: dict[tuple[str, str], Guard] = {}
     pbs = list(policy.guardrails)
-    for g in pbs:
-        if g.tenant_id not in tenants:
-            raise PolicyError(f"guardrail {g.id!r} names unknown tenant {g.tenant_id!r}")
-        route = routes.get(g.route_id) if g.route_id else None
-        if g.route_id and (route is None or route.tenant_id != g.tenant_id):
-            raise PolicyError(f"guardrail {g.id!r} names route {g.route_id!r} of no such tenant")
     for start in range(0, len(pbs), 10):
         try:
             chunk = compile_guardrails(pbs[start : start + 10])
         except GuardrailSnapshotError as exc:
             raise PolicyError(str(exc)) from exc
-        if duplicate := guards.keys() & chunk.keys():
-            raise PolicyError(f"a second guardrail policy for {sorted(duplicate)[0]}")
         guards.update(chunk)
         yield
     return guards
 
 
 def _open_credentials(
-    credentials: Mapping[str, snapshot_pb2.Credential],
-    providers: Mapping[str, snapshot_pb2.Provider],
-    tenants: Mapping[str, TenantEntry],
-    keyring: Keyring | None,
+    credentials: Mapping[str, snapshot_pb2.Credential], keyring: Keyring | None
 ) -> dict[str, str]:
     opened: dict[str, str] = {}
     for cred in credentials.values():
-        if cred.tenant_id not in tenants:
-            raise PolicyError(f"credential {cred.id!r} names unknown tenant {cred.tenant_id!r}")
-        if cred.provider_id not in providers:
-            raise PolicyError(f"credential {cred.id!r} names unknown provider {cred.provider_id!r}")
         if not cred.sealed_secret:
             opened[cred.id] = ""
             continue
@@ -296,31 +236,14 @@ def _open_credentials(
 
 def _compile_route(
     route: snapshot_pb2.Route,
-    tenants: Mapping[str, TenantEntry],
     models: Mapping[str, snapshot_pb2.Model],
     providers: Mapping[str, snapshot_pb2.Provider],
     credentials: Mapping[str, snapshot_pb2.Credential],
     api_keys: Mapping[str, str],
 ) -> RouteEntry:
-    if route.tenant_id not in tenants:
-        raise PolicyError(f"route {route.id!r} names unknown tenant {route.tenant_id!r}")
-    if not route.name:
-        raise PolicyError(f"route {route.id!r} has no name")
     targets: list[Target] = []
     for t in route.targets:
-        model = models.get(t.model_id)
-        cred = credentials.get(t.credential_id)
-        if model is None:
-            raise PolicyError(f"route {route.id!r} names unknown model {t.model_id!r}")
-        if cred is None:
-            raise PolicyError(f"route {route.id!r} names unknown credential {t.credential_id!r}")
-        if cred.tenant_id != route.tenant_id:
-            raise PolicyError(f"route {route.id!r} uses credential {cred.id!r} of another tenant")
-        if cred.provider_id != model.provider_id:
-            raise PolicyError(
-                f"route {route.id!r}: credential {cred.id!r} is not for the provider of model "
-                f"{model.id!r}"
-            )
+        model, cred = models[t.model_id], credentials[t.credential_id]
         provider = providers[model.provider_id]
         targets.append(
             Target(
@@ -362,31 +285,19 @@ def _seconds(ms: int, default: float) -> float:
 
 
 def _compile_keys(
-    policy: snapshot_pb2.Policy,
-    tenants: Mapping[str, TenantEntry],
-    routes: Mapping[str, RouteEntry],
+    policy: snapshot_pb2.Policy, tenants: Mapping[str, TenantEntry]
 ) -> Generator[None, None, dict[str, KeyEntry]]:
-    """Keys by hash. Each distinct (tenant, routes) grant is checked once and its frozenset
-    shared by every key holding it (many keys share a few grants)."""
+    """Keys by (lower-case) hash. Keys with the same routes share one frozenset of them (many
+    keys share a few grants)."""
     by_hash: dict[str, KeyEntry] = {}
-    ids: set[str] = set()
-    grants: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+    grants: dict[tuple[str, ...], frozenset[str]] = {}
     for n, key in enumerate(policy.keys, 1):
         key_id, tenant_id = key.id, key.tenant_id
-        if not key_id or key_id in ids:
-            raise PolicyError(f"a key has an empty or duplicate id {key_id!r}")
-        ids.add(key_id)
-        if tenant_id not in tenants:
-            raise PolicyError(f"key {key_id!r} names unknown tenant {tenant_id!r}")
-        grant_key = (tenant_id, tuple(key.route_ids))
-        granted = grants.get(grant_key)
+        route_ids = tuple(key.route_ids)
+        granted = grants.get(route_ids)
         if granted is None:
-            granted = grants[grant_key] = _check_grant(key_id, tenant_id, grant_key[1], routes)
+            granted = grants[route_ids] = frozenset(route_ids)
         key_hash = key.key_hash.lower()
-        if not key_hash:
-            raise PolicyError(f"key {key_id!r} has no hash")
-        if key_hash in by_hash:
-            raise PolicyError(f"key {key_id!r} has the same hash as key {by_hash[key_hash].id!r}")
         by_hash[key_hash] = KeyEntry(
             key_id,
             tenants[tenant_id].id,  # one shared string per tenant, not one per key
@@ -403,15 +314,3 @@ def _compile_keys(
         if n % SLICE == 0:
             yield
     return by_hash
-
-
-def _check_grant(
-    key_id: str, tenant_id: str, route_ids: tuple[str, ...], routes: Mapping[str, RouteEntry]
-) -> frozenset[str]:
-    for route_id in route_ids:
-        route = routes.get(route_id)
-        if route is None:
-            raise PolicyError(f"key {key_id!r} names unknown route {route_id!r}")
-        if route.tenant_id != tenant_id:
-            raise PolicyError(f"key {key_id!r} names route {route_id!r} of another tenant")
-    return frozenset(route_ids)

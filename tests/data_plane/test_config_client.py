@@ -21,6 +21,7 @@ from data_plane.metrics import Metrics
 from data_plane.policy.compiled import CompiledPolicy
 from data_plane.snapshots.client import ConfigClient, make_node
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.supervisor import Supervisor
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.waiting import GUARD_S
@@ -61,6 +62,7 @@ class Harness:
     store: SnapshotStore
     client: ConfigClient
     metrics: Metrics
+    supervisor: Supervisor
 
     async def received(self) -> control_pb2.SnapshotRequest:
         return await asyncio.wait_for(self.service.inbox.get(), GUARD_S)
@@ -96,9 +98,10 @@ async def start_harness(store: SnapshotStore) -> AsyncIterator[Harness]:
         backoff=(0.001, 0.01),
         rand=random.Random(0),
     )
-    task = asyncio.create_task(client.run())
+    supervisor = Supervisor(backoff=(0.001, 0.01), rand=random.Random(0))  # as the app runs it
+    task = supervisor.spawn("config-client", client.run)
     try:
-        yield Harness(service, store, client, metrics)
+        yield Harness(service, store, client, metrics, supervisor)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -150,7 +153,7 @@ async def test_a_snapshot_is_applied_and_persisted_before_the_ack(harness: Harne
 
 
 INVALID = {
-    "dangling reference": (dangling, "names unknown model 'm-nope'"),
+    "dangling reference": (dangling, "names unknown model m-nope"),
     "hash mismatch": (
         lambda v: snapshot_pb2.Snapshot(version=v, hash="0" * 64, policy=good(v).policy),
         "hash mismatch",
@@ -261,3 +264,4 @@ async def test_the_client_outlives_an_unexpected_error_and_reconnects(tmp_path: 
         ack = await h.push(good(8), "n-8")
         assert (ack.version, ack.error_detail) == (8, "")
         assert h.disk_version() == 8
+        assert h.supervisor.restarts == {"config-client": 1}, "counted as a restart"

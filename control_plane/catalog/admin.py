@@ -17,11 +17,13 @@ from control_plane.catalog.models import (
     RouteGroup,
     RouteTarget,
 )
-from control_plane.core.admin import PublishingAdmin, RelatedOnly
+from control_plane.core.admin import RelatedOnly, ServiceAdmin
+from control_plane.core.services import Writes
 
 
 @admin.register(Provider)
-class ProviderAdmin(PublishingAdmin):
+class ProviderAdmin(ServiceAdmin):
+    writes = Writes(services.put_provider, services.delete_provider)
     list_display = ["name", "kind", "base_url", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "base_url"]
@@ -29,12 +31,12 @@ class ProviderAdmin(PublishingAdmin):
 
     @admin.action(description="Disable selected providers", permissions=["change"])
     def disable_providers(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        count = services.set_providers_enabled(queryset, False, request.user.pk)
+        count = services.set_providers_enabled(queryset, False, actor=request.user)
         self.message_user(request, f"{count} provider(s) disabled.")
 
     @admin.action(description="Enable selected providers", permissions=["change"])
     def enable_providers(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        count = services.set_providers_enabled(queryset, True, request.user.pk)
+        count = services.set_providers_enabled(queryset, True, actor=request.user)
         self.message_user(request, f"{count} provider(s) enabled.")
 
 
@@ -51,30 +53,28 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscrip
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not self.instance.pk and not data.get("secret"):
+        if self.instance._state.adding and not data.get("secret"):
             self.add_error("secret", "A new credential needs its secret.")
         return data
 
-    def save(self, commit: bool = True) -> ProviderCredential:
-        credential: ProviderCredential = super().save(commit=False)
-        if self.cleaned_data.get("secret"):
-            services.set_credential_secret(credential, self.cleaned_data["secret"])
-        if commit:
-            credential.save()
-        return credential
-
 
 @admin.register(ProviderCredential)
-class ProviderCredentialAdmin(PublishingAdmin):
+class ProviderCredentialAdmin(ServiceAdmin):
+    writes = Writes(services.put_credential, services.delete_credential)
     form = CredentialForm
     list_display = ["name", "tenant", "provider", "secret_hint", "created_at"]
     list_filter = [("provider", RelatedOnly), ("tenant", RelatedOnly)]
     search_fields = ["name", "tenant__slug"]
     readonly_fields = ["secret_hint"]
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        secret = form.cleaned_data.get("secret") or None  # empty: keep the current one
+        form.instance = services.put_credential(form.instance, actor=request.user, secret=secret)
+
 
 @admin.register(Model)
-class ModelAdmin(PublishingAdmin):
+class ModelAdmin(ServiceAdmin):
+    writes = Writes(services.put_model, services.delete_model)
     list_display = ["provider_model", "provider", "region", "input_price", "output_price"]
     list_filter = [("provider", RelatedOnly), "region"]
     search_fields = ["provider_model"]
@@ -85,7 +85,14 @@ class RouteTargetFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]  # 
 
     def clean(self) -> None:
         super().clean()
-        specs = [
+        try:
+            services.check_targets(self.instance, self.specs())
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+
+    def specs(self) -> list[services.TargetSpec]:
+        """The targets as posted, deleted ones left out."""
+        return [
             services.TargetSpec(
                 f.cleaned_data["model"],
                 f.cleaned_data["credential"],
@@ -95,10 +102,6 @@ class RouteTargetFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]  # 
             for f in self.forms
             if f.cleaned_data and not f.cleaned_data.get("DELETE")
         ]
-        try:
-            services.check_targets(self.instance, specs)
-        except ValidationError as exc:
-            raise ValidationError(exc.messages) from exc
 
 
 class RouteTargetInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at run time
@@ -123,18 +126,47 @@ class RouteForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable
 
 
 @admin.register(Route)
-class RouteAdmin(PublishingAdmin):
+class RouteAdmin(ServiceAdmin):
+    """A route is saved with its targets as one, through the service."""
+
+    writes = Writes(services.put_route, services.delete_route)
     form = RouteForm
     inlines = [RouteTargetInline]
     list_display = ["name", "tenant", "created_at"]
     list_filter = [("tenant", RelatedOnly)]
     search_fields = ["name", "tenant__slug"]
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        targets = next((f for f in formsets if isinstance(f, RouteTargetFormSet)), None)
+        specs = None  # no targets inline shown: they are kept as they are
+        if targets is not None:
+            targets.save(commit=False)  # writes nothing; notes the changes for the admin's log
+            specs = targets.specs()
+        form.instance = services.put_route(form.instance, actor=request.user, targets=specs)
+
+
+class RouteGroupForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
+    class Meta:
+        model = RouteGroup
+        fields = ["tenant", "name", "routes", "projects"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        members = [*data.get("routes", ()), *data.get("projects", ())]
+        try:
+            services.check_group_members(getattr(tenant, "pk", None), members)
+        except ValidationError as exc:
+            self.add_error("routes", exc.messages)
+        return data
+
 
 @admin.register(RouteGroup)
-class RouteGroupAdmin(PublishingAdmin):
+class RouteGroupAdmin(ServiceAdmin):
     """Model access groups: routes granted as one to keys and to projects' keys."""
 
+    writes = Writes(services.put_route_group, services.delete_route_group)
+    form = RouteGroupForm
     list_display = ["name", "tenant", "created_at"]
     list_filter = [("tenant", RelatedOnly)]
     search_fields = ["name", "tenant__slug"]

@@ -20,11 +20,16 @@ from django.utils.html import format_html, format_html_join
 from control_plane.catalog.models import ProviderCredential, Route
 from control_plane.config.services import export_yaml
 from control_plane.core.access import CHANGE, is_platform_admin
-from control_plane.core.admin import LinkInline, PublishingAdmin, ScopedInline
+from control_plane.core.admin import LinkInline, ScopedInline, ServiceAdmin
+from control_plane.core.services import Writes
+from control_plane.guardrails import services as guardrails
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import VirtualKey
+from control_plane.limits import services as limits
 from control_plane.limits.models import Limit
+from control_plane.sso import services as sso
 from control_plane.sso.models import SsoGroup
+from control_plane.tenancy import services as tenancy
 from control_plane.tenancy.models import Membership, Project, Tenant
 from control_plane.usage.admin_views import tenant_timeline
 
@@ -52,6 +57,7 @@ class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscrip
 
 class MembershipInline(ScopedInline):
     model = Membership
+    writes = Writes(tenancy.put_membership, tenancy.delete_membership)
     form = MembershipForm
     fields = ["user", "role", "source"]
     readonly_fields = ["source"]
@@ -59,22 +65,26 @@ class MembershipInline(ScopedInline):
 
 class SsoGroupInline(ScopedInline):
     model = SsoGroup
+    writes = Writes(sso.put_sso_group, sso.delete_sso_group)
     fields = ["group", "role"]
     verbose_name_plural = "SSO groups (identity-provider groups granting a role here)"
 
 
 class ProjectInline(ScopedInline):
     model = Project
+    writes = Writes(tenancy.put_project, tenancy.delete_project)
 
 
 class LimitInline(ScopedInline):
     model = Limit
+    writes = Writes(limits.put_limit, limits.delete_limit)
     fields = ["scope", "project", "key", "route", "kind", "period", "amount", "hard", "enabled"]
     verbose_name_plural = "Budgets and rate limits"
 
 
 class GuardrailInline(ScopedInline, admin.StackedInline):  # type: ignore[type-arg]  # the generic parameters come from ScopedInline
     model = GuardrailPolicy
+    writes = Writes(guardrails.put_guardrail_policy, guardrails.delete_guardrail_policy)
     template = "admin/edit_inline/stacked.html"
 
 
@@ -106,7 +116,8 @@ class KeyInline(LinkInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(PublishingAdmin):
+class TenantAdmin(ServiceAdmin):
+    writes = Writes(tenancy.put_tenant, tenancy.delete_tenant)
     list_display = ["slug", "name", "active", "allowed_regions", "timeline", "created_at"]
     list_filter = ["active"]
     search_fields = ["slug", "name"]

@@ -1,12 +1,14 @@
-"""Admin building blocks: every change made in the admin publishes a snapshot on commit."""
+"""Admin building blocks: every change made in the admin goes through the app's write services,
+in the name of the user making it, and so publishes a snapshot on commit that says who."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.forms import ModelForm
+from django.forms import BaseForm, BaseModelFormSet, ModelForm
 from django.http import HttpRequest
 
 from control_plane.core.access import (
@@ -20,7 +22,7 @@ from control_plane.core.access import (
     may_create_in,
     roles_by_tenant,
 )
-from control_plane.fleet.services import request_publish
+from control_plane.core.services import Writes
 
 # List filters on a relation offer only values present in the (scoped) rows, so a filter never
 # names another tenant.
@@ -86,23 +88,57 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscripta
         return related.filter(pk__in=tenant_ids)  # type: ignore[no-any-return]  # db_field is untyped
 
 
-class PublishingAdmin(ScopedAdmin):
-    """Publishes after the object and its inlines are saved, and after deletes."""
+class ServiceAdmin(ScopedAdmin):
+    """Saves and deletes through the app's services (``writes``), with the requesting user as
+    the actor; the rows of its inlines through each inline's ``writes``."""
+
+    writes: Writes[Any]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # saved with its many-to-many values in save_related, through the service
 
     def save_related(
         self, request: HttpRequest, form: ModelForm[Any], formsets: Any, change: bool
     ) -> None:
-        super().save_related(request, form, formsets, change)
-        verb = "changed" if change else "added"
-        request_publish(f"{form.instance} {verb} in the admin", request.user.pk)
+        form.instance = self.writes.put(form.instance, actor=request.user, **many_to_many(form))
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseModelFormSet[Any, Any], change: bool
+    ) -> None:
+        saved = formset.save(commit=False)
+        if not saved and not formset.deleted_objects:
+            return
+        writes = self._inline_writes(request, form.instance, formset.model)
+        for obj in formset.deleted_objects:
+            writes.delete(obj, actor=request.user)
+        for sub in formset.forms:
+            if any(sub.instance is obj for obj in saved):
+                writes.put(sub.instance, actor=request.user, **many_to_many(sub))
+
+    def _inline_writes(self, request: HttpRequest, obj: Any, model: Any) -> Writes[Any]:
+        for inline in self.get_inline_instances(request, obj):
+            writes = getattr(inline, "writes", None)
+            if inline.model is model and writes is not None:
+                return writes  # type: ignore[no-any-return]  # ScopedInline.writes
+        raise TypeError(f"{model._meta.verbose_name} rows are written only through services")
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
-        super().delete_model(request, obj)
-        request_publish(f"{obj} deleted in the admin", request.user.pk)
+        self.writes.delete(obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().delete_queryset(request, queryset)
-        request_publish("objects deleted in the admin", request.user.pk)
+        with transaction.atomic():
+            for obj in queryset:
+                self.writes.delete(obj, actor=request.user)
+
+
+def many_to_many(form: BaseForm) -> dict[str, Any]:
+    """The many-to-many values a model form holds (its other fields are set on the instance
+    already), as the services take them."""
+    instance = getattr(form, "instance", None)
+    names = [f.name for f in instance._meta.many_to_many] if instance is not None else []
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
 
 
 class ReadOnlyAdmin(ScopedAdmin):
@@ -120,9 +156,11 @@ class ReadOnlyAdmin(ScopedAdmin):
 
 class ScopedInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at run time
     """An inline on a tenant's page under the same rules as everything else: it lists the rows
-    the user may see, and offers changes only where their role in that tenant allows them."""
+    the user may see, and offers changes only where their role in that tenant allows them.
+    Its rows are saved through ``writes``, the services of their own app."""
 
     extra = 0
+    writes: Writes[Any] | None = None
 
     def _name(self) -> str:
         return self.model._meta.model_name or ""

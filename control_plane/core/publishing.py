@@ -28,9 +28,11 @@ def set_publisher(publish: Publisher) -> None:
     _registered["publisher"] = publish
 
 
-def request_publish(reason: str, user_id: int | None = None) -> None:
+def request_publish(reason: str, user_id: int | None = None, *, first: bool = False) -> None:
     """Publish once the current transaction commits. A transaction that asks many times (an
-    import of a thousand routes) publishes once, with every reason."""
+    import of a thousand routes) publishes once, with every reason, in the name of the user
+    who asked first. ``first``: this reason sums the transaction up; it goes before the others
+    (the joined reasons are cut at 200 characters)."""
     publisher = _registered.get("publisher")
     if publisher is None:
         raise ImproperlyConfigured("no snapshot publisher registered: is the fleet app installed?")
@@ -39,7 +41,7 @@ def request_publish(reason: str, user_id: int | None = None) -> None:
         for _, callback, _ in connection.run_on_commit:
             pending = getattr(callback, "asc_publish_reasons", None)
             if pending is not None:
-                pending.append(reason)
+                pending.insert(0 if first else len(pending), reason)
                 return
     reasons = [reason]
 

@@ -71,7 +71,7 @@ class PolicySnapshotAdmin(ReadOnlyAdmin):
     def rollback_view(self, request: HttpRequest, version: int) -> HttpResponse:
         if request.method != "POST" or not is_platform_admin(request.user):
             raise PermissionDenied
-        rollback_to(version, request.user.pk)
+        rollback_to(version, actor=request.user)
         self.message_user(request, f"Configuration rolled back to v{version}; publishing.")
         return redirect("admin:asc_fleet_policysnapshot_changelist")
 

@@ -18,10 +18,13 @@ from django.db import transaction
 from control_plane.catalog import services as catalog
 from control_plane.catalog.models import Model, Provider, ProviderCredential, Route
 from control_plane.core.crypto import seal_keyring
+from control_plane.core.services import Actor, publish_change
 from control_plane.fleet.models import PolicySnapshot
-from control_plane.fleet.services import load_snapshot, request_publish
+from control_plane.fleet.services import load_snapshot
 from control_plane.fleet.snapshot_builder import KIND
+from control_plane.keys import services as keys
 from control_plane.keys.models import VirtualKey
+from control_plane.tenancy import services as tenancy
 from control_plane.tenancy.models import Tenant
 from shared.crypto import credential_context
 from shared.pb import snapshot_pb2
@@ -34,27 +37,28 @@ def _usd(micros: int) -> Decimal:
 
 
 @transaction.atomic
-def rollback_to(version: int, user_id: int | None = None) -> None:
+def rollback_to(version: int, *, actor: Actor) -> None:
+    """Every row is written through its app's services in ``actor``'s name."""
     policy = load_snapshot(PolicySnapshot.objects.get(version=version)).policy
-    _tenants(policy)
-    _providers_and_models(policy)
-    _credentials(policy)
-    _routes(policy)
-    _key_grants(policy)
-    request_publish(f"rollback to v{version}", user_id)
+    _tenants(policy, actor)
+    _providers_and_models(policy, actor)
+    _credentials(policy, actor)
+    _routes(policy, actor)
+    _key_grants(policy, actor)
+    publish_change(f"rollback to v{version}", actor, first=True)
 
 
-def _tenants(policy: snapshot_pb2.Policy) -> None:
+def _tenants(policy: snapshot_pb2.Policy, actor: Actor) -> None:
     old = {t.id: t for t in policy.tenants}
     for tenant in Tenant.objects.select_for_update():
         t = old.get(str(tenant.pk))
         tenant.active = bool(t and t.active)
         if t is not None:
             tenant.allowed_regions = list(t.allowed_regions)
-        tenant.save(update_fields=["active", "allowed_regions", "updated_at"])
+        tenancy.put_tenant(tenant, actor=actor)
 
 
-def _providers_and_models(policy: snapshot_pb2.Policy) -> None:
+def _providers_and_models(policy: snapshot_pb2.Policy, actor: Actor) -> None:
     old = {p.id: p for p in policy.providers}
     for provider in Provider.objects.select_for_update():
         p = old.pop(str(provider.pk), None)
@@ -62,27 +66,24 @@ def _providers_and_models(policy: snapshot_pb2.Policy) -> None:
         if p is not None:
             provider.kind, provider.base_url = KIND_NAME[p.kind], p.base_url
             provider.options = dict(p.options)
-        provider.save()
+        catalog.put_provider(provider, actor=actor)
     for p in old.values():  # deleted since: bring back
-        Provider.objects.create(
+        provider = Provider(
             id=p.id, name=p.name, kind=KIND_NAME[p.kind], base_url=p.base_url,
             options=dict(p.options), enabled=p.enabled,
         )  # fmt: skip
+        catalog.put_provider(provider, actor=actor)
     for m in policy.models:
-        Model.objects.update_or_create(
-            id=m.id,
-            defaults={
-                "provider_id": m.provider_id,
-                "provider_model": m.provider_model,
-                "region": m.region,
-                "input_price": _usd(m.input_price_micros_per_mtok),
-                "output_price": _usd(m.output_price_micros_per_mtok),
-                "cached_input_price": _usd(m.cached_input_price_micros_per_mtok),
-            },
-        )
+        model = Model.objects.filter(pk=m.id).first() or Model(id=m.id)
+        model.provider_id = m.provider_id
+        model.provider_model, model.region = m.provider_model, m.region
+        model.input_price = _usd(m.input_price_micros_per_mtok)
+        model.output_price = _usd(m.output_price_micros_per_mtok)
+        model.cached_input_price = _usd(m.cached_input_price_micros_per_mtok)
+        catalog.put_model(model, actor=actor)
 
 
-def _credentials(policy: snapshot_pb2.Policy) -> None:
+def _credentials(policy: snapshot_pb2.Policy, actor: Actor) -> None:
     for c in policy.credentials:
         credential = ProviderCredential.objects.filter(pk=c.id).first()
         if credential is None or bytes(credential.sealed_secret) == c.sealed_secret:
@@ -90,12 +91,13 @@ def _credentials(policy: snapshot_pb2.Policy) -> None:
         secret = seal_keyring().open(c.sealed_secret, credential_context(c.id)).decode()
         catalog.set_credential_secret(credential, secret)
         credential.sealed_secret = c.sealed_secret  # the very bytes: the old hash comes back
-        credential.save()
+        catalog.put_credential(credential, actor=actor)
 
 
-def _routes(policy: snapshot_pb2.Policy) -> None:
+def _routes(policy: snapshot_pb2.Policy, actor: Actor) -> None:
     old = {r.id: r for r in policy.routes}
-    Route.objects.exclude(pk__in=list(old)).delete()
+    for route in Route.objects.exclude(pk__in=list(old)):
+        catalog.delete_route(route, actor=actor)
     for r in old.values():
         route = Route.objects.filter(pk=r.id).first() or Route(id=r.id)
         route.tenant_id, route.name = r.tenant_id, r.name
@@ -108,10 +110,11 @@ def _routes(policy: snapshot_pb2.Policy) -> None:
             )
             for t in r.targets
         ]
-        catalog.save_route(route, targets)
+        catalog.put_route(route, actor=actor, targets=targets)
 
 
-def _key_grants(policy: snapshot_pb2.Policy) -> None:
+def _key_grants(policy: snapshot_pb2.Policy, actor: Actor) -> None:
     old = {k.id: list(k.route_ids) for k in policy.keys}
     for key in VirtualKey.objects.filter(pk__in=list(old), revoked_at__isnull=True):
-        key.routes.set(Route.objects.filter(pk__in=old[str(key.pk)]))
+        routes = list(Route.objects.filter(pk__in=old[str(key.pk)]))
+        keys.update_key(key, name=key.name, routes=routes, expires_at=key.expires_at, actor=actor)

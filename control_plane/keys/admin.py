@@ -8,12 +8,27 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from control_plane.core.access import CHANGE
-from control_plane.core.admin import PublishingAdmin, RelatedOnly, ScopedAdmin
+from control_plane.core.admin import RelatedOnly, ScopedAdmin, ServiceAdmin
+from control_plane.core.services import Writes
 from control_plane.keys import services
 from control_plane.keys.models import IdentityProvider, VirtualKey
 
 
-class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
+class TenantRoutesForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
+    """A row granting routes (a key, an identity provider): the routes are of its tenant."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant is not None:
+            try:
+                services.check_routes(tenant, data.get("routes", []))
+            except forms.ValidationError as exc:
+                self.add_error("routes", exc.messages)
+        return data
+
+
+class VirtualKeyForm(TenantRoutesForm):
     class Meta:
         model = VirtualKey
         fields = [
@@ -28,16 +43,6 @@ class VirtualKeyForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscrip
             "max_tokens",
             "asserts_end_user",
         ]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
-        if tenant is not None:
-            try:
-                services.check_routes(tenant, data.get("routes", []))
-            except forms.ValidationError as exc:
-                self.add_error("routes", exc.messages)
-        return data
 
 
 @admin.register(VirtualKey)
@@ -66,6 +71,7 @@ class VirtualKeyAdmin(ScopedAdmin):
                 name=data["name"],
                 routes=routes,
                 expires_at=data.get("expires_at"),
+                actor=request.user,
                 **services.key_settings(data),
             )
             return
@@ -74,7 +80,7 @@ class VirtualKeyAdmin(ScopedAdmin):
             data["name"],
             routes,
             data.get("expires_at"),
-            created_by=request.user,
+            actor=request.user,
             **services.key_settings(data),
         )
         form.instance = key
@@ -85,12 +91,15 @@ class VirtualKeyAdmin(ScopedAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
-        count = services.revoke_keys(queryset.restrict(request.user, CHANGE))  # type: ignore[attr-defined]  # restrict() comes from the scoped manager
+        keys = queryset.restrict(request.user, CHANGE)  # type: ignore[attr-defined]  # restrict() comes from the scoped manager
+        count = services.revoke_keys(keys, actor=request.user)
         self.message_user(request, f"{count} key(s) revoked.")
 
 
 @admin.register(IdentityProvider)
-class IdentityProviderAdmin(PublishingAdmin):
+class IdentityProviderAdmin(ServiceAdmin):
+    writes = Writes(services.put_identity_provider, services.delete_identity_provider)
+    form = TenantRoutesForm
     list_display = ["name", "tenant", "issuer", "audience"]
     list_filter = [("tenant", RelatedOnly)]
     search_fields = ["name", "issuer", "tenant__slug"]

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from control_plane.catalog.models import Route, RouteGroup
-from control_plane.core.publishing import request_publish
-from control_plane.keys.models import VirtualKey
+from control_plane.core.services import Actor, delete_row, publish_change, save_row
+from control_plane.keys.models import IdentityProvider, VirtualKey
 from control_plane.tenancy.models import Tenant
 from shared.crypto import hash_key, key_hint, new_virtual_key
 
@@ -50,36 +50,29 @@ def check_project(tenant: Tenant, project: Any) -> None:
         raise ValidationError({"project": "the project belongs to another tenant"})
 
 
-@transaction.atomic
 def create_key(
     tenant: Tenant,
     name: str,
     routes: list[Route],
     expires_at: datetime | None = None,
-    created_by: Any = None,
+    *,
+    actor: Actor,
     **settings: Any,
 ) -> tuple[VirtualKey, str]:
-    """A new key and its secret. The secret is returned here once and never stored.
-    ``settings``: other VirtualKey fields (project, caps, asserts_end_user)."""
-    groups = settings.pop("route_groups", None)
-    check_routes(tenant, [*routes, *(groups or ())])
-    check_project(tenant, settings.get("project"))
+    """A new key of ``actor``'s, and its secret. The secret is returned here once and never
+    stored. ``settings``: other VirtualKey fields (project, caps, asserts_end_user)."""
     secret = new_virtual_key()
-    key = VirtualKey(
-        tenant=tenant,
-        name=name,
-        key_hash=hash_key(secret),
-        key_hint=key_hint(secret),
-        expires_at=expires_at,
-        created_by=created_by,
+    key = import_key(
+        tenant,
+        hash_key(secret),
+        key_hint(secret),
+        name,
+        routes,
+        expires_at,
+        created_by=actor,
+        actor=actor,
         **settings,
     )
-    key.full_clean()
-    key.save()
-    key.routes.set(routes)
-    if groups is not None:
-        key.route_groups.set(groups)
-    request_publish(f"key {key} created")
     return key, secret
 
 
@@ -92,10 +85,12 @@ def import_key(
     routes: list[Route],
     expires_at: datetime | None = None,
     created_by: Any = None,
+    *,
+    actor: Actor,
     **settings: Any,
 ) -> VirtualKey:
-    """A key known only by its hash, from another installation's configuration (the secret
-    stays with its holder, who keeps using it)."""
+    """A key known only by its hash (from another installation's configuration, whose
+    secret stays with its holder, who keeps using it; or from ``create_key``)."""
     if not HASH.fullmatch(key_hash):
         raise ValidationError({"hash": "a key's SHA-256, 64 lower-case hex digits"})
     groups = settings.pop("route_groups", None)
@@ -110,13 +105,7 @@ def import_key(
         created_by=created_by,
         **settings,
     )
-    key.full_clean()
-    key.save()
-    key.routes.set(routes)
-    if groups is not None:
-        key.route_groups.set(groups)
-    request_publish(f"key {key} imported")
-    return key
+    return save_row(key, actor=actor, many={"routes": routes, **_groups(groups)})
 
 
 @transaction.atomic
@@ -126,6 +115,7 @@ def update_key(
     name: str,
     routes: list[Route],
     expires_at: datetime | None,
+    actor: Actor,
     **settings: Any,
 ) -> VirtualKey:
     groups = settings.pop("route_groups", None)
@@ -134,21 +124,36 @@ def update_key(
     key.name, key.expires_at = name, expires_at
     for field, value in settings.items():
         setattr(key, field, value)
-    key.full_clean()
-    key.save()
-    key.routes.set(routes)
-    if groups is not None:
-        key.route_groups.set(groups)
-    request_publish(f"key {key} updated")
-    return key
+    return save_row(key, actor=actor, many={"routes": routes, **_groups(groups)})
+
+
+def _groups(groups: list[RouteGroup] | None) -> dict[str, list[RouteGroup]]:
+    """Route groups to set on a key: none given, none changed."""
+    return {} if groups is None else {"route_groups": groups}
 
 
 @transaction.atomic
-def revoke_keys(keys: Iterable[VirtualKey]) -> int:
+def revoke_keys(keys: Iterable[VirtualKey], *, actor: Actor) -> int:
     ids = [k.pk for k in keys]
     count = VirtualKey.objects.filter(pk__in=ids, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     if count:
-        request_publish(f"{count} key(s) revoked")
+        publish_change(f"{count} key(s) revoked", actor)
     return count
+
+
+@transaction.atomic
+def put_identity_provider(
+    provider: IdentityProvider, *, actor: Actor, routes: Iterable[Route] | None = None
+) -> IdentityProvider:
+    """An identity provider of a tenant; ``routes`` (when given), the tenant's routes its
+    tokens may use, replace the current ones."""
+    many = {} if routes is None else {"routes": list(routes)}
+    if many and provider.tenant_id is not None:
+        check_routes(provider.tenant, many["routes"])
+    return save_row(provider, actor=actor, many=many)
+
+
+def delete_identity_provider(provider: IdentityProvider, *, actor: Actor) -> None:
+    delete_row(provider, actor=actor)

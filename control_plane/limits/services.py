@@ -1,4 +1,5 @@
-"""Granting leases: the only writer of the lease ledger.
+"""Writes to limits (``put_limit`` / ``delete_limit``, in the name of the user acting), and
+granting leases: the only writer of the lease ledger.
 
 ``decide`` is the pure rule; ``acquire`` applies it under a row lock on the (limit, window)
 row, so concurrent grants (several gRPC processes against one PostgreSQL) serialize and the
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 
 from control_plane.core.bulk import uuid_or_none
+from control_plane.core.services import Actor, delete_row, save_row
 from control_plane.limits.models import LeaseHolding, LeaseWindow, Limit
 from shared import windows
 from shared.pb import control_pb2
@@ -24,6 +26,15 @@ from shared.pb import control_pb2
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 10.0
+
+
+def put_limit(limit: Limit, *, actor: Actor) -> Limit:
+    """A budget or rate limit; its rules (subject matches scope and tenant) in ``Limit.clean``."""
+    return save_row(limit, actor=actor)
+
+
+def delete_limit(limit: Limit, *, actor: Actor) -> None:
+    delete_row(limit, actor=actor)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@
 - Only memberships SSO granted are rewritten; one granted by hand (a local membership) stays.
 - A login whose groups grant nothing is refused, and creates no user.
 - A user deactivated here stays locked out, whatever the identity provider says.
+
+``put_sso_group`` / ``delete_sso_group`` are the mapping's writes, in the name of the user
+acting; SSO groups are not in the policy snapshot, so they publish nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from control_plane.core.services import Actor, delete_row, save_row
 from control_plane.sso.models import OidcIdentity, SsoGroup
 from control_plane.sso.oidc import OidcError, OidcSettings
 from control_plane.tenancy.models import Membership, MembershipSource, Role
@@ -129,3 +133,11 @@ def api_user(config: OidcSettings, claims: dict[str, Any]) -> Any:
             raise NoAccess("this account is deactivated in ASC")
         return identity.user
     return sign_in(config, claims)
+
+
+def put_sso_group(group: SsoGroup, *, actor: Actor) -> SsoGroup:
+    return save_row(group, actor=actor, publish=False)
+
+
+def delete_sso_group(group: SsoGroup, *, actor: Actor) -> None:
+    delete_row(group, actor=actor, publish=False)

@@ -39,11 +39,13 @@ def credential(
 
 
 def route(t: Tenant, m: Model, c: ProviderCredential, name: str = "chat") -> Route:
-    return catalog.save_route(Route(tenant=t, name=name), [catalog.TargetSpec(m, c)])
+    return catalog.put_route(
+        Route(tenant=t, name=name), actor=None, targets=[catalog.TargetSpec(m, c)]
+    )
 
 
 def key(t: Tenant, routes: list[Route], name: str = "app") -> tuple[VirtualKey, str]:
-    return keys.create_key(t, name, routes)
+    return keys.create_key(t, name, routes, actor=None)
 
 
 def stack(slug: str = "acme") -> dict[str, object]:

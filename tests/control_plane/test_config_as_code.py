@@ -52,9 +52,10 @@ def build_configuration() -> dict[str, Any]:
     project = Project.objects.create(tenant=acme, name="search")
     main = factories.credential(acme, mock, "main", SECRETS["main"])
     backup = factories.credential(acme, compat, "backup", SECRETS["backup"])
-    chat = catalog.save_route(
+    chat = catalog.put_route(
         Route(tenant=acme, name="chat", max_retries=2, latency_aware=True),
-        [catalog.TargetSpec(m1, main, 0, 3), catalog.TargetSpec(m2, backup, 1, 1)],
+        actor=None,
+        targets=[catalog.TargetSpec(m1, main, 0, 3), catalog.TargetSpec(m2, backup, 1, 1)],
     )
     other = factories.route(acme, m1, main, "other")
     key, secret = factories.key(acme, [chat, other], "app")

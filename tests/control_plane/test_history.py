@@ -49,7 +49,7 @@ def test_rollback_restores_the_old_policy_as_a_new_version() -> None:
     catalog.set_credential_secret(cred, "sk-rotated-secret-000")
     cred.save()
     publish_snapshot()
-    rollback_to(v1.version)
+    rollback_to(v1.version, actor=None)
     latest = PolicySnapshot.objects.order_by("-version").first()
     assert latest is not None
     assert latest.version > v1.version
@@ -60,9 +60,9 @@ def test_rollback_restores_the_old_policy_as_a_new_version() -> None:
 def test_rollback_never_brings_back_a_revoked_key() -> None:
     rows = factories.stack()
     v1 = publish_snapshot().snapshot
-    revoke_keys([rows["key"]])  # type: ignore[list-item]
+    revoke_keys([rows["key"]], actor=None)  # type: ignore[list-item]
     publish_snapshot()
-    rollback_to(v1.version)
+    rollback_to(v1.version, actor=None)
     latest = load_snapshot(PolicySnapshot.objects.order_by("-version").first())  # type: ignore[arg-type]
     assert len(latest.policy.keys) == 0
 

@@ -52,7 +52,7 @@ def test_revoked_key_leaves_the_next_snapshot() -> None:
     rows = factories.stack()
     before = load_snapshot(publish_snapshot().snapshot)
     assert len(before.policy.keys) == 1
-    revoke_keys([rows["key"]])  # type: ignore[list-item]
+    revoke_keys([rows["key"]], actor=None)  # type: ignore[list-item]
     after = load_snapshot(publish_snapshot().snapshot)
     assert len(after.policy.keys) == 0
 

@@ -35,10 +35,10 @@ def test_a_key_gets_its_groups_and_its_projects_groups_routes() -> None:
     g2 = RouteGroup.objects.create(tenant=t, name="g2")
     g2.routes.set([via_project])
     g2.projects.set([project])
-    key, _ = keys.create_key(t, "k", [own], project=project, route_groups=[g1])
+    key, _ = keys.create_key(t, "k", [own], actor=None, project=project, route_groups=[g1])
     assert granted(key.pk) == {str(own.pk), str(via_key.pk), str(via_project.pk)}
 
-    other, _ = keys.create_key(t, "plain", [own])
+    other, _ = keys.create_key(t, "plain", [own], actor=None)
     assert granted(other.pk) == {str(own.pk)}, "groups reach only the keys granted them"
 
 

@@ -40,18 +40,6 @@ class ProviderCredentialSerializer(ScopedSerializer):
             fields["secret"].required = False
         return fields
 
-    def save(self, **kwargs: Any) -> ProviderCredential:
-        secret = self.validated_data.pop("secret", None)
-        instance = self.instance or ProviderCredential()
-        for name, value in self.validated_data.items():
-            setattr(instance, name, value)
-        if secret is not None:
-            services.set_credential_secret(instance, secret)
-        instance.full_clean(exclude=["encrypted_secret", "sealed_secret"])
-        instance.save()
-        self.instance = instance
-        return instance
-
 
 class ModelSerializer(ScopedSerializer):
     class Meta:
@@ -93,35 +81,16 @@ class RouteSerializer(ScopedSerializer):
             "updated_at",
         ]
 
-    def validate_targets(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def validate_targets(self, value: list[dict[str, Any]]) -> list[services.TargetSpec]:
         if not value:
             raise serializers.ValidationError("a route needs at least one target")
-        return value
-
-    def save(self, **kwargs: Any) -> Route:
-        data = dict(self.validated_data)
-        targets = data.pop("targets", None)
-        route = self.instance or Route()
-        for name, value in data.items():
-            setattr(route, name, value)
-        specs = None if targets is None else [services.TargetSpec(**t) for t in targets]
-        self.instance = services.save_route(route, specs)
-        return self.instance
+        return [services.TargetSpec(**t) for t in value]
 
 
 class RouteGroupSerializer(ScopedSerializer):
     """A model access group: routes granted as one to keys (``route_groups`` on a key) and to
-    every key of the ``projects`` listed."""
+    every key of the ``projects`` listed (of the group's tenant: catalog.services checks)."""
 
     class Meta:
         model = RouteGroup
         fields = ["id", "tenant", "name", "routes", "projects", "created_at"]
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        tenant = attrs.get("tenant") or getattr(self.instance, "tenant", None)
-        members = [*attrs.get("routes", ()), *attrs.get("projects", ())]
-        if any(m.tenant_id != getattr(tenant, "pk", None) for m in members):
-            raise serializers.ValidationError(
-                {"routes": "routes and projects must be of the group's tenant"}
-            )
-        return attrs

@@ -7,7 +7,9 @@ from rest_framework import serializers
 
 from control_plane.catalog.models import Route
 from control_plane.core.api.serializers import ScopedSerializer
-from control_plane.core.api.views import PublishingModelViewSet
+from control_plane.core.api.views import ServiceModelViewSet
+from control_plane.core.services import Writes
+from control_plane.keys import services
 from control_plane.keys.models import IdentityProvider
 
 
@@ -50,7 +52,8 @@ def _existing(instance: IdentityProvider | None) -> dict[str, Any]:
     return {n: getattr(instance, n) for n in names}
 
 
-class IdentityProviderViewSet(PublishingModelViewSet):
+class IdentityProviderViewSet(ServiceModelViewSet):
     queryset = IdentityProvider.objects.select_related("tenant").prefetch_related("routes")
     serializer_class = IdentityProviderSerializer
     filterset_fields = ["tenant", "issuer"]
+    writes = Writes(services.put_identity_provider, services.delete_identity_provider)

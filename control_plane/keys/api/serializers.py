@@ -55,7 +55,7 @@ class VirtualKeySerializer(ScopedSerializer):
             validated_data["name"],
             list(validated_data.get("routes", [])),
             validated_data.get("expires_at"),
-            created_by=self.context["request"].user,
+            actor=self.context["request"].user,
             **services.key_settings(validated_data),
         )
         key.secret = secret  # type: ignore[attr-defined]  # returned once by to_representation
@@ -67,6 +67,7 @@ class VirtualKeySerializer(ScopedSerializer):
             name=validated_data.get("name", key.name),
             routes=list(validated_data.get("routes", key.routes.all())),
             expires_at=validated_data.get("expires_at", key.expires_at),
+            actor=self.context["request"].user,
             **services.key_settings(validated_data),
         )
 

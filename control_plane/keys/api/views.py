@@ -25,6 +25,6 @@ class VirtualKeyViewSet(ScopedModelViewSet):
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: Any = None) -> Response:
         key = self.get_object()
-        services.revoke_keys([key])
+        services.revoke_keys([key], actor=request.user)
         key.refresh_from_db()
         return Response(self.get_serializer(key).data)

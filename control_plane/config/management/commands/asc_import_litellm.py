@@ -1,4 +1,5 @@
-"""Move a LiteLLM proxy over: ``asc_import_litellm config.yaml --tenant SLUG [--dry-run]``.
+"""Move a LiteLLM proxy over:
+``asc_import_litellm config.yaml --tenant SLUG [--dry-run] [--user NAME]``.
 
 Reads LiteLLM's ``config.yaml`` (model_list, router_settings / litellm_settings fallbacks,
 retries, timeouts, budgets; see ``control_plane.config.litellm``) and imports it into one
@@ -18,7 +19,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from control_plane.config.document import DocumentError
 from control_plane.config.litellm import LiteLLMError
-from control_plane.config.management.commands.asc_import import report
+from control_plane.config.management.commands.asc_import import (
+    acting_user,
+    add_user_argument,
+    report,
+)
 from control_plane.config.services import ImportRefused, import_litellm
 
 
@@ -29,13 +34,18 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="LiteLLM's config.yaml")
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
         parser.add_argument("--dry-run", action="store_true", help="show the changes only")
+        add_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
         try:
             config = yaml.safe_load(path.read_text())
             result = import_litellm(
-                config, options["tenant"], dry_run=options["dry_run"], env=os.environ
+                config,
+                options["tenant"],
+                dry_run=options["dry_run"],
+                env=os.environ,
+                user=acting_user(options["user"]),
             )
         except (yaml.YAMLError, LiteLLMError, DocumentError, ImportRefused) as exc:
             problems = getattr(exc, "problems", [str(exc)])

@@ -66,8 +66,10 @@ class Command(BaseCommand):
             credential.save()
         route = Route.objects.filter(tenant=tenant, name="demo").first()
         if route is None:
-            route = catalog.save_route(
-                Route(tenant=tenant, name="demo"), [catalog.TargetSpec(model, credential)]
+            route = catalog.put_route(
+                Route(tenant=tenant, name="demo"),
+                actor=None,
+                targets=[catalog.TargetSpec(model, credential)],
             )
         return route, tenant
 
@@ -80,5 +82,5 @@ class Command(BaseCommand):
             if live is not None:
                 live.routes.add(route)
                 return secret
-        _, secret = keys.create_key(tenant, "demo", [route])
+        _, secret = keys.create_key(tenant, "demo", [route], actor=None)
         return secret

@@ -7,7 +7,8 @@ arrives) finds the most requests per second a server sustains. It cannot hold a 
 (uvloop) client on raw keep-alive connections that sends request i at start + i/rate whether
 or not earlier answers have arrived (open loop): a stalled server shows up in the figures
 instead of slowing the client down (no coordinated omission). It prints one JSON object: counts
-and percentiles in microseconds, and with ``--samples`` every (due time, latency, status).
+and percentiles in microseconds (of the whole answer, and of its first body chunk: the time to
+first token of a stream), and with ``--samples`` every (due time, latency, status, first).
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ async def _closed_loop(request: Request, seconds: float, connections: int) -> Wr
 
     async def worker() -> None:
         while time.monotonic() < deadline:
-            counts["ok" if 200 <= await client.send() < 400 else "error"] += 1
+            status, _ = await client.send()
+            counts["ok" if 200 <= status < 400 else "error"] += 1
 
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(connections)))
@@ -151,27 +153,28 @@ class RawClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
 
-    async def send(self) -> int:
-        """One request; its status (0: connection error)."""
+    async def send(self) -> tuple[int, float]:
+        """One request: its status (0: connection error) and the ``perf_counter`` time its
+        first body chunk arrived (0.0 when none did)."""
         if self._idle:
             reader, writer = self._idle.pop()
         else:
             if self.opened >= MAX_CONNECTIONS:
-                return 0
+                return 0, 0.0
             try:
                 reader, writer = await asyncio.open_connection(self._host, self._port)
             except OSError:
-                return 0
+                return 0, 0.0
             self.opened += 1
         try:
             writer.write(self._wire)
-            status = await _read_response(reader)
+            status, first = await _read_response(reader)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             writer.close()
             self.opened -= 1
-            return 0
+            return 0, 0.0
         self._idle.append((reader, writer))
-        return status
+        return status, first
 
     def close(self) -> None:
         for _, writer in self._idle:
@@ -185,14 +188,15 @@ def send_once(request: Request) -> int:
     async def once() -> int:
         client = RawClient(request)
         try:
-            return await client.send()
+            status, _ = await client.send()
+            return status
         finally:
             client.close()
 
     return uvloop.run(once())
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, float]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -204,25 +208,29 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
         elif name == "transfer-encoding" and "chunked" in value.lower():
             chunked = True
+    first = 0.0
     if chunked:
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             await reader.readexactly(size + 2)
             if size == 0:
                 break
+            first = first or time.perf_counter()
     elif length:
         await reader.readexactly(length)
-    return status
+        first = time.perf_counter()
+    return status, first
 
 
 async def open_loop(
     request: Request, rate: float, seconds: float, warmup: float
-) -> list[tuple[float, float, int]]:
-    """(due time from the start of measurement, latency, status) of every measured request;
-    the first ``warmup`` seconds are sent at the same rate but not kept."""
+) -> list[tuple[float, float, int, float]]:
+    """(due time from the start of measurement, latency, status, time to the first body chunk)
+    of every measured request; the first ``warmup`` seconds are sent at the same rate but not
+    kept."""
     client = RawClient(request)
     clock = time.perf_counter  # uvloop's loop.time() only counts milliseconds
-    samples: list[tuple[float, float, int]] = []
+    samples: list[tuple[float, float, int, float]] = []
     tasks: set[asyncio.Task[None]] = set()
     total = int((warmup + seconds) * rate)
     start = clock() + 0.05
@@ -232,9 +240,9 @@ async def open_loop(
         # late, which is no fault of the server; being open loop, a stalled server still
         # shows (the requests due meanwhile are sent on time and wait).
         sent = clock()
-        status = await client.send()
+        status, first = await client.send()
         if due - start >= warmup:
-            samples.append((due - start - warmup, clock() - sent, status))
+            samples.append((due - start - warmup, clock() - sent, status, max(0.0, first - sent)))
 
     for i in range(total):
         due = start + i / rate
@@ -250,9 +258,10 @@ async def open_loop(
     return samples
 
 
-def summarize(samples: Sequence[tuple[float, float, int]], seconds: float) -> dict[str, Any]:
-    latencies = sorted(latency * 1e6 for _, latency, status in samples if 200 <= status < 300)
-    statuses = Counter(str(status) for _, _, status in samples)
+def summarize(samples: Sequence[tuple[float, float, int, float]], seconds: float) -> dict[str, Any]:
+    latencies = sorted(latency * 1e6 for _, latency, status, _ in samples if 200 <= status < 300)
+    firsts = sorted(first * 1e6 for _, _, status, first in samples if 200 <= status < 300)
+    statuses = Counter(str(status) for _, _, status, _ in samples)
     return {
         "sent": len(samples),
         "ok": len(latencies),
@@ -263,6 +272,8 @@ def summarize(samples: Sequence[tuple[float, float, int]], seconds: float) -> di
         "p99_us": percentile(latencies, 0.99),
         "p999_us": percentile(latencies, 0.999),
         "max_us": latencies[-1] if latencies else 0.0,
+        "first_p50_us": percentile(firsts, 0.50),
+        "first_p99_us": percentile(firsts, 0.99),
     }
 
 

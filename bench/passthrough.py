@@ -1,8 +1,9 @@
 """The ceiling: a bare aiohttp + uvloop pass-through with no policy at all.
 
 It reads the client's body, POSTs it unchanged to the upstream over one pooled client session
-and returns the upstream's bytes. Whatever ASC's data plane costs beyond this is the price of
-its policy (authentication, limits, guardrails, routing, usage reporting).
+and returns the upstream's bytes (a stream relayed as its bytes arrive). Whatever ASC's data
+plane costs beyond this is the price of its policy (authentication, limits, guardrails,
+routing, usage reporting).
 Run as ``python -m bench.passthrough --port N --upstream http://127.0.0.1:M/v1``.
 """
 
@@ -20,13 +21,28 @@ UPSTREAM = web.AppKey("upstream", str)
 _HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer x"}
 
 
-async def chat_completions(request: web.Request) -> web.Response:
+async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     url = request.app[UPSTREAM] + "/chat/completions"
     async with request.app[SESSION].post(url, data=body, headers=_HEADERS) as upstream:
+        if upstream.content_type == "text/event-stream":
+            return await _relay(request, upstream)
         payload = await upstream.read()
         status = upstream.status
     return web.Response(body=payload, status=status, content_type="application/json")
+
+
+async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    """A stream passed on as its bytes arrive, without looking inside."""
+    response = web.StreamResponse(
+        status=upstream.status,
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+    )
+    await response.prepare(request)
+    async for data in upstream.content.iter_any():
+        await response.write(data)
+    await response.write_eof()
+    return response
 
 
 async def health(request: web.Request) -> web.Response:

@@ -164,7 +164,7 @@ async def _end_to_end(work: Path, upstream_base: str, report: Report) -> dict[st
     finally:
         dp.stop()
         await server.stop(grace=None)
-    latencies = sorted(lat for _, lat, status in result["samples"] if status == 200)
+    latencies = sorted(lat for _, lat, status, _ in result["samples"] if status == 200)
     return {
         "apply_s": ack.seconds,
         "rss_before_mib": rss_before / 1024,

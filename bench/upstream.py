@@ -1,5 +1,8 @@
 """A fixed, fast fake OpenAI-compatible upstream: every POST gets the same small
-``chat.completion`` JSON; ``GET /health`` and ``GET /v1/models`` answer too.
+``chat.completion`` JSON, or, when the request asks for a stream, the same 256-token answer as
+``chat.completion.chunk`` server-sent events, one token a chunk (then the finish reason, the
+usage and ``[DONE]``), each event its own HTTP chunk; ``GET /health`` and ``GET /v1/models``
+answer too.
 
 A raw asyncio protocol on uvloop (HTTP/1.1 keep-alive, Content-Length or chunked request
 bodies, pipelining) rather than a framework, so the upstream costs as little CPU as possible
@@ -34,6 +37,43 @@ COMPLETION = orjson.dumps(
     }
 )
 MODELS = orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+STREAM_TOKENS = 256
+
+
+def _event(delta: dict[str, object], finish: str | None = None, **extra: object) -> bytes:
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _stream_events() -> list[bytes]:
+    words = [f" word{i % 50}" for i in range(STREAM_TOKENS)]
+    events = [_event({"role": "assistant", "content": ""})]
+    events += [_event({"content": word}) for word in words]
+    events.append(_event({}, "stop"))
+    usage = {"prompt_tokens": 12, "completion_tokens": STREAM_TOKENS, "total_tokens": 268}
+    events.append(
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion.chunk",
+                "created": 1_700_000_000,
+                "model": MODEL,
+                "choices": [],
+                "usage": usage,
+            }
+        )
+        + b"\n\n"
+    )
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 def _response(body: bytes, status: str = "200 OK") -> bytes:
@@ -45,6 +85,12 @@ def _response(body: bytes, status: str = "200 OK") -> bytes:
 
 
 COMPLETION_RESPONSE = _response(COMPLETION)
+STREAM_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+    + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in _stream_events())
+    + b"0\r\n\r\n"
+)
 MODELS_RESPONSE = _response(MODELS)
 HEALTH_RESPONSE = _response(b'{"status":"ok"}')
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -116,10 +162,12 @@ class UpstreamProtocol(asyncio.Protocol):
         body_end = _chunked_length(buffer, end + 4) if chunked else end + 4 + length
         if body_end > len(buffer):
             raise _Incomplete
+        body = bytes(buffer[end + 4 : body_end])
         del buffer[:body_end]
         method, _, target = line.partition(b" ")
         if method == b"post":
-            return COMPLETION_RESPONSE, close
+            streamed = b'"stream":true' in body.replace(b" ", b"")
+            return (STREAM_RESPONSE if streamed else COMPLETION_RESPONSE), close
         if target.startswith(b"/v1/models"):
             return MODELS_RESPONSE, close
         return HEALTH_RESPONSE, close

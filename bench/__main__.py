@@ -17,11 +17,13 @@ from typing import NamedTuple
 
 from bench import (
     decision_bench,
+    export_bench,
     gateway_bench,
     guardrails_bench,
     ingest_bench,
     push_bench,
     snapshot_scale_bench,
+    stream_bench,
 )
 from bench.report import Check, Report
 
@@ -36,8 +38,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "decision": Benchmark(decision_bench.TITLE, decision_bench.run),
     "snapshot": Benchmark(snapshot_scale_bench.TITLE, snapshot_scale_bench.run),
     "ingest": Benchmark(ingest_bench.TITLE, ingest_bench.run),
+    "export": Benchmark(export_bench.TITLE, export_bench.run),
     "push": Benchmark(push_bench.TITLE, push_bench.run),
     "gateway": Benchmark(gateway_bench.TITLE, gateway_bench.run),
+    "stream": Benchmark(stream_bench.TITLE, stream_bench.run),
 }
 
 

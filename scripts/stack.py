@@ -76,14 +76,16 @@ class ControlPlaneAPI:
         return list(self.call("GET", path)["results"])
 
     def all(self, path: str) -> list[dict[str, Any]]:
-        """Every row of a paginated list (the API serves pages of at most 1,000)."""
-        rows: list[dict[str, Any]] = []
+        """Every row of a paginated list (pages of at most 1,000), following each page's
+        ``next``: a cursor on the lists that grow while they are read (usage, audit, snapshots,
+        nodes), so no row comes twice or goes missing however fast records arrive."""
         separator = "&" if "?" in path else "?"
-        while True:
-            page = self.call("GET", f"{path}{separator}limit=1000&offset={len(rows)}")
+        page = self.call("GET", f"{path}{separator}limit=1000")
+        rows: list[dict[str, Any]] = list(page["results"])
+        while page["next"]:
+            page = self.call("GET", page["next"].partition("/api/v1/")[2])
             rows += page["results"]
-            if not page["next"]:
-                return rows
+        return rows
 
     def one(self, path: str) -> dict[str, Any]:
         results = self.results(path)

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 
-from control_plane.audit import export
+from control_plane.audit.export import audit_export
 from control_plane.audit.models import AuditRecord
 from control_plane.core.admin import ReadOnlyAdmin
+from control_plane.core.admin_export import CHANGE_LIST_TEMPLATE, ExportAdminMixin, download
+from control_plane.core.export import CSV, NDJSON
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(ReadOnlyAdmin):
+class AuditRecordAdmin(ExportAdminMixin, ReadOnlyAdmin):
+    exporter = staticmethod(audit_export)
+    change_list_template = CHANGE_LIST_TEMPLATE
     list_display = [
         "ts",
         "chain_id",
@@ -29,26 +31,14 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     exclude = ["payload"]
     actions = ["export_jsonl", "export_csv"]
 
-    @admin.action(description="Export selected as JSONL", permissions=["view"])
+    @admin.action(description="Export selected as NDJSON", permissions=["view"])
     def export_jsonl(
         self, request: HttpRequest, queryset: QuerySet[AuditRecord]
     ) -> StreamingHttpResponse:
-        return _download(
-            export.jsonl(queryset.order_by("ts", "chain_id", "seq").iterator()), "jsonl"
-        )
+        return download(audit_export(queryset, {"selected": True}), NDJSON)
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[AuditRecord]
     ) -> StreamingHttpResponse:
-        return _download(
-            export.csv_lines(queryset.order_by("ts", "chain_id", "seq").iterator()), "csv"
-        )
-
-
-def _download(lines: Iterable[str], fmt: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        lines, content_type="text/csv" if fmt == "csv" else "application/x-ndjson"
-    )
-    response["Content-Disposition"] = f'attachment; filename="audit.{fmt}"'
-    return response
+        return download(audit_export(queryset, {"selected": True}), CSV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from control_plane.core.ingestion import ingest_xid_field
 from control_plane.core.models import ScopedQuerySet, loose_ref
 
 
@@ -43,6 +44,8 @@ class AuditRecord(models.Model):
     # False when, on ingest, the record did not extend its chain (seq or prev_hash mismatch).
     chain_ok = models.BooleanField(default=True)
     purged = models.BooleanField(default=False)
+    # The writing transaction: the order lists page in (control_plane.core.ingestion).
+    ingest_xid = ingest_xid_field()
 
     objects = ScopedQuerySet.as_manager()
 
@@ -51,7 +54,10 @@ class AuditRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["chain_id", "seq"], name="one_record_per_seq")
         ]
-        indexes = [models.Index(fields=["tenant", "ts"])]
+        indexes = [
+            models.Index(fields=["tenant", "ts"]),
+            models.Index(fields=["ingest_xid", "id"], name="audit_ingest_order"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.chain_id}#{self.seq}"

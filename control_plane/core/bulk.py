@@ -30,14 +30,17 @@ def insert_ignoring_conflicts(
     rows: Sequence[Mapping[str, Any]],
     conflict: Sequence[str],
 ) -> None:
-    """Insert ``rows`` (attribute name -> value, every column present), skipping those that
-    collide with a stored row on the unique ``conflict`` columns."""
+    """Insert ``rows`` (attribute name -> value, every column without a database default
+    present), skipping those that collide with a stored row on the unique ``conflict`` columns."""
     if not rows:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create([model(**row) for row in rows], ignore_conflicts=True)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Columns the database fills itself (its default, e.g. the ingest transaction id) stay out.
+    fields = [
+        f for f in model._meta.concrete_fields if not f.primary_key and not f.has_db_default()
+    ]
     json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
     names = [f.attname for f in fields]
     cols = ", ".join(str(f.column) for f in fields)

@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 
+from control_plane.core.ingestion import ingest_xid_field
 from control_plane.core.models import ScopedQuerySet, loose_ref
 
 
@@ -35,6 +36,8 @@ class UsageRecord(models.Model):
     fallbacks = models.JSONField(default=list, blank=True)
     # Counted into SpendDaily yet (by usage.services.rollup_spend).
     rolled_up = models.BooleanField(default=False)
+    # The writing transaction: the order lists page in (control_plane.core.ingestion).
+    ingest_xid = ingest_xid_field()
 
     objects = ScopedQuerySet.as_manager()
 
@@ -43,6 +46,7 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["tenant", "ts"]),
             models.Index(fields=["key", "ts"]),
+            models.Index(fields=["ingest_xid", "id"], name="usage_ingest_order"),
             models.Index(
                 fields=["rolled_up"], condition=models.Q(rolled_up=False), name="usage_to_roll_up"
             ),

@@ -3,8 +3,10 @@ tampering, checkpoints, retention and export."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -152,23 +154,48 @@ def test_rewritten_chain_with_a_valid_looking_tail_is_caught(tenant: Tenant) -> 
     verify_fails_at(f"{CHAIN}#4: record differs from the signed checkpoint")
 
 
+def _body(response: Any) -> str:
+    assert response.status_code == 200, response.content
+    return b"".join(response.streaming_content).decode()
+
+
 def test_export_jsonl_and_csv_by_tenant(
     stored: list[control_pb2.AuditRecord], api: APIClient
 ) -> None:
     tenant = Tenant.objects.get(slug="acme")
     other = factories.tenant("other")
     ingest([], "b3")
-    jsonl = b"".join(api.get(f"/api/v1/audit/export/?tenant={tenant.id}").streaming_content)  # type: ignore[attr-defined]
-    lines = [json.loads(line) for line in jsonl.decode().splitlines()]
+    make_checkpoints()
+    *records, last = _body(api.get(f"/api/v1/audit/export/?tenant={tenant.id}")).splitlines()
+    lines = [json.loads(line) for line in records]
     assert [line["seq"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert lines[0]["categories"] == ["email"]
     assert lines[0]["subject"] == "person-1@example.com"
-    csv_body = b"".join(
-        api.get(f"/api/v1/audit/export/?tenant={tenant.id}&as=csv").streaming_content  # type: ignore[attr-defined]
-    ).decode()
-    assert csv_body.splitlines()[0].startswith("chain_id,seq,hash")
-    assert len(csv_body.splitlines()) == 7
-    empty = b"".join(api.get(f"/api/v1/audit/export/?tenant={other.id}").streaming_content)  # type: ignore[attr-defined]
-    assert empty == b""
+    trailer = json.loads(last)["trailer"]
+    assert trailer["count"] == 6
+    assert (
+        trailer["sha256"] == hashlib.sha256("".join(r + "\n" for r in records).encode()).hexdigest()
+    )
+    [span] = trailer["chains"]
+    head = AuditChain.objects.get()
+    assert span["chain_id"] == CHAIN
+    assert (span["first_seq"], span["last_seq"]) == (1, 6)
+    assert span["last_hash"] == head.last_hash == span["head"]["hash"]
+    checkpoint = AuditCheckpoint.objects.get()
+    assert span["checkpoint"]["seq"] == 6
+    assert span["checkpoint"]["hash"] == checkpoint.hash
+    assert span["checkpoint"]["signature"] == checkpoint.signature
+    csv_lines = _body(api.get(f"/api/v1/audit/export/?tenant={tenant.id}&as=csv")).splitlines()
+    assert csv_lines[0].startswith("chain_id,seq,hash")
+    assert len(csv_lines) == 1 + 6 + 1  # header, records, trailer
+    assert csv_lines[-1].startswith("# trailer ")
+    assert json.loads(csv_lines[-1].removeprefix("# trailer "))["count"] == 6
+    assert _body(api.get(f"/api/v1/audit/export/?tenant={tenant.id}&format=csv")).splitlines() == (
+        csv_lines
+    )
+    [empty] = _body(api.get(f"/api/v1/audit/export/?tenant={other.id}")).splitlines()
+    assert json.loads(empty)["trailer"]["count"] == 0
+    assert json.loads(empty)["trailer"]["chains"] == []
     assert api.get(f"/api/v1/audit/export/?tenant={tenant.id}&as=xml").status_code == 400
-    assert api.get("/api/v1/audit/export/").status_code == 400
+    assert api.get(f"/api/v1/audit/export/?tenant={tenant.id}&format=xml").status_code == 406
+    assert api.get("/api/v1/audit/export/?since=yesterday").status_code == 400

@@ -236,6 +236,7 @@ API: dict[tuple[str, str, str], tuple[int, int, int, int, int]] = {
     ("GET", "usage/", ""): (200, 200, 200, 200, 200),
     ("GET", "usage/{id}/", "usage"): (200, 200, 404, 200, 404),
     ("GET", "usage/{id}/", "own_usage"): (200, 200, 200, 200, 404),
+    ("GET", "usage/export/", ""): (200, 200, 200, 200, 200),  # each gets what the list shows
     ("GET", "audit/", ""): (200, 200, 200, 200, 200),
     ("GET", "audit/{id}/", "audit"): (200, 200, 404, 200, 404),
     ("GET", "audit/export/", ""): (200, 200, 200, 200, 200),  # what others get is empty
@@ -535,13 +536,50 @@ def test_lists_hold_exactly_the_rows_a_role_may_retrieve(world: World, endpoint:
             assert all(str(item.get("tenant", "")) != tenant_a for item in items), endpoint
 
 
-def test_an_audit_export_holds_only_records_the_role_may_read(world: World) -> None:
-    for role, lines in [("tenant_admin", 1), ("auditor", 1), ("developer", 0), ("outsider", 0)]:
+# What each role's export of tenant A holds: usage of both keys of A (the developer: their
+# own key's), and A's one audit record (not for developers).
+EXPORTS = {
+    "usage": {"platform": 2, "tenant_admin": 2, "developer": 1, "auditor": 2, "outsider": 0},
+    "audit": {"platform": 1, "tenant_admin": 1, "developer": 0, "auditor": 1, "outsider": 0},
+}
+
+
+def _export_records(body: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import json
+
+    *lines, last = body.splitlines()
+    return [json.loads(line) for line in lines], json.loads(last)["trailer"]
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
+def test_an_export_holds_only_records_the_role_may_read(world: World, kind: str) -> None:
+    tenant_a = str(world.rows["tenant"].id)
+    for role, count in EXPORTS[kind].items():
         client = APIClient()
         client.force_authenticate(world.users[role])
-        response = client.get(f"/api/v1/audit/export/?tenant={world.rows['tenant'].id}")
+        listed = client.get(f"/api/v1/{kind}/?limit=1000").json()["results"]
+        for query in (f"?tenant={tenant_a}", ""):
+            response = client.get(f"/api/v1/{kind}/export/{query}")
+            body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+            records, trailer = _export_records(body)
+            assert len(records) == trailer["count"] == count, (kind, role, query)
+            # The export holds exactly what the role's list holds (all of tenant A here).
+            assert {r["request_id"] for r in records} == {r["request_id"] for r in listed}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
+def test_an_admin_export_holds_only_records_the_role_may_read(world: World, kind: str) -> None:
+    label = {"usage": "asc_usage/usagerecord", "audit": "asc_audit/auditrecord"}[kind]
+    for role, count in EXPORTS[kind].items():
+        if kind == "audit" and role == "developer":
+            continue  # no audit pages at all (403: the matrix above)
+        client = Client()
+        client.force_login(world.users[role])
+        response = client.get(f"/admin/{label}/export/ndjson/")
+        assert response.status_code == 200, (kind, role)
         body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
-        assert len(body.splitlines()) == lines, role
+        records, trailer = _export_records(body)
+        assert len(records) == trailer["count"] == count, (kind, role)
 
 
 def test_a_tenant_admin_cannot_move_a_row_to_another_tenant(world: World) -> None:
@@ -662,10 +700,14 @@ ADMIN: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("asc_usage.usagerecord", "change"): (200, 200, 302, 200, 302),
     ("asc_usage.usagerecord", "add"): (403, 403, 403, 403, 403),
     ("asc_usage.usagerecord", "delete"): (403, 403, 403, 403, 403),
+    ("asc_usage.usagerecord", "export_csv"): (200, 200, 200, 200, 200),
+    ("asc_usage.usagerecord", "export_ndjson"): (200, 200, 200, 200, 200),
     ("asc_audit.auditrecord", "changelist"): (200, 200, 403, 200, 200),
     ("asc_audit.auditrecord", "change"): (200, 200, 403, 200, 302),
     ("asc_audit.auditrecord", "add"): (403, 403, 403, 403, 403),
     ("asc_audit.auditrecord", "delete"): (403, 403, 403, 403, 403),
+    ("asc_audit.auditrecord", "export_csv"): (200, 200, 403, 200, 200),
+    ("asc_audit.auditrecord", "export_ndjson"): (200, 200, 403, 200, 200),
     ("asc_guardrails.guardrailpolicy", "changelist"): (200, 200, 403, 200, 200),
     ("asc_guardrails.guardrailpolicy", "change"): (200, 200, 403, 200, 302),
     ("asc_guardrails.guardrailpolicy", "add"): (200, 200, 403, 403, 200),
@@ -698,6 +740,8 @@ def admin_url(world: World, label: str, page: str) -> str:
         return base
     if page == "add":
         return base + "add/"
+    if page.startswith("export_"):  # the list's export buttons
+        return base + f"export/{page.removeprefix('export_')}/"
     obj = admin_subject(world, ADMIN_SUBJECTS[label])
     pk = obj.pk
     return base + f"{pk}/" + {"change": "change/"}.get(page, f"{page}/")

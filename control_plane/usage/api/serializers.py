@@ -1,33 +1,11 @@
 from rest_framework import serializers
 
+from control_plane.usage.export import COLUMNS, REFS
 from control_plane.usage.models import UsageRecord
 
 
 class UsageRecordSerializer(serializers.ModelSerializer[UsageRecord]):
     class Meta:
         model = UsageRecord
-        fields = [
-            "request_id",
-            "ts",
-            "node_id",
-            "tenant",
-            "key",
-            "route",
-            "route_name",
-            "model",
-            "provider",
-            "credential",
-            "region",
-            "subject",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_prompt_tokens",
-            "cost_nano_usd",
-            "latency_ms",
-            "ttft_ms",
-            "snapshot_version",
-            "status_code",
-            "stream",
-            "error_code",
-            "fallbacks",
-        ]
+        # The export's columns, references by their ids (``tenant``, not ``tenant_id``).
+        fields = [name.removesuffix("_id") if name in REFS else name for name in COLUMNS]

@@ -1,5 +1,9 @@
 """Wiring: ``create_app(settings)`` builds the aiohttp application and its resources.
 
+The background tasks (snapshot stream, lease client, usage batcher and sender) run under
+one ``Supervisor``: restarted after any error, counted, and reported by ``/readyz`` when they
+keep failing.
+
 Long-lived resources are ``cleanup_ctx`` entries, set up in this order and torn down in the
 reverse one: the disk snapshot, the upstream HTTP session, the control-plane channel with the
 snapshot stream, and the usage reporter. Torn down last-in first-out, the usage reporter
@@ -36,6 +40,7 @@ from data_plane.http.appkeys import (
     REQUEST_ID,
     SETTINGS,
     STORE,
+    SUPERVISOR,
     USAGE,
     USAGE_CLIENT,
 )
@@ -48,6 +53,7 @@ from data_plane.policy.health import HealthBook
 from data_plane.settings import Settings
 from data_plane.snapshots.client import ConfigClient, make_node
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.supervisor import Supervisor
 from data_plane.upstream.providers.registry import build_providers
 from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared.crypto import Keyring
@@ -150,6 +156,14 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
     settings, metrics = app[SETTINGS], app[METRICS]
     backoff = (settings.backoff_min_s, settings.backoff_max_s)
+    app[SUPERVISOR] = supervisor = Supervisor(
+        backoff=backoff,
+        rand=app[RANDOM],
+        give_up_after=settings.task_give_up_after,
+        stable_s=settings.task_stable_s,
+        on_restart=metrics.task_restarted,
+        on_down=metrics.task_down_changed,
+    )
     channel = (
         rpc.open_channel(settings.control_plane, settings.tls) if settings.control_plane else None
     )
@@ -159,14 +173,14 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
             channel, app[STORE], app[NODE], metrics, backoff=backoff, rand=app[RANDOM]
         )
         app[CONFIG_CLIENT] = client
-        config_task = asyncio.create_task(client.run(), name="asc-config-client")
+        config_task = supervisor.spawn("config-client", client.run)
     usage_client = app.get(USAGE_CLIENT)
     if usage_client is None and channel is not None:
         usage_client = rpc.GrpcUsageClient(channel, settings.rpc_timeout_s)
     lease_source = app.get(LEASE_SOURCE)
     if lease_source is None and channel is not None:
         lease_source = rpc.GrpcLeaseSource(channel, settings.rpc_timeout_s)
-    leases = LeaseClient(LeaseBook(), lease_source, settings.node_id)
+    leases = LeaseClient(LeaseBook(), lease_source, settings.node_id, supervisor=supervisor)
     app[ADMITTER] = Admitter(leases)
     leases.start()
     reporter = UsageReporter(
@@ -179,6 +193,7 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
         queue_max=settings.usage_queue_max,
         backoff=backoff,
         rand=app[RANDOM],
+        supervisor=supervisor,
     )
     app[USAGE] = reporter
     await reporter.start()

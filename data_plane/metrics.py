@@ -94,6 +94,25 @@ class Metrics:
             registry=r,
         )
 
+        self.task_restarts = Counter(
+            "asc_dp_background_task_restarts",
+            "Background tasks restarted after an error, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.task_down = Gauge(
+            "asc_dp_background_task_down",
+            "1 while a background task keeps failing (the node reports not ready).",
+            ["task"],
+            registry=r,
+        )
+
+    def task_restarted(self, task: str) -> None:
+        self.task_restarts.labels(task).inc()
+
+    def task_down_changed(self, task: str, down: bool) -> None:
+        self.task_down.labels(task).set(int(down))
+
     def circuit_changed(self, target: Target, state: State) -> None:
         labels = (target.provider_id, target.model_id)
         self.circuit_state.labels(*labels).set(CIRCUIT_VALUES[state])

@@ -45,6 +45,10 @@ class Settings:
     backoff_max_s: float = 30.0
     # How long shutdown waits for in-flight requests.
     shutdown_timeout_s: float = 30.0
+    # Background tasks restart after an error (backing off as above); one that fails this many
+    # times in a row, no run lasting task_stable_s, makes the node not ready until it recovers.
+    task_give_up_after: int = 5
+    task_stable_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -13,6 +13,7 @@ from data_plane.metrics import Metrics
 from data_plane.settings import Settings
 from data_plane.snapshots.client import ConfigClient
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.supervisor import Supervisor
 from data_plane.upstream.providers.base import Provider
 from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared.pb import control_pb2
@@ -25,6 +26,7 @@ STORE = web.AppKey("store", SnapshotStore)
 RANDOM = web.AppKey("random", random.Random)
 PROVIDERS = web.AppKey[Mapping[int, Provider]]("providers")
 USAGE = web.AppKey("usage", UsageReporter)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 # Set only when the app was given an in-memory (or other) usage client instead of gRPC.
 USAGE_CLIENT = web.AppKey[UsageClient]("usage_client")
 # Set only when the app was given a LeaseService client other than gRPC (tests).

@@ -12,7 +12,7 @@ from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
 from data_plane.errors import ApiError
 from data_plane.http import pipeline
-from data_plane.http.appkeys import METRICS, STORE
+from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
 from data_plane.http.pipeline import json_response
 from data_plane.policy.auth import allowed_routes
 
@@ -47,6 +47,11 @@ async def readyz(request: web.Request) -> web.Response:
     policy = request.app[STORE].current
     if policy is None:
         return json_response({"status": "not ready", "reason": "no snapshot loaded"}, 503)
+    supervisor = request.app.get(SUPERVISOR)
+    failing = sorted(supervisor.down) if supervisor is not None else []
+    if failing:
+        reason = f"background task(s) failing: {', '.join(failing)}"
+        return json_response({"status": "not ready", "reason": reason}, 503)
     return json_response({"status": "ready", "snapshot_version": policy.version})
 
 

@@ -47,7 +47,9 @@ class ConfigClient:
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        """Stream until cancelled, reconnecting with backoff after every break."""
+        """Stream until cancelled, reconnecting with backoff after every break. Anything
+        other than a broken stream is for the supervisor the app runs this under: it logs,
+        counts and restarts the loop (``data_plane.supervisor``)."""
         attempt = 0
         while True:
             try:
@@ -55,8 +57,6 @@ class ConfigClient:
                     attempt = 0
             except grpc.aio.AioRpcError as exc:
                 log.warning("snapshot stream to the control plane broke: %s", exc.code().name)
-            except Exception:  # whatever broke this stream, the node must keep reconnecting
-                log.exception("snapshot stream failed unexpectedly; reconnecting")
             finally:
                 self.connected.clear()
             delay = backoff_delay(attempt, self._rand, *self._backoff)

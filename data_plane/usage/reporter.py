@@ -33,6 +33,7 @@ from google.protobuf.message import DecodeError
 from data_plane.backoff import backoff_delay
 from data_plane.files import write_atomic
 from data_plane.metrics import Metrics
+from data_plane.supervisor import Supervisor
 from data_plane.types import RandomSource
 from data_plane.usage.audit import AuditChain
 from shared.pb import control_pb2
@@ -40,6 +41,8 @@ from shared.pb import control_pb2
 log = logging.getLogger(__name__)
 
 SUFFIX = ".batch"
+# A usage event waiting in memory, with its audit record (sealed) when it has one.
+Queued = tuple[control_pb2.UsageEvent, control_pb2.AuditRecord | None]
 
 
 class UsageClient(Protocol):
@@ -112,6 +115,7 @@ class UsageReporter:
         spool_max_bytes: int = 512 * 1024 * 1024,
         backoff: tuple[float, float] = (0.5, 30.0),
         rand: RandomSource | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._node_id = node.id
         self._boot_id = node.boot_id
@@ -127,12 +131,13 @@ class UsageReporter:
         self._chain = AuditChain(f"{node.id}:{node.boot_id}")
         self._backoff = backoff
         self._rand = rand or random.Random()
-        self._queue: deque[tuple[control_pb2.UsageEvent, control_pb2.AuditRecord | None]] = deque()
+        self._queue: deque[Queued] = deque()
         self._full = asyncio.Event()
         self._spooled = asyncio.Event()
         self._pending: deque[tuple[Path, int]] = deque()
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = supervisor or Supervisor(backoff=backoff, rand=self._rand)
 
     def record(
         self, event: control_pb2.UsageEvent, audit: control_pb2.AuditRecord | None = None
@@ -160,7 +165,10 @@ class UsageReporter:
         if self._pending:
             log.info("replaying %d spooled usage batches", len(self._pending))
             self._spooled.set()
-        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._sender())]
+        self._tasks = [
+            self._supervisor.spawn("usage-batcher", self._batcher),
+            self._supervisor.spawn("usage-sender", self._sender),
+        ]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -183,34 +191,57 @@ class UsageReporter:
             self._full.clear()
             await self._spool_queue()
 
-    def _cut(self) -> control_pb2.UsageBatch:
+    def _cut(self) -> tuple[control_pb2.UsageBatch, list[Queued]]:
         self._seq += 1
         count = min(len(self._queue), self._batch_max)
         items = [self._queue.popleft() for _ in range(count)]
         self._metrics.usage_queue.set(len(self._queue))
         batch_id = f"{self._node_id}:{self._boot_id}:{self._seq}"
-        return control_pb2.UsageBatch(
+        batch = control_pb2.UsageBatch(
             batch_id=batch_id,
             node_id=self._node_id,
             events=[event for event, _ in items],
             audit=[audit for _, audit in items if audit is not None],
         )
+        return batch, items
 
     async def _spool_queue(self) -> None:
         while self._queue and self._spool_has_room():
-            batch = self._cut()
+            batch, items = self._cut()
+            # Shielded: a write that started finishes even if this task is cancelled (close),
+            # so a batch is never both on disk and back in the queue, nor neither.
+            write = asyncio.ensure_future(asyncio.to_thread(self._spool.write, batch, self._seq))
             try:
-                path, size = await asyncio.to_thread(self._spool.write, batch, self._seq)
+                path, size = await asyncio.shield(write)
             except OSError as exc:
                 log.error("cannot spool usage batch %s, dropping it: %s", batch.batch_id, exc)
                 self._metrics.usage_events.labels("dropped").inc(len(batch.events))
                 continue
-            self._pending.append((path, size))
-            self._spool_bytes += size
-            self._metrics.usage_batches.labels("spooled").inc()
-            self._metrics.usage_spool.set(len(self._pending))
-            self._metrics.usage_spool_bytes.set(self._spool_bytes)
-            self._spooled.set()
+            except asyncio.CancelledError:
+                await asyncio.wait({write})
+                if write.exception() is None:
+                    self._spooled_one(*write.result())
+                else:
+                    self._requeue(items)
+                raise
+            except Exception:  # unexpected: the events go back to the queue, the task restarts
+                self._requeue(items)
+                raise
+            self._spooled_one(path, size)
+
+    def _requeue(self, items: list[Queued]) -> None:
+        """Events of a batch that was cut but not spooled, back at the head of the queue (in
+        chain order; the batch id is not reused)."""
+        self._queue.extendleft(reversed(items))
+        self._metrics.usage_queue.set(len(self._queue))
+
+    def _spooled_one(self, path: Path, size: int) -> None:
+        self._pending.append((path, size))
+        self._spool_bytes += size
+        self._metrics.usage_batches.labels("spooled").inc()
+        self._metrics.usage_spool.set(len(self._pending))
+        self._metrics.usage_spool_bytes.set(self._spool_bytes)
+        self._spooled.set()
 
     def _spool_has_room(self) -> bool:
         """False when the spool is full; logs once when it passes 80 % (and when it is full)."""

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
@@ -25,105 +24,35 @@ from data_plane.policy.health import BreakerConfig
 from data_plane.types import INT64_MAX, ChatRequest, Usage
 from data_plane.upstream.providers.http import option_seconds, retry_after
 from data_plane.usage.record import RequestRecord, build_event
-from shared.pb import control_pb2, snapshot_pb2
+from shared.pb import control_pb2
 from tests.data_plane import snapshots
+from tests.data_plane.budgets import (
+    QUESTION,
+    UPSTREAM_KEY,
+    UPSTREAM_MODEL,
+    GrantAll,
+    chat,
+    hard_budgets,
+    post,
+)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.providers.gateway import Gateway, running_gateway
 
 HUGE = 9223372036854775807
-QUESTION = [{"role": "user", "content": "Hello?"}]
-KIND = snapshot_pb2.PROVIDER_KIND_OPENAI
 CAP = 100
-UPSTREAM_KEY = "sk-upstream-shared"
-
-
-class GrantAll:
-    """A control plane with plenty of budget: grants every ask in full."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def acquire(self, request: control_pb2.LeaseRequest) -> control_pb2.LeaseResponse:
-        self.calls += 1
-        return control_pb2.LeaseResponse(
-            grants=[
-                control_pb2.LeaseGrant(
-                    limit_id=ask.limit_id,
-                    window=ask.window,
-                    granted=ask.committed + ask.want,
-                    remaining=10**15,
-                    ttl_ms=60_000,
-                    nodes=1,
-                )
-                for ask in request.asks
-            ]
-        )
-
-
-def hard_budgets(base_url: str) -> snapshot_pb2.Snapshot:
-    """The two-tenant policy on a real upstream, each tenant under a hard budget of $1,000;
-    acme's key capped at ``CAP`` completion tokens."""
-    builder = (
-        snapshots.PolicyBuilder()
-        .tenant("t-acme")
-        .tenant("t-beta")
-        .provider("p-main", kind=KIND, base_url=base_url)
-        .credential("c-acme", "t-acme", "p-main", UPSTREAM_KEY)
-        .credential("c-beta", "t-beta", "p-main", UPSTREAM_KEY)
-        .model("m-main", "p-main", "upstream-model")
-        .route("r-acme-chat", "t-acme", "chat", [("m-main", "c-acme")])
-        .route("r-beta-chat", "t-beta", "chat", [("m-main", "c-beta")])
-        .key("k-acme", "t-acme", snapshots.ACME_KEY, ["r-acme-chat"])
-        .key("k-beta", "t-beta", snapshots.BETA_KEY, ["r-beta-chat"])
-    )
-    for tenant in ("t-acme", "t-beta"):
-        builder.policy.limits.add(
-            id=f"l-{tenant}",
-            tenant_id=tenant,
-            scope=snapshot_pb2.LIMIT_SCOPE_TENANT,
-            subject_id=tenant,
-            kind=snapshot_pb2.LIMIT_KIND_BUDGET,
-            period=snapshot_pb2.LIMIT_PERIOD_NONE,  # a month would load a time zone (see note)
-            time_zone="UTC",
-            amount=1_000 * 10**9,
-            hard=True,
-        )
-    next(k for k in builder.policy.keys if k.id == "k-acme").max_tokens = CAP
-    return builder.snapshot()
 
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(api_key=UPSTREAM_KEY, model="upstream-model") as fake:
+    async with FakeOpenAI(api_key=UPSTREAM_KEY, model=UPSTREAM_MODEL) as fake:
         yield fake
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path, upstream: FakeOpenAI) -> AsyncIterator[Gateway]:
-    async with running_gateway(
-        tmp_path, hard_budgets(upstream.base_url), lease_source=GrantAll()
-    ) as gw:
+    snapshot = hard_budgets(upstream.base_url, key_cap=CAP)
+    async with running_gateway(tmp_path, snapshot, lease_source=GrantAll()) as gw:
         yield gw
-
-
-async def post(
-    gateway: Gateway, key: str, body: dict[str, Any] | bytes, path: str = "/v1/chat/completions"
-) -> tuple[int, dict[str, Any]]:
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "anthropic-version": "2023-06-01",
-        "Content-Type": "application/json",
-    }
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{gateway.url}{path}", data=data, headers=headers) as response,
-    ):
-        return response.status, await response.json()
-
-
-def chat(**extra: Any) -> dict[str, Any]:
-    return {"model": "chat", "messages": QUESTION, **extra}
 
 
 # Defect 1: one request's max_tokens broke hard budgets for every tenant on the node.

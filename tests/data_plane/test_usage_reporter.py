@@ -326,10 +326,13 @@ async def test_each_batch_sent_tells_the_spool_depth(spool: Path) -> None:
     """The control plane shows each node's backlog: a batch carries how many wait."""
     client = MemoryUsageClient()
     client.down = True
-    async with running(make_reporter(spool, client)) as reporter:
+    metrics = Metrics()
+    depth = metrics.registry.get_sample_value
+    async with running(make_reporter(spool, client, metrics=metrics)) as reporter:
         for i in range(6):
             reporter.record(event(i))
-        await eventually(lambda: len(spooled(spool)) == 3, "three batches spooled")
+        # The reporter's count, not the files: a file is on disk a moment before it counts.
+        await eventually(lambda: depth("asc_dp_usage_spool_depth") == 3, "three batches spooled")
         client.down = False
         await eventually(lambda: len(client.batches) == 3, "three batches delivered")
     assert [b.spool_depth for b in client.batches.values()] == [3, 2, 1]

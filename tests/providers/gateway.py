@@ -8,8 +8,9 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -65,7 +66,9 @@ async def running_gateway(
     *,
     seed: int = 0,
     lease_source: LeaseSource | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Gateway]:
+    """``overrides``: other ``Settings`` than these."""
     settings = Settings(
         host="127.0.0.1",
         port=0,
@@ -76,6 +79,7 @@ async def running_gateway(
         seal_key=snapshots.SEAL_KEY,
         usage_flush_interval_s=0.02,
     )
+    settings = replace(settings, **overrides)
     SnapshotStore(settings.snapshot_path, snapshots.keyring()).persist(snapshot)
     usage = MemoryUsageClient()
     app = create_app(

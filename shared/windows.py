@@ -7,18 +7,32 @@ on Monday, a month on the 1st); rate limits use UTC minutes. A window is named b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 MINUTE, DAY, WEEK, MONTH, NONE = "minute", "day", "week", "month", "none"
 PERIODS = (MINUTE, DAY, WEEK, MONTH, NONE)
 
 
+def zone(period: str, time_zone: str) -> tzinfo:
+    """The time zone a window of ``period`` follows. A calendar period's zone is read from the
+    time-zone database the first time it is named (a file read: a server resolves its zones
+    once, off the request path, and passes them to ``window_in``). Raises
+    ``zoneinfo.ZoneInfoNotFoundError`` or ``ValueError`` for a name it does not know."""
+    return UTC if period in (MINUTE, NONE) else ZoneInfo(time_zone or "UTC")
+
+
 def window_of(period: str, time_zone: str, now_unix: float) -> tuple[str, float]:
     """(window key, end of the window in Unix seconds; 0 for a window that never ends)."""
+    return window_in(period, zone(period, time_zone), now_unix)
+
+
+def window_in(period: str, tz: tzinfo, now_unix: float) -> tuple[str, float]:
+    """``window_of`` with the time zone already resolved by ``zone`` (no I/O)."""
     if period == NONE:
         return "all", 0.0
-    tz = UTC if period == MINUTE else ZoneInfo(time_zone or "UTC")
+    if period == MINUTE:
+        tz = UTC  # rate limits count UTC minutes, whatever zone they were given
     now = datetime.fromtimestamp(now_unix, tz)
     if period == MINUTE:
         start = now.replace(second=0, microsecond=0)

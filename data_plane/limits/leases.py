@@ -195,7 +195,7 @@ class LeaseBook:
         """Start the calendar's current window when the lease is not live in it."""
         if lease.live(now):
             return
-        window, _ = windows.window_of(lease.limit.period, lease.limit.time_zone, unix)
+        window, _ = windows.window_in(lease.limit.period, lease.limit.zone, unix)
         if window != lease.window:
             lease.window, lease.granted, lease.committed = window, 0, 0
             lease.expires = lease.window_end = 0.0

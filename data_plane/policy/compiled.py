@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from types import MappingProxyType
+from zoneinfo import ZoneInfoNotFoundError
 
 from data_plane.guardrails.policy import Guard, GuardrailSnapshotError, compile_guardrails
 from data_plane.policy.oidc import Issuer, parse_jwks
@@ -65,6 +67,9 @@ class LimitEntry:
     time_zone: str
     amount: int
     hard: bool
+    # ``time_zone`` resolved when the snapshot is compiled: windows are computed on the request
+    # path, which must not read the time-zone database (``shared.windows.zone``).
+    zone: tzinfo = UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +196,26 @@ _PERIODS = {
 
 
 def _compile_limits(policy: snapshot_pb2.Policy) -> dict[str, tuple[LimitEntry, ...]]:
+    """Limits by subject, each with its time zone resolved: the one read of the time-zone
+    database per zone name happens here, not on the request path (a serving node loads the
+    zones in a thread before it compiles: ``SnapshotStore.compile_serving``)."""
     by_subject: dict[str, list[LimitEntry]] = {}
     for pb in policy.limits:
         period = _PERIODS[pb.period]  # a known period: the consistency check saw to it
+        try:
+            zone = windows.zone(period, pb.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:  # not in this node's database
+            raise PolicyError(f"limit {pb.id!r}: unknown time zone {pb.time_zone!r}") from exc
         entry = LimitEntry(
-            pb.id, pb.tenant_id, pb.subject_id, pb.kind, period, pb.time_zone, pb.amount, pb.hard
+            pb.id,
+            pb.tenant_id,
+            pb.subject_id,
+            pb.kind,
+            period,
+            pb.time_zone,
+            pb.amount,
+            pb.hard,
+            zone,
         )
         by_subject.setdefault(pb.subject_id, []).append(entry)
     return {subject: tuple(entries) for subject, entries in by_subject.items()}

@@ -11,12 +11,14 @@ The blocking methods (``persist``, ``load_from_disk``) are meant for an executor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import logging
 import os
 import stat
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.protobuf.message import DecodeError
 
@@ -65,6 +67,18 @@ def decode_file(data: bytes) -> snapshot_pb2.Snapshot:
     return snapshot
 
 
+def verify_and_load_zones(snapshot: snapshot_pb2.Snapshot) -> list[ZoneInfo]:
+    """``verify``, then load the time zones the snapshot's limits name (a file read each the
+    first time): while the caller holds them, ``zoneinfo`` hands the compile the loaded ones
+    without reading again. A name it does not know is left for the compile to refuse."""
+    verify(snapshot)
+    zones = []
+    for name in {limit.time_zone or "UTC" for limit in snapshot.policy.limits}:
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            zones.append(ZoneInfo(name))
+    return zones
+
+
 class SnapshotStore:
     def __init__(self, path: Path, keyring: Keyring | None) -> None:
         self.path = path
@@ -80,12 +94,12 @@ class SnapshotStore:
         return compile_snapshot(snapshot, self.keyring)
 
     async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
-        """``compile`` on a serving event loop: the hash check in a thread (hashing releases
-        the GIL), the compile in slices with the loop free in between, and the garbage
-        collector held off meanwhile and told afterwards that the new policy is permanent
-        (``gc.freeze``), so neither a compile nor a later full collection of a large policy
-        stalls requests."""
-        await asyncio.to_thread(verify, snapshot)
+        """``compile`` on a serving event loop: the hash check and the time zones' file
+        reads in a thread (hashing releases the GIL), the compile in slices with the loop
+        free in between, and the garbage collector held off meanwhile and told afterwards
+        that the new policy is permanent (``gc.freeze``), so neither a compile nor a later
+        full collection of a large policy stalls requests."""
+        zones = await asyncio.to_thread(verify_and_load_zones, snapshot)
         steps = compile_steps(snapshot, self.keyring)
         gc.disable()
         try:
@@ -98,6 +112,7 @@ class SnapshotStore:
                 await asyncio.sleep(0)
         finally:
             gc.enable()
+        del zones  # held through the compile; the compiled limits hold theirs from now on
         gc.freeze()
         return policy
 

@@ -1,5 +1,6 @@
 """Fixtures shared by the routing tests: two fake OpenAI upstreams, a primary and a backup
-(each test fails if its fake saw a request it would refuse)."""
+(each test fails if its fake saw a request it would refuse). Every async test here also
+fails on a blocking call inside the event loop (``tests.data_plane.blocking``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.data_plane.blocking import blocking_calls  # noqa: F401  # autouse: no blocking calls
 from tests.fakes.base import Behaviour
 from tests.fakes.openai_server import FakeOpenAI
 

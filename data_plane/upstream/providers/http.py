@@ -58,7 +58,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 async def raise_for_status(response: aiohttp.ClientResponse) -> None:
     """A ProviderError for an error status, with the provider's message: OpenAI, Anthropic
-    and Gemini all put it at ``error.message``."""
+    and Gemini all put it at ``error.message``. The message may reach the client (a 4xx the
+    provider refused the request with), so the credential the request carried is taken out of
+    it: providers quote a key they refuse, and a hostile one could quote any."""
     if response.status < 400:
         return
     text = await response.text(errors="replace")
@@ -68,7 +70,26 @@ async def raise_for_status(response: aiohttp.ClientResponse) -> None:
         message = str(parsed["error"]["message"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         pass
+    message = redact(message, sent_credentials(response.request_info))
     raise status_error(response.status, message, retry_after(response.headers))
+
+
+# Where the adapters send a credential: headers (OpenAI, Azure, Anthropic, Gemini) or ``key=``.
+CREDENTIAL_HEADERS = ("Authorization", "api-key", "x-api-key", "x-goog-api-key")
+REDACTED = "[redacted]"
+
+
+def sent_credentials(request: aiohttp.RequestInfo) -> list[str]:
+    found = [request.headers.get(name, "") for name in CREDENTIAL_HEADERS]
+    found = [value.removeprefix("Bearer ").strip() for value in found]
+    found.append(request.url.query.get("key", ""))
+    return [value for value in found if value]
+
+
+def redact(message: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        message = message.replace(secret, REDACTED)
+    return message
 
 
 @contextmanager

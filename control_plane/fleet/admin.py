@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Value
 from django.http import HttpRequest, HttpResponse
@@ -13,7 +13,7 @@ from control_plane.core.access import is_platform_admin
 from control_plane.core.admin import ReadOnlyAdmin
 from control_plane.fleet import selectors
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
-from control_plane.fleet.rollback import rollback_to
+from control_plane.fleet.rollback import RollbackRefused, rollback_to
 from control_plane.fleet.services import load_snapshot
 from control_plane.fleet.snapshot_diff import diff_policies
 from shared.pb import snapshot_pb2
@@ -24,7 +24,7 @@ class PolicySnapshotAdmin(ReadOnlyAdmin):
     """Snapshot history: who changed what, a diff between two versions, and rollback."""
 
     list_display = ["version", "hash", "created_at", "created_by", "reason", "size_bytes", "diff"]
-    exclude = ["payload"]
+    exclude = ["payload", "credential_ids"]
     search_fields = ["hash", "reason"]
 
     @admin.display(description="Changes")
@@ -71,8 +71,12 @@ class PolicySnapshotAdmin(ReadOnlyAdmin):
     def rollback_view(self, request: HttpRequest, version: int) -> HttpResponse:
         if request.method != "POST" or not is_platform_admin(request.user):
             raise PermissionDenied
-        rollback_to(version, actor=request.user)
-        self.message_user(request, f"Configuration rolled back to v{version}; publishing.")
+        try:
+            rollback_to(version, actor=request.user)
+        except RollbackRefused as exc:
+            self.message_user(request, f"Not rolled back: {exc}", level=messages.ERROR)
+        else:
+            self.message_user(request, f"Configuration rolled back to v{version}; publishing.")
         return redirect("admin:asc_fleet_policysnapshot_changelist")
 
 

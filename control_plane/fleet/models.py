@@ -20,6 +20,11 @@ class PolicySnapshot(models.Model):
     )
     reason = models.CharField(max_length=200, blank=True)
     size_bytes = models.PositiveIntegerField(default=0)
+    # The configuration document that produced this version, as asc_export writes it (no
+    # secrets), and which credential id each of its credentials had (fleet.documents): what a
+    # rollback imports. Empty for versions published before documents were stored.
+    document = models.TextField(blank=True)
+    credential_ids = models.JSONField(default=dict, blank=True)
 
     objects = ScopedQuerySet.as_manager()
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 # Re-exported for callers not yet importing it from core.publishing.
 from control_plane.core.publishing import request_publish as request_publish
 from control_plane.fleet import selectors
+from control_plane.fleet.documents import Document, export_document
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
 from control_plane.fleet.snapshot_builder import build_policy
 from shared.consistency import InconsistentSnapshot, check
@@ -47,8 +48,9 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
 
     An inconsistent policy is never stored: its problems are logged and raised as
     ``InconsistentSnapshot`` (not retried: the rows must change first), and the data planes
-    keep the latest snapshot."""
-    policy = _consistent_policy()
+    keep the latest snapshot. The configuration document that produced the policy is stored
+    with it (``fleet.documents``), for rollbacks."""
+    policy, document = _read_configuration()
     digest = policy_hash(policy)
     for _ in range(5):  # another publisher may take the next version first: rebuild on top
         latest = selectors.latest_snapshot()
@@ -68,6 +70,8 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
                     created_by_id=user_id,
                     reason=reason[:200],
                     size_bytes=len(payload),
+                    document=document.text if document else "",
+                    credential_ids=document.credential_ids if document else {},
                 )
         except IntegrityError:
             continue
@@ -76,6 +80,19 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
         )
         return Published(row, created=True)
     raise RuntimeError("could not take a snapshot version after 5 attempts")
+
+
+def _read_configuration() -> tuple[snapshot_pb2.Policy, Document | None]:
+    """The policy and the document, read from one view of the database (repeatable read on
+    PostgreSQL, unless already inside a transaction), so the document stored with a version is
+    the one that built it."""
+    connection = transaction.get_connection()
+    outer = connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and not outer:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _consistent_policy(), export_document()
 
 
 def _consistent_policy() -> snapshot_pb2.Policy:

@@ -11,7 +11,6 @@ import asyncio
 import io
 import logging
 import os
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -31,14 +29,13 @@ from control_plane.fleet.services import publish_snapshot
 from control_plane.tenancy.models import Tenant
 from control_plane.usage.models import UsageRecord
 from control_plane.usage.services import ingest_batch
-from data_plane.app import create_app
-from data_plane.settings import Settings
-from data_plane.snapshots.store import SnapshotStore
 from data_plane.usage.reporter import MemoryUsageClient
 from shared.pb import snapshot_pb2
 from tests.control_plane import factories
+from tests.data_plane.waiting import eventually
 from tests.fakes.base import Behaviour
 from tests.fakes.openai_server import FakeOpenAI
+from tests.providers.gateway import running_gateway
 
 pytestmark = pytest.mark.django_db
 
@@ -72,25 +69,9 @@ async def traffic(
     state_dir: Path, snapshot: snapshot_pb2.Snapshot, key: str, seen: Seen
 ) -> MemoryUsageClient:
     """Run a data plane on ``snapshot`` and send it every kind of request."""
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        control_plane="",
-        node_id="dp-secrets",
-        region="eu",
-        state_dir=state_dir,
-        seal_key=os.environ["ASC_SEAL_KEY"],  # what the control plane seals with
-        usage_flush_interval_s=0.02,
-    )
-    SnapshotStore(settings.snapshot_path, None).persist(snapshot)
-    usage = MemoryUsageClient()
-    app = create_app(settings, usage_client=usage, rand=random.Random(0))
-    runner = web.AppRunner(app, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}"
+    seal_key = os.environ["ASC_SEAL_KEY"]  # what the control plane sealed the credential with
+    async with running_gateway(state_dir, snapshot, seal_key=seal_key) as gateway:
+        url, usage = gateway.url, gateway.usage
         wrong = key[:-1] + ("x" if key[-1] != "x" else "y")
         calls: list[tuple[str, str, dict[str, Any]]] = [
             (key, "/v1/chat/completions", {"model": "chat", "messages": QUESTION}),
@@ -116,11 +97,7 @@ async def traffic(
             async with session.get(f"{url}/metrics") as response:
                 seen.add("data-plane metrics", await response.read())
         recorded = sum(secret == key for secret, _, _ in calls)
-        async with asyncio.timeout(10):
-            while len(usage.events) < recorded:  # noqa: ASYNC110  # set by the reporter
-                await asyncio.sleep(0.01)
-    finally:
-        await runner.cleanup()
+        await eventually(lambda: len(usage.events) == recorded, "every usage event")
     return usage
 
 
@@ -162,9 +139,9 @@ def test_no_secret_in_any_log_metric_answer_record_or_export(
         snapshot = snapshot_pb2.Snapshot.FromString(bytes(published.payload))
         seen = Seen()
         usage = loop.run_until_complete(traffic(tmp_path / "dp", snapshot, key, seen))
-        for path in sorted((tmp_path / "dp").rglob("*")):  # snapshot copy, spool
-            if path.is_file():
-                seen.add(f"data-plane state {path.name}", path.read_bytes())
+        for state in sorted((tmp_path / "dp").rglob("*")):  # snapshot copy, spool
+            if state.is_file():
+                seen.add(f"data-plane state {state.name}", state.read_bytes())
     finally:
         loop.run_until_complete(upstream.__aexit__(None, None, None))
     assert upstream.problems == [], "the upstream got the credential it expects"
@@ -183,12 +160,12 @@ def test_no_secret_in_any_log_metric_answer_record_or_export(
     seen.add("asc_export", out.getvalue())
     seen.add("config export API", api.get("/api/v1/config/export/").content)
     tenant_id = Tenant.objects.get(slug="acme").id
-    for path in (f"usage/export/?tenant={tenant_id}", f"audit/export/?tenant={tenant_id}"):
-        response = api.get(f"/api/v1/{path}")
+    for export in (f"usage/export/?tenant={tenant_id}", f"audit/export/?tenant={tenant_id}"):
+        response = api.get(f"/api/v1/{export}")
         body = getattr(response, "streaming_content", None)
-        seen.add(path, b"".join(body) if body is not None else response.content)
-    for path in ("usage/", "audit/", "credentials/", "keys/", "snapshots/"):
-        seen.add(f"API {path}", api.get(f"/api/v1/{path}").content)
+        seen.add(export, b"".join(body) if body is not None else response.content)
+    for listing in ("usage/", "audit/", "credentials/", "keys/", "snapshots/"):
+        seen.add(f"API {listing}", api.get(f"/api/v1/{listing}").content)
     seen.add("logs", caplog.text)
     seen.add("log records", [(r.getMessage(), r.args, r.__dict__) for r in caplog.records])
 

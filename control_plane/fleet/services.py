@@ -16,8 +16,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-# Re-exported for callers not yet importing it from core.publishing.
-from control_plane.core.publishing import request_publish as request_publish
 from control_plane.fleet import selectors
 from control_plane.fleet.documents import Document, export_document
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot

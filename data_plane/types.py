@@ -7,7 +7,7 @@ these, and nothing here imports the rest of the data plane.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,3 +137,61 @@ class RandomSource(Protocol):
     def random(self) -> float:
         """A float in [0, 1)."""
         ...
+
+
+# Client wire formats a request can be forwarded in, unchanged, to an upstream that speaks it.
+ANTHROPIC_MESSAGES = "anthropic.messages"
+OPENAI_CHAT = "openai.chat"
+OPENAI_RESPONSES = "openai.responses"
+
+
+class Untranslatable(Exception):
+    """A request in one wire format uses a feature another format has no room for
+    (``what`` names it: "extended thinking ('thinking')"); its target gets a 400."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+@dataclass(frozen=True, slots=True)
+class Native:
+    """A request in the client's own wire format (``wire``), for an upstream that speaks it.
+
+    ``body`` is the client's JSON (redacted when an input guardrail redacted); ``raw`` its
+    bytes while nothing changed them (None after a redaction), so they can be forwarded
+    without re-encoding; ``model`` the name the client sent; ``headers`` the format's version
+    and beta headers as the client sent them. ``translate`` gives the same request as an
+    OpenAI chat request for an upstream that does not speak the wire, or raises
+    ``Untranslatable``."""
+
+    wire: str
+    request_id: str
+    body: Mapping[str, Any]
+    raw: bytes | None
+    model: str
+    stream: bool
+    headers: Mapping[str, str]
+    translate: Callable[[], ChatRequest]
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A complete answer in the request's own wire format: the upstream's bytes, parsed."""
+
+    raw: bytes
+    body: dict[str, Any]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One server-sent event of a stream in the request's own wire format: its ``event:``
+    name (b"" when none), its data bytes as the upstream sent them (the model renamed to
+    the one the client asked for), the data parsed (None for OpenAI's closing ``[DONE]``),
+    and the usage reported so far when this event reported some."""
+
+    name: bytes
+    data: bytes
+    body: dict[str, Any] | None
+    usage: Usage | None = None

@@ -1,15 +1,20 @@
-"""Anthropic's Messages API as a client dialect, without I/O: ``/v1/messages`` requests become
-OpenAI chat requests (so every policy, guardrail and provider works on one shape) and OpenAI
-answers become Anthropic messages; errors are in Anthropic's format.
+"""Anthropic's Messages API as a client dialect, without I/O. A ``/v1/messages`` request is
+parsed once into an ``Inbound`` (checked only for what the gateway needs: model, max_tokens,
+messages, stream) and forwarded as it is to Anthropic upstreams, thinking, signatures,
+``cache_control``, documents, citations, server tools, ``context_management`` and all. For any
+other provider it is translated to an OpenAI chat request (``to_chat``), and OpenAI answers
+become Anthropic messages; errors are in Anthropic's format.
 
-Requests: ``system`` is a system message; ``tool_use`` blocks are tool calls and
+Translation: ``system`` is a system message; ``tool_use`` blocks are tool calls and
 ``tool_result`` blocks tool messages (ahead of the rest of their user turn, as OpenAI orders
 them; an ``is_error`` result is prefixed "Error: ", OpenAI having no such flag); images are
 data or http(s) URLs; ``stop_sequences`` is ``stop``; ``metadata.user_id`` is ``user``;
 ``disable_parallel_tool_use`` is ``parallel_tool_calls: false``; ``output_config.format`` (a JSON
 schema) is ``response_format``. ``cache_control`` marks are
-hints for Anthropic's prompt cache and are not carried (providers cache on their own). Refused
-with a 400: extended thinking, documents, server tools and any unknown parameter.
+hints for Anthropic's prompt cache and are not carried (providers cache on their own). What
+the OpenAI shape has no room for is ``Untranslatable`` (the target gets a 400 naming it):
+extended thinking and thinking blocks, context management, documents, server tools, and any
+other parameter not listed in ``PARAMS``.
 
 Answers: ``input_tokens`` is the prompt less its cached part, which is
 ``cache_read_input_tokens``, as Anthropic counts. OpenAI does not say which stop sequence
@@ -18,15 +23,19 @@ ended an answer, so ``stop_sequence`` is always null and such an end is ``end_tu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from data_plane import errors
-from data_plane.dialects import numbers
+from data_plane.dialects import guarding, numbers
 from data_plane.dialects.anthropic_stream import AnthropicEncoder, stop_reason
+from data_plane.dialects.inbound import Inbound, inbound, pick_headers
+from data_plane.dialects.relay import AnthropicRelay
 from data_plane.errors import ApiError
-from data_plane.types import ChatRequest, Usage
+from data_plane.guardrails import CompiledGuardrails, Verdict
+from data_plane.types import ANTHROPIC_MESSAGES, ChatRequest, Untranslatable, Usage
 
 PARAMS = frozenset(
     {
@@ -56,6 +65,17 @@ ERROR_TYPES = {
 }
 
 
+PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+GUARDED = ("system", "messages", "tools")
+BOUNDS = {name: numbers.CHAT[name] for name in ("max_tokens", "temperature", "top_p", "top_k")}
+FEATURES = {
+    "thinking": "extended thinking ('thinking')",
+    "context_management": "context management ('context_management')",
+    "mcp_servers": "MCP servers ('mcp_servers')",
+    "container": "code execution containers ('container')",
+}
+
+
 class Invalid(Exception):
     """A request that cannot be translated; becomes a 400."""
 
@@ -64,7 +84,10 @@ class Invalid(Exception):
         self.param = param
 
 
-def parse_messages_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+def parse_messages_request(
+    raw: bytes, request_id: str, headers: Mapping[str, str] | None = None
+) -> Inbound | ApiError:
+    """The request as it will be forwarded; only what the gateway needs is checked here."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -72,21 +95,63 @@ def parse_messages_request(raw: bytes, request_id: str) -> ChatRequest | ApiErro
     if not isinstance(body, dict):
         return errors.bad_request("The request body must be a JSON object.")
     try:
-        chat = to_openai(body)
+        _check(body)
     except Invalid as exc:
         return errors.bad_request(str(exc), param=exc.param)
-    refused = numbers.normalise(chat, numbers.CHAT)
+    before = [type(body.get(name)) for name in BOUNDS]
+    refused = numbers.normalise(body, BOUNDS)
     if refused is not None:
         return refused
-    return ChatRequest(request_id=request_id, body=chat, stream=chat.get("stream") is True)
+    rewritten = before != [type(body.get(name)) for name in BOUNDS]
+    metadata = body.get("metadata")
+    return inbound(
+        ANTHROPIC_MESSAGES,
+        request_id,
+        body,
+        None if rewritten else raw,
+        headers=pick_headers(headers or {}, PASSED_HEADERS),
+        admission={"max_tokens": body["max_tokens"]},
+        end_user=metadata.get("user_id") if isinstance(metadata, dict) else None,
+        guarded=GUARDED,
+        to_chat=to_chat,
+    )
 
 
-def to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    for name, value in body.items():
-        if name not in PARAMS and value is not None:
-            if name == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
-                continue
-            raise Invalid(f"The parameter '{name}' is not supported by this gateway.", name)
+def parse_count_request(raw: bytes) -> dict[str, Any] | ApiError:
+    """A ``/v1/messages/count_tokens`` body: a messages request without ``max_tokens``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return errors.bad_request("The request body is not valid JSON.", code=errors.INVALID_JSON)
+    if not isinstance(body, dict):
+        return errors.bad_request("The request body must be a JSON object.")
+    try:
+        _check({"max_tokens": 1, **body})
+    except Invalid as exc:
+        return errors.bad_request(str(exc), param=exc.param)
+    return body
+
+
+def count_request(raw: bytes, body: dict[str, Any], headers: Mapping[str, str]) -> Inbound:
+    """The count request as it is forwarded to an Anthropic upstream."""
+    return inbound(
+        ANTHROPIC_MESSAGES,
+        "",
+        body,
+        raw,
+        headers=pick_headers(headers, PASSED_HEADERS),
+        admission={},
+        end_user=None,
+        guarded=GUARDED,
+        to_chat=to_chat,
+    )
+
+
+def estimate_count(body: dict[str, Any]) -> dict[str, Any]:
+    return {"input_tokens": guarding.estimate_tokens(body, GUARDED)}
+
+
+def _check(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise Invalid("'model' is required and must be a string.", "model")
@@ -96,9 +161,32 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Invalid("'messages' must be a non-empty array.", "messages")
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise Invalid("Every message must have the role 'user' or 'assistant'.", "messages")
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
         raise Invalid("'stream' must be a boolean.", "stream")
+
+
+def to_chat(request_id: str, body: Mapping[str, Any]) -> ChatRequest:
+    """The request as an OpenAI chat request; ``Untranslatable`` names what cannot be."""
+    try:
+        chat = to_openai(dict(body))
+    except Invalid as exc:
+        raise Untranslatable(str(exc)) from None
+    return ChatRequest(request_id=request_id, body=chat, stream=chat.get("stream") is True)
+
+
+def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    for name, value in body.items():
+        if name not in PARAMS and value is not None:
+            if name == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
+                continue
+            raise Untranslatable(FEATURES.get(name, f"the parameter '{name}'"))
+    _check(body)
+    model, messages, stream = body["model"], body["messages"], body.get("stream")
+    max_tokens = numbers.canonical_int(body["max_tokens"])
     out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": []}
     system = _system_text(body.get("system"))
     if system:
@@ -162,7 +250,7 @@ def _message(message: Any) -> list[dict[str, Any]]:
         elif kind == "image":
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
         else:
-            raise Invalid(f"Content blocks of type '{kind}' are not supported.", "messages")
+            raise Untranslatable(f"content blocks of type '{kind}'")
     out = tool_messages
     if len(parts) == 1 and parts[0]["type"] == "text":
         out.append({"role": "user", "content": parts[0]["text"]})
@@ -182,7 +270,7 @@ def _assistant(content: list[Any]) -> dict[str, Any]:
             function = {"name": block.get("name"), "arguments": arguments}
             calls.append({"id": block.get("id"), "type": "function", "function": function})
         else:
-            raise Invalid(f"Assistant blocks of type '{kind}' are not supported.", "messages")
+            raise Untranslatable(f"assistant blocks of type '{kind}'")
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
         out["tool_calls"] = calls
@@ -214,7 +302,7 @@ def _image_url(block: dict[str, Any]) -> str:
 def _tool(tool: Any) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
         kind = tool.get("type") if isinstance(tool, dict) else tool
-        raise Invalid(f"Tools of type '{kind}' (server tools) are not supported.", "tools")
+        raise Untranslatable(f"server tools (type '{kind}')")
     function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool.get("input_schema")}
     if tool.get("description"):
         function["description"] = tool["description"]
@@ -314,8 +402,16 @@ class AnthropicDialect:
     """Anthropic's Messages API as the pipeline's client dialect (``pipeline.Dialect``)."""
 
     @staticmethod
-    def parse(raw: bytes, request_id: str) -> ChatRequest | ApiError:
-        return parse_messages_request(raw, request_id)
+    def parse(raw: bytes, request_id: str, headers: Mapping[str, str]) -> Inbound | ApiError:
+        return parse_messages_request(raw, request_id, headers)
+
+    @staticmethod
+    def guard_answer(compiled: CompiledGuardrails, body: dict[str, Any]) -> Verdict:
+        return guarding.guard_message(compiled, body)
+
+    @staticmethod
+    def relay(request: Inbound, compiled: CompiledGuardrails | None) -> AnthropicRelay:
+        return AnthropicRelay(error_body, compiled)
 
     @staticmethod
     def error_body(error: ApiError) -> dict[str, Any]:
@@ -326,8 +422,8 @@ class AnthropicDialect:
         return to_message(completion, route_name)
 
     @staticmethod
-    def encoder(chat: ChatRequest, route_name: str) -> AnthropicEncoder:
-        return AnthropicEncoder(f"msg_{chat.request_id}", route_name, error_body)
+    def encoder(request: Inbound, route_name: str) -> AnthropicEncoder:
+        return AnthropicEncoder(f"msg_{request.native.request_id}", route_name, error_body)
 
 
 ANTHROPIC = AnthropicDialect()

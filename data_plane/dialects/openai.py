@@ -1,21 +1,26 @@
 """The OpenAI chat API on the wire, without I/O: request validation and response shaping.
 
 Validation is deliberately shallow: the gateway checks what it needs to route and meter
-(model, messages, stream flags) and leaves the rest of the body to the provider, untouched.
+(model, messages, stream flags) and leaves the rest of the body to the provider, untouched:
+to OpenAI-family upstreams it is forwarded as the client's bytes (``Inbound``), the other
+adapters translate it. The person behind the request is ``safety_identifier`` or ``user``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from data_plane import errors
 from data_plane.dialects import numbers
+from data_plane.dialects.inbound import Inbound, inbound, pick_headers
+from data_plane.dialects.relay import SSE_DONE, ChatRelay, sse_event
 from data_plane.errors import ApiError
-from data_plane.types import ChatRequest
-
-SSE_DONE = b"data: [DONE]\n\n"
+from data_plane.guardrails import CompiledGuardrails, Verdict
+from data_plane.guardrails.enforce import guard_completion
+from data_plane.types import OPENAI_CHAT, ChatRequest
 
 
 def parse_model_request(raw: bytes) -> dict[str, Any] | ApiError:
@@ -33,6 +38,15 @@ def parse_model_request(raw: bytes) -> dict[str, Any] | ApiError:
 
 
 def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
+    parsed = _parse_chat(raw)
+    if isinstance(parsed, ApiError):
+        return parsed
+    body = parsed[0]
+    return ChatRequest(request_id=request_id, body=body, stream=body.get("stream") is True)
+
+
+def _parse_chat(raw: bytes) -> tuple[dict[str, Any], bool] | ApiError:
+    """The body, and whether normalising its numbers rewrote it."""
     body = parse_model_request(raw)
     if isinstance(body, ApiError):
         return body
@@ -49,13 +63,44 @@ def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest | ApiError:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         return errors.bad_request("'stream_options' must be an object.", param="stream_options")
+    before = [type(body.get(name)) for name in numbers.CHAT]
     refused = numbers.normalise(body, numbers.CHAT)
     if refused is not None:
         return refused
-    return ChatRequest(request_id=request_id, body=body, stream=bool(stream))
+    return body, before != [type(body.get(name)) for name in numbers.CHAT]
 
 
-def include_usage(request: ChatRequest) -> bool:
+PASSED_HEADERS = ("openai-beta",)
+GUARDED = ("messages", "tools")
+
+
+def parse_chat(raw: bytes, request_id: str, headers: Mapping[str, str]) -> Inbound | ApiError:
+    parsed = _parse_chat(raw)
+    if isinstance(parsed, ApiError):
+        return parsed
+    body, rewritten = parsed
+    return inbound(
+        OPENAI_CHAT,
+        request_id,
+        body,
+        None if rewritten else raw,
+        headers=pick_headers(headers, PASSED_HEADERS),
+        admission=body,
+        end_user=end_user(body),
+        guarded=GUARDED,
+        to_chat=lambda rid, b: ChatRequest(rid, b, b.get("stream") is True),
+    )
+
+
+def end_user(body: Mapping[str, Any]) -> str | None:
+    for name in ("safety_identifier", "user"):
+        value = body.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def include_usage(request: ChatRequest | Inbound) -> bool:
     options = request.body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
 
@@ -69,17 +114,12 @@ def has_content(chunk: dict[str, Any]) -> bool:
     return False
 
 
-def sse_event(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+def model_object(route_name: str, owner: str) -> dict[str, Any]:
+    return {"id": route_name, "object": "model", "created": 0, "owned_by": owner}
 
 
 def model_list(route_names: list[str], owner: str) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": owner} for name in route_names
-        ],
-    }
+    return {"object": "list", "data": [model_object(name, owner) for name in route_names]}
 
 
 class OpenAIEncoder:
@@ -111,8 +151,16 @@ class OpenAIDialect:
     """The OpenAI chat API as the pipeline's client dialect (``pipeline.Dialect``)."""
 
     @staticmethod
-    def parse(raw: bytes, request_id: str) -> ChatRequest | ApiError:
-        return parse_chat_request(raw, request_id)
+    def parse(raw: bytes, request_id: str, headers: Mapping[str, str]) -> Inbound | ApiError:
+        return parse_chat(raw, request_id, headers)
+
+    @staticmethod
+    def guard_answer(compiled: CompiledGuardrails, body: dict[str, Any]) -> Verdict:
+        return guard_completion(compiled, body)
+
+    @staticmethod
+    def relay(request: Inbound, compiled: CompiledGuardrails | None) -> ChatRelay:
+        return ChatRelay(ApiError.body, compiled, include_usage(request))
 
     @staticmethod
     def error_body(error: ApiError) -> dict[str, Any]:
@@ -124,8 +172,8 @@ class OpenAIDialect:
         return completion
 
     @staticmethod
-    def encoder(chat: ChatRequest, route_name: str) -> OpenAIEncoder:
-        return OpenAIEncoder(route_name, include_usage(chat))
+    def encoder(request: Inbound, route_name: str) -> OpenAIEncoder:
+        return OpenAIEncoder(route_name, include_usage(request))
 
 
 OPENAI = OpenAIDialect()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from data_plane import errors
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
@@ -14,7 +15,7 @@ from data_plane.errors import ApiError
 from data_plane.http import pipeline
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
 from data_plane.http.pipeline import json_response
-from data_plane.policy.auth import allowed_routes
+from data_plane.policy.auth import allowed_routes, authorize
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -24,6 +25,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def messages(request: web.Request) -> web.StreamResponse:
     """Anthropic's Messages API, through the same pipeline."""
     return await pipeline.handle(request, ANTHROPIC, pipeline.serve_chat)
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """Anthropic's token counting (authentication and route access only)."""
+    return await pipeline.handle(request, ANTHROPIC, pipeline.serve_count_tokens)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -37,6 +43,20 @@ async def list_models(request: web.Request) -> web.Response:
     policy, principal = found
     names = [route.name for route in allowed_routes(policy, principal)]
     return json_response(openai_api.model_list(names, principal.tenant.slug))
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{id}``: one route the key may use, or the 404 an unknown name gets
+    (a route the key is not granted is not revealed either)."""
+    found = pipeline.principal_of(request)
+    if isinstance(found, ApiError):
+        return pipeline.refuse(request, found, OPENAI)
+    policy, principal = found
+    name = request.match_info["model"]
+    route = authorize(policy, principal, name)
+    if isinstance(route, ApiError):
+        return pipeline.error_response(errors.model_not_found(name), OPENAI)
+    return json_response(openai_api.model_object(route.name, principal.tenant.slug))
 
 
 async def healthz(request: web.Request) -> web.Response:

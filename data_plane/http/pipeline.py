@@ -2,10 +2,14 @@
 API dialect: authenticate, authorize, guard the input, admit (limits), route and call the
 providers, guard the output, and record one usage and audit event.
 
-A ``Dialect`` (OpenAI's chat API, Anthropic's Messages API) only translates at the edges: the
-client's request into an OpenAI ``ChatRequest``, OpenAI answers and chunks back into its own
-shapes, and errors into its own error format. Everything in between sees OpenAI shapes, so a
-policy holds the same way for every dialect and every provider.
+A ``Dialect`` (OpenAI's chat API, Anthropic's Messages API, OpenAI's Responses API) parses
+the client's body once into an ``Inbound``: the request to forward and the small view policy
+decides on (route name, text to guard, stream flag, admission figures, end user). A target
+that speaks the client's format gets the request as the client sent it and its answer goes
+back as it came (``_forwarded``, ``_relay_native``), read on the way for usage and output
+guardrails; any other target gets it translated to an OpenAI chat request, and its answer is
+rebuilt in the client's shapes (``Dialect.answer`` / ``encoder``). Errors are in the
+client's own format. Policy holds the same way for every dialect and every provider.
 """
 
 from __future__ import annotations
@@ -13,17 +17,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from data_plane import errors
+from data_plane.dialects import anthropic as anthropic_api
 from data_plane.dialects import embeddings as embeddings_api
 from data_plane.dialects import openai as openai_api
+from data_plane.dialects.guarding import changed, guard_body
+from data_plane.dialects.inbound import Inbound, with_body
 from data_plane.errors import ApiError
-from data_plane.guardrails import Action, CompiledGuardrails
+from data_plane.guardrails import Action, CompiledGuardrails, Verdict
 from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrails.policy import Guard, for_route
 from data_plane.http.appkeys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
@@ -31,9 +38,9 @@ from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, aut
 from data_plane.policy.compiled import CompiledPolicy, RouteEntry
 from data_plane.policy.health import HealthBook
 from data_plane.policy.routing import order_targets, outside_regions
-from data_plane.types import ChatRequest, Usage
+from data_plane.types import Event, Forwarded, Usage
 from data_plane.upstream.failover import Call, Stream, Tried
-from data_plane.upstream.providers.base import ProviderError
+from data_plane.upstream.providers.base import ProviderError, TokenCounting
 from data_plane.usage.audit import build_audit
 from data_plane.usage.record import RequestRecord, build_event, estimate_usage
 
@@ -53,14 +60,35 @@ class Encoder(Protocol):
     def error(self, error: ApiError) -> bytes: ...
 
 
+class Relay(Protocol):
+    """The upstream's own events to the bytes of the client's stream (same format)."""
+
+    def event(self, event: Event) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def error(self, error: ApiError) -> bytes: ...
+
+    @property
+    def verdict(self) -> Verdict: ...
+
+
 class Dialect(Protocol):
-    def parse(self, raw: bytes, request_id: str) -> ChatRequest | ApiError: ...
+    def parse(
+        self, raw: bytes, request_id: str, headers: Mapping[str, str]
+    ) -> Inbound | ApiError: ...
 
     def error_body(self, error: ApiError) -> dict[str, Any]: ...
 
+    # Answers of targets that speak the client's format: guarded in place; streams relayed.
+    def guard_answer(self, compiled: CompiledGuardrails, body: dict[str, Any]) -> Verdict: ...
+
+    def relay(self, request: Inbound, compiled: CompiledGuardrails | None) -> Relay: ...
+
+    # Answers of the other targets, as OpenAI chat completions and chunks.
     def answer(self, completion: dict[str, Any], route_name: str) -> dict[str, Any]: ...
 
-    def encoder(self, chat: ChatRequest, route_name: str) -> Encoder: ...
+    def encoder(self, request: Inbound, route_name: str) -> Encoder: ...
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -206,40 +234,71 @@ async def _admit(
 
 
 async def serve_chat(context: Context) -> web.StreamResponse:
-    record = context.record
-    raw = await context.request.read()
-    chat = context.dialect.parse(raw, record.request_id)
-    if isinstance(chat, ApiError):
-        return context.fail(chat)
-    record.stream = chat.stream
-    routed = _route(context, str(chat.body["model"]))
+    """A model request in the client's dialect: forwarded as it is to a target that speaks
+    it, translated for the others (``upstream.failover``)."""
+    record, request = context.record, context.request
+    raw = await request.read()
+    parsed = context.dialect.parse(raw, record.request_id, request.headers)
+    if isinstance(parsed, ApiError):
+        return context.fail(parsed)
+    record.stream = parsed.stream
+    _attribute(context, parsed.end_user)
+    routed = _route(context, parsed.native.model)
     if isinstance(routed, ApiError):
         return context.fail(routed)
     route, guard = routed
     if guard is not None and guard.on_input:
-        chat, verdict = guard_input(guard.compiled, chat)
+        body, verdict = guard_body(guard.compiled, parsed.body, parsed.guarded)
         record.verdicts.append(verdict)
         if verdict.decision is Action.BLOCK:
             return context.fail(blocked_error(verdict))
+        if body is not parsed.body:
+            parsed = with_body(parsed, body)
     output_guard = guard.compiled if guard is not None and guard.on_output else None
-    call = await _admit(context, route, len(raw), chat.body)
+    call = await _admit(context, route, len(raw), parsed.admission)
     if isinstance(call, ApiError):
         return context.fail(call)
-    if chat.stream:
-        return await _stream(context, chat, call, output_guard)
-    body = await call.complete(chat)
-    if isinstance(body, ApiError):
-        return context.fail(body)
+    if parsed.stream:
+        return await _stream(context, parsed, call, output_guard)
+    answer = await call.complete(parsed.native)
+    if isinstance(answer, ApiError):
+        return context.fail(answer)
+    if isinstance(answer, Forwarded):
+        return _forwarded(context, answer, output_guard)
     if output_guard is not None:
-        record.verdicts.append(guard_completion(output_guard, body))
-    return json_response(context.dialect.answer(body, route.name))
+        record.verdicts.append(guard_completion(output_guard, answer))
+    return json_response(context.dialect.answer(answer, route.name))
+
+
+def _attribute(context: Context, end_user: str) -> None:
+    """The person the body names, trusted like the end-user header (which wins)."""
+    principal = context.principal
+    asserted = context.request.headers.get(END_USER_HEADER)
+    if end_user and principal.key.asserts_end_user and not asserted:
+        context.record.principal = replace(principal, subject=end_user)
+
+
+def _forwarded(
+    context: Context, answer: Forwarded, output_guard: CompiledGuardrails | None
+) -> web.Response:
+    """The upstream's own answer, as it sent it unless the output guard changed its text."""
+    data = answer.raw
+    if output_guard is not None:
+        verdict = context.dialect.guard_answer(output_guard, answer.body)
+        context.record.verdicts.append(verdict)
+        if changed(verdict):
+            data = orjson.dumps(answer.body)
+    return web.Response(body=data, content_type=JSON)
 
 
 async def _stream(
-    context: Context, chat: ChatRequest, call: Call, output_guard: CompiledGuardrails | None
+    context: Context,
+    parsed: Inbound,
+    call: Call,
+    output_guard: CompiledGuardrails | None,
 ) -> web.StreamResponse:
     record = context.record
-    opened = await call.open_stream(chat)
+    opened = await call.open_stream(parsed.native)
     if isinstance(opened, ApiError):
         return context.fail(opened)
     response = web.StreamResponse(
@@ -250,22 +309,53 @@ async def _stream(
         }
     )
     await response.prepare(context.request)
-    connected = await _relay(context, chat, opened, response, output_guard)
+    if opened.native:
+        relay = context.dialect.relay(parsed, output_guard)
+        connected = await _relay_native(context, opened, response, relay)
+    else:
+        connected = await _relay(context, parsed, opened, response, output_guard)
     if connected:
         await response.write_eof()
     return response
 
 
+async def _relay_native(
+    context: Context, stream: Stream, response: web.StreamResponse, relay: Relay
+) -> bool:
+    """Pass the upstream's own events on (through the relay's output guard); False when the
+    client went away."""
+    record = context.record
+    try:
+        async for event in stream:
+            if event.usage is not None:
+                record.usage = event.usage
+            data = relay.event(event)
+            if data:
+                await response.write(data)
+        await response.write(relay.end())
+    except ProviderError as exc:
+        record.error_code = errors.STREAM_INTERRUPTED
+        await response.write(relay.error(errors.stream_broken(record.route_name)))
+        log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
+    except ConnectionResetError:
+        record.error_code = errors.CLIENT_DISCONNECTED
+        return False
+    finally:
+        await stream.aclose()
+        record.verdicts.append(relay.verdict)
+    return True
+
+
 async def _relay(
     context: Context,
-    chat: ChatRequest,
+    parsed: Inbound,
     stream: Stream,
     response: web.StreamResponse,
     output_guard: CompiledGuardrails | None,
 ) -> bool:
     """Pass the stream on through the output guard; False when the client went away."""
     record, route_name = context.record, context.record.route_name
-    encoder = context.dialect.encoder(chat, route_name)
+    encoder = context.dialect.encoder(parsed, route_name)
     guard = ChunkGuard(output_guard) if output_guard is not None else None
     produced = 0  # content chunks received: what the provider produced, if it never says
     last: dict[str, Any] | None = None
@@ -297,8 +387,48 @@ async def _relay(
             record.verdicts.append(guard.verdict)
         if not record.usage.completion_tokens and produced:
             # Cut short before the provider's usage chunk: charge what it produced.
+            chat = parsed.native.translate()
             record.usage = estimate_usage(chat.body, produced)
     return True
+
+
+ESTIMATE_HEADER = "x-asc-token-count"
+
+
+async def serve_count_tokens(context: Context) -> web.StreamResponse:
+    """``/v1/messages/count_tokens``: authentication and route access only (nothing is
+    generated, so no limits). The first of the route's targets that counts tokens itself
+    (Anthropic) answers, the request forwarded as it is; otherwise the answer is an estimate,
+    marked so in the ``x-asc-token-count: estimate`` header."""
+    request, record = context.request, context.record
+    raw = await request.read()
+    body = anthropic_api.parse_count_request(raw)
+    if isinstance(body, ApiError):
+        return context.fail(body)
+    routed = _route(context, str(body["model"]))
+    if isinstance(routed, ApiError):
+        return context.fail(routed)
+    route = routed[0]
+    native = anthropic_api.count_request(raw, body, request.headers).native
+    regions = context.principal.tenant.allowed_regions
+    providers = request.app[PROVIDERS]
+    for target in order_targets(route.targets, request.app[RANDOM], regions, None):
+        provider = providers.get(target.kind)
+        if not isinstance(provider, TokenCounting):
+            continue
+        try:
+            answer = await provider.count_tokens(
+                target, native, connect_timeout_s=route.options.connect_timeout_s
+            )
+        except ProviderError as exc:
+            record.failed_attempt(target, exc.outcome)
+            if not exc.retryable:
+                return context.fail(errors.upstream_rejected(exc.status, exc.message))
+            continue
+        return json_response(answer)
+    response = json_response(anthropic_api.estimate_count(body))
+    response.headers[ESTIMATE_HEADER] = "estimate"
+    return response
 
 
 async def serve_embeddings(context: Context) -> web.StreamResponse:

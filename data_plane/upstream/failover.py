@@ -17,6 +17,11 @@ reason or usage) arrived: the chunks before it are held back, so a stream that f
 its first token falls back like any failure. After it the response is committed to the
 client: a later failure ends the stream with an error, never a silent replay elsewhere.
 
+A request in a client wire format (``types.Native``) is forwarded as it is to a target whose
+adapter speaks that format, and translated to an OpenAI chat request for any other target; a
+feature the translation cannot carry passes that target over (``Unsupported``, a 400 naming
+the feature when no target can take the request).
+
 When every target failed: 429 with Retry-After when all the answers were 429s (or targets
 waiting out a Retry-After), 503 when breakers kept every target out, 400 when no target
 could do what was asked, 502 otherwise.
@@ -40,12 +45,17 @@ from data_plane.policy.health import HealthBook
 from data_plane.types import (
     ChatRequest,
     EmbeddingsRequest,
+    Forwarded,
+    Native,
     RandomSource,
     RouteOptions,
     Target,
+    Untranslatable,
     Usage,
 )
-from data_plane.upstream.providers.base import Provider, ProviderError, Unsupported
+from data_plane.upstream.providers import native
+from data_plane.upstream.providers.base import Provider, ProviderError, Unsupported, forwarding
+from shared.pb import snapshot_pb2
 
 UNSUPPORTED_KIND = "unsupported_provider"
 RETRY_MIN_S = 0.1
@@ -114,12 +124,22 @@ class Call:
         self._skipped: list[tuple[Target, str]] = []
         self._unsupported: Unsupported | None = None
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any] | ApiError:
-        """The first successful ``chat.completion`` body, or the error to answer with."""
+    async def complete(
+        self, request: ChatRequest | Native
+    ) -> dict[str, Any] | Forwarded | ApiError:
+        """The first successful answer: the upstream's own when the request was forwarded
+        as it is, else a ``chat.completion`` body; or the error to answer with."""
         connect = self.options.connect_timeout_s
 
-        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
-            result = await provider.complete(target, request, connect_timeout_s=connect)
+        async def attempt(provider: Provider, target: Target) -> dict[str, Any] | Forwarded:
+            if isinstance(request, Native):
+                forwarder = forwarding(provider, request.wire)
+                if forwarder is not None:
+                    answer = await forwarder.forward(target, request, connect_timeout_s=connect)
+                    self.tried.usage = answer.usage
+                    return answer
+            chat = as_chat(request, target)
+            result = await provider.complete(target, chat, connect_timeout_s=connect)
             self.tried.usage = result.usage
             return result.body
 
@@ -135,19 +155,30 @@ class Call:
 
         return await self._run(attempt)
 
-    async def open_stream(self, request: ChatRequest) -> Stream | ApiError:
-        """The stream of the first target that produces output, its held chunks first."""
+    async def open_stream(self, request: ChatRequest | Native) -> Stream | ApiError:
+        """The stream of the first target that produces output, its held chunks first:
+        the upstream's own events (``Stream.native``) when the request was forwarded as it
+        is, else ``chat.completion.chunk`` dicts."""
         connect = self.options.connect_timeout_s
 
         async def attempt(provider: Provider, target: Target) -> Stream:
-            chunks = provider.stream(target, request, connect_timeout_s=connect)
-            head: deque[dict[str, Any]] = deque()
+            chunks: AsyncIterator[Any]
+            forwarder = forwarding(provider, request.wire) if isinstance(request, Native) else None
+            if forwarder is not None:
+                assert isinstance(request, Native)
+                chunks = forwarder.forward_stream(target, request, connect_timeout_s=connect)
+                output: Callable[[Any], bool] = native.carries_output
+            else:
+                chat = as_chat(request, target)
+                chunks = provider.stream(target, chat, connect_timeout_s=connect)
+                output = carries_output
+            head: deque[Any] = deque()
             try:
                 while True:
                     chunk = await anext(chunks)
                     head.append(chunk)
-                    if carries_output(chunk):
-                        return Stream(head, chunks, self, target)
+                    if output(chunk):
+                        return Stream(head, chunks, self, target, native=forwarder is not None)
             except StopAsyncIteration:
                 raise ProviderError("empty_stream", status=502, retryable=True) from None
             except BaseException:
@@ -244,26 +275,41 @@ class Call:
         self.health.failed(target, self.clock(), failure.retry_after)
 
 
+def as_chat(request: ChatRequest | Native, target: Target) -> ChatRequest:
+    """The request as an OpenAI chat request for ``target``'s adapter."""
+    if isinstance(request, ChatRequest):
+        return request
+    try:
+        return request.translate()
+    except Untranslatable as exc:
+        kind = snapshot_pb2.ProviderKind.Name(target.kind).removeprefix("PROVIDER_KIND_")
+        raise Unsupported(kind.lower(), exc.what) from None
+
+
 class Stream:
     """The rest of a stream that started: held chunks, then the provider's, bounded by the
-    route's total timeout. A failure now counts against the target's health."""
+    route's total timeout. A failure now counts against the target's health. Its items are
+    ``Event``s when ``native`` (the upstream speaks the client's format), else chunk dicts."""
 
     def __init__(
         self,
-        head: deque[dict[str, Any]],
-        chunks: AsyncIterator[dict[str, Any]],
+        head: deque[Any],
+        chunks: AsyncIterator[Any],
         call: Call,
         target: Target,
+        *,
+        native: bool = False,
     ) -> None:
         self._head = head
         self._chunks = chunks
         self._call = call
         self._target = target
+        self.native = native
 
     def __aiter__(self) -> Stream:
         return self
 
-    async def __anext__(self) -> dict[str, Any]:
+    async def __anext__(self) -> Any:
         if self._head:
             return self._head.popleft()
         remaining = self._call.deadline - self._call.clock()
@@ -281,7 +327,7 @@ class Stream:
         await close_stream(self._chunks)
 
 
-async def close_stream(chunks: AsyncIterator[dict[str, Any]]) -> None:
+async def close_stream(chunks: AsyncIterator[Any]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         with contextlib.suppress(Exception):  # the stream already failed; closing is best effort

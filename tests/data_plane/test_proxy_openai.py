@@ -189,7 +189,7 @@ async def test_a_completion_passes_through_with_the_decrypted_credential(
     assert sent.body["model"] == PRIMARY_MODEL
     assert sent.body["messages"] == MESSAGES
     assert sent.body["temperature"] == 0.2, "what the gateway does not need travels untouched"
-    assert sent.body["stream"] is False
+    assert "stream" not in sent.body, "forwarded as the client sent it"
 
     (event,) = await gateway.events(1)
     assert event.request_id != "req-from-client-1", "usage is keyed by the gateway's own id"

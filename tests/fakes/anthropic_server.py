@@ -1,13 +1,20 @@
-"""A fake Anthropic Messages API: ``POST /v1/messages`` on a real aiohttp server on port 0.
+"""A fake Anthropic Messages API: ``POST /v1/messages`` and ``/v1/messages/count_tokens`` on a
+real aiohttp server on port 0.
 
-It refuses what Anthropic refuses (noting why in ``problems``): a wrong ``x-api-key`` or
-``anthropic-version``, an ``Authorization`` header, unknown fields, a missing ``max_tokens``, a
-temperature outside 0-1, a first turn that is not the user's, empty text blocks, unknown block
-types, ``tool_result`` outside user turns, a ``tool_use`` whose result does not come in the
-next user turn; and what the adapter promises never to send: two turns of one role in a row.
-Answers are a ``message`` (text or ``tool_use`` blocks; usage with ``cache_read_input_tokens``)
-or Anthropic's event stream:
-``message_start``, ``ping``, content blocks with ``text_delta`` / ``input_json_delta``,
+It refuses what Anthropic refuses (noting why in ``problems``): a wrong ``x-api-key``, an
+``anthropic-version`` it does not know, an ``Authorization`` header, unknown fields, a missing
+``max_tokens``, a temperature outside 0-1, a first turn that is not the user's, empty text
+blocks, unknown block types, ``tool_result`` outside user turns, a ``tool_use`` whose result
+does not come in the next user turn; and what the adapter promises never to send: two turns of
+one role in a row.
+It takes what Anthropic takes beyond the basics: thinking and redacted thinking blocks (a
+thinking block passed back must carry the signature this fake gave it), documents, search
+results, ``cache_control`` (with ``ttl``) on blocks, tools and system, server tools,
+``context_management``, ``output_config`` and ``service_tier``.
+Answers are a ``message`` (a thinking block with its signature when ``Behaviour.thinking``,
+then text or ``tool_use`` blocks; usage with ``cache_read_input_tokens``) or Anthropic's event
+stream: ``message_start`` (with the real input token count), ``ping``, content blocks with
+``thinking_delta`` / ``signature_delta`` / ``text_delta`` / ``input_json_delta``,
 ``message_delta``, ``message_stop``. Errors are Anthropic's ``{"type": "error", ...}``; the
 in-stream fault is an ``overloaded_error`` event.
 """
@@ -22,13 +29,26 @@ from aiohttp import web
 from tests.fakes.base import Behaviour, FakeServer, check_keys, json_response, pieces, words
 
 PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
 VERSION = "2023-06-01"
+VERSIONS = frozenset({VERSION, "2026-10-21"})  # what the fake knows (the SDK's included)
 PARAMS = frozenset(
     {
         "model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream",
-        "temperature", "top_k", "top_p", "tools", "tool_choice",
+        "temperature", "top_k", "top_p", "tools", "tool_choice", "thinking",
+        "context_management", "output_config", "service_tier", "container", "mcp_servers",
     }
 )  # fmt: skip
+COUNT_PARAMS = PARAMS - {"max_tokens", "stream", "metadata", "stop_sequences", "temperature",
+                         "top_k", "top_p", "service_tier", "container"}  # fmt: skip
+TOOL_FIELDS = frozenset({"name", "description", "input_schema", "cache_control", "type"})
+
+
+def signature(thinking: str) -> str:
+    """The signature this fake puts on a thinking block (checked when passed back)."""
+    return "sig-" + str(sum(thinking.encode()) % 99991)
+
+
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -65,7 +85,7 @@ class FakeAnthropic(FakeServer):
     prefix = "/v1"
 
     def check(self, request: web.Request, body: Any) -> tuple[int, str] | None:
-        if request.path != PATH:
+        if request.path not in (PATH, COUNT_PATH):
             return 404, f"unexpected path {request.path!r}"
         if request.method != "POST":
             return 405, f"unexpected method {request.method}"
@@ -73,10 +93,13 @@ class FakeAnthropic(FakeServer):
             return 401, f"wrong x-api-key header {request.headers.get('x-api-key')!r}"
         if "Authorization" in request.headers:
             return 400, "Anthropic takes the key in x-api-key, not Authorization"
-        if request.headers.get("anthropic-version") != VERSION:
+        if request.headers.get("anthropic-version") not in VERSIONS:
             return 400, f"wrong anthropic-version {request.headers.get('anthropic-version')!r}"
         if request.content_type != "application/json":
             return 400, f"wrong Content-Type {request.content_type!r}"
+        if request.path == COUNT_PATH:
+            problem = check_keys(body, COUNT_PARAMS, "body")
+            return (400, problem) if problem else None
         problem = check_keys(body, PARAMS, "body") or self._check_body(body)
         return (400, problem) if problem else None
 
@@ -92,9 +115,13 @@ class FakeAnthropic(FakeServer):
         if not (system is None or isinstance(system, str) or all(map(_text_block, system))):
             return f"bad system {system!r}"
         for tool in body.get("tools") or ():
-            if check_keys(tool, frozenset({"name", "description", "input_schema"}), "tool"):
+            if not isinstance(tool, dict) or not tool.get("name"):
                 return f"bad tool {tool!r}"
-            if not tool.get("name") or not isinstance(tool.get("input_schema"), dict):
+            if tool.get("type") not in (None, "custom"):
+                continue  # a server tool: its own fields
+            if check_keys(tool, TOOL_FIELDS, "tool") or not isinstance(
+                tool.get("input_schema"), dict
+            ):
                 return f"bad tool {tool!r}"
         choice = body.get("tool_choice")
         if choice is not None and choice.get("type") not in ("auto", "any", "tool", "none"):
@@ -156,10 +183,20 @@ class FakeAnthropic(FakeServer):
     async def answer(
         self, request: web.Request, body: Any, behaviour: Behaviour
     ) -> web.StreamResponse:
+        if request.path == COUNT_PATH:
+            return json_response({"input_tokens": prompt_tokens(body)})
         blocks = self._blocks(behaviour)
+        if behaviour.thinking:
+            thought = {
+                "type": "thinking",
+                "thinking": behaviour.thinking,
+                "signature": signature(behaviour.thinking),
+            }
+            blocks = [thought, *blocks]
         stop = "tool_use" if behaviour.tool_calls else STOP[behaviour.finish]
         output = sum(
-            words(b.get("text")) or len(orjson.dumps(b.get("input")).split()) for b in blocks
+            words(b.get("text") or b.get("thinking")) or len(orjson.dumps(b.get("input")).split())
+            for b in blocks
         )
         message = {
             "id": f"msg_fake_{self.served}",
@@ -177,7 +214,13 @@ class FakeAnthropic(FakeServer):
         start["usage"] = {**message["usage"], "output_tokens": 1}
         events = [event("message_start", {"message": start}), event("ping", {})]
         for index, block in enumerate(blocks):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                events.append(_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
+                delta = {"type": "thinking_delta", "thinking": block["thinking"]}
+                events.append(event("content_block_delta", {"index": index, "delta": delta}))
+                delta = {"type": "signature_delta", "signature": block["signature"]}
+                events.append(event("content_block_delta", {"index": index, "delta": delta}))
+            elif block["type"] == "text":
                 events.append(_start(index, {"type": "text", "text": ""}))
                 for i, word in enumerate(block["text"].split()):
                     delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
@@ -204,8 +247,32 @@ def _text_block(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "text" and bool(block.get("text"))
 
 
+def _check_cache_control(block: dict[str, Any]) -> str | None:
+    control = block.get("cache_control")
+    if control is None:
+        return None
+    if not isinstance(control, dict) or control.get("type") != "ephemeral":
+        return f"bad cache_control {control!r}"
+    if control.get("ttl") not in (None, "5m", "1h"):
+        return f"bad cache_control ttl {control.get('ttl')!r}"
+    return None
+
+
 def _check_block(block: Any, role: str) -> str | None:
     kind = block.get("type") if isinstance(block, dict) else None
+    problem = _check_cache_control(block) if isinstance(block, dict) else None
+    if problem:
+        return problem
+    if kind == "thinking" and role == "assistant":
+        if block.get("signature") == signature(str(block.get("thinking", ""))):
+            return None
+        return f"a thinking block whose signature does not match {block!r}"
+    if kind == "redacted_thinking" and role == "assistant":
+        return None if block.get("data") else f"bad redacted_thinking block {block!r}"
+    if kind in ("document", "search_result") and role == "user":
+        return None if block.get("source") or block.get("content") else f"bad {kind} {block!r}"
+    if kind in ("server_tool_use", "web_search_tool_result") and role == "assistant":
+        return None
     if kind == "text":
         return None if _text_block(block) else f"empty or bad text block {block!r}"
     if kind == "image" and role == "user":

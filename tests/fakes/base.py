@@ -50,6 +50,8 @@ class Behaviour:
     reply: str = "Hello from the fake provider."
     # Answer with these tool calls instead of text.
     tool_calls: tuple[ToolCall, ...] = ()
+    # Anthropic: a thinking block (with its signature) ahead of the answer.
+    thinking: str = ""
     # "stop" or "length" (OpenAI's terms; each fake says it its own way).
     finish: str = "stop"
     # Prompt tokens reported as served from the provider's cache.
@@ -69,6 +71,7 @@ class Received:
     body: Any
     query: dict[str, str] = field(default_factory=dict)
     at: float = 0.0  # time.monotonic() on arrival
+    raw: bytes = b""  # the body's bytes as they arrived
 
 
 def words(text: Any) -> int:
@@ -139,6 +142,7 @@ class FakeServer:
                 body,
                 dict(request.query),
                 time.monotonic(),
+                raw,
             )
         )
         refusal = self.check(request, body)

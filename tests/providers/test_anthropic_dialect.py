@@ -10,7 +10,9 @@ import pytest
 
 from data_plane.dialects import anthropic as anthropic_api
 from data_plane.dialects.anthropic_stream import AnthropicEncoder
+from data_plane.dialects.inbound import Inbound
 from data_plane.errors import ApiError
+from data_plane.types import Untranslatable
 
 CALL = {
     "id": "call_abc",
@@ -88,24 +90,39 @@ def test_anthropic_requests_become_openai_requests() -> None:
     [
         {"model": "r", "messages": [{"role": "user", "content": "hi"}]},
         {"model": "r", "max_tokens": 5, "messages": [{"role": "system", "content": "hi"}]},
-        {
-            "model": "r",
-            "max_tokens": 5,
-            "messages": [{"role": "user", "content": [{"type": "document"}]}],
-        },
-        {
-            "model": "r",
-            "max_tokens": 5,
-            "messages": [{"role": "user", "content": "x"}],
-            "top_logprobs": 2,
-        },
+        {"model": "r", "max_tokens": 5, "messages": []},
     ],
 )
-def test_anthropic_requests_that_cannot_be_translated_are_400s(body: dict[str, Any]) -> None:
+def test_malformed_anthropic_requests_are_400s(body: dict[str, Any]) -> None:
     parsed = anthropic_api.parse_messages_request(orjson.dumps(body), "req")
     assert isinstance(parsed, ApiError)
     assert parsed.status == 400
     assert anthropic_api.error_body(parsed)["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("extra", "what"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            "content blocks of type 'document'",
+        ),
+        ({"top_logprobs": 2}, "the parameter 'top_logprobs'"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "extended thinking"),
+        ({"context_management": {"edits": []}}, "context management"),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
+    ],
+)
+def test_anthropic_features_the_openai_shape_lacks_are_untranslatable(
+    extra: dict[str, Any], what: str
+) -> None:
+    """They parse (an Anthropic upstream takes them as they are) but cannot be translated."""
+    body = {"model": "r", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], **extra}
+    parsed = anthropic_api.parse_messages_request(orjson.dumps(body), "req")
+    assert isinstance(parsed, Inbound)
+    with pytest.raises(Untranslatable) as caught:
+        parsed.native.translate()
+    assert what in caught.value.what
 
 
 def test_an_openai_completion_becomes_an_anthropic_message() -> None:

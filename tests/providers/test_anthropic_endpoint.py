@@ -236,8 +236,13 @@ async def test_the_anthropic_sdk_to_an_anthropic_provider(
         assert "".join([t async for t in stream.text_stream]) == REPLY
     first = claude.received[0]
     assert first.headers["x-api-key"] == ANTHROPIC_UPSTREAM
-    assert first.body["system"] == [{"type": "text", "text": "Be brief."}]
-    assert first.body["max_tokens"] == 50
+    # Forwarded as the client sent it: only the model is the upstream's.
+    assert first.body == {
+        "model": "claude-fake",
+        "max_tokens": 50,
+        "system": "Be brief.",
+        "messages": QUESTION,
+    }
 
 
 async def post(gateway: Gateway, body: Any, headers: dict[str, str]) -> tuple[int, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from data_plane.types import Usage
 from data_plane.upstream.providers.base import ProviderError, Unsupported
+from data_plane.upstream.providers.native import anthropic_usage
 from data_plane.upstream.providers.translate import (
     CONTENT_FILTER,
     LENGTH,
@@ -211,18 +212,6 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def usage_of(usage: Any) -> Usage:
-    if not isinstance(usage, dict):
-        return Usage()
-    cached = count(usage.get("cache_read_input_tokens"))
-    written = count(usage.get("cache_creation_input_tokens"))
-    return Usage(
-        count(usage.get("input_tokens")) + cached + written,
-        count(usage.get("output_tokens")),
-        cached,
-    )
-
-
 def answer(message: dict[str, Any], created: int) -> tuple[dict[str, Any], Usage]:
     """An Anthropic ``message`` as an OpenAI ``chat.completion`` body and its usage."""
     content = message.get("content")
@@ -238,7 +227,7 @@ def answer(message: dict[str, Any], created: int) -> tuple[dict[str, Any], Usage
             calls.append(
                 tool_call(str(block.get("id")), str(block.get("name")), block.get("input"))
             )
-    usage = usage_of(message.get("usage"))
+    usage = anthropic_usage(message.get("usage"))
     finish = FINISH.get(str(message.get("stop_reason")), STOP)
     choice = message_choice(0, "".join(texts), calls, finish)
     model = str(message.get("model", ""))
@@ -288,7 +277,7 @@ class StreamTranslator:
             return []
         if kind == "message_stop":
             self.done = True
-            usage = usage_of({**self._input, "output_tokens": self._output})
+            usage = anthropic_usage({**self._input, "output_tokens": self._output})
             return [
                 self._chunk({}, self._finish),
                 usage_chunk(self.id, self.model, self.created, usage),

@@ -14,9 +14,18 @@ client gets a 400 naming what is missing, never a silently degraded answer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target
+from data_plane.types import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    Event,
+    Forwarded,
+    Native,
+    Target,
+)
 
 
 class ProviderError(Exception):
@@ -91,3 +100,39 @@ class Provider(Protocol):
         *,
         connect_timeout_s: float | None = None,
     ) -> EmbeddingsResult: ...
+
+
+@runtime_checkable
+class Forwarding(Protocol):
+    """An adapter that also takes requests in the client wire formats it names in ``wires``
+    (``types.ANTHROPIC_MESSAGES``, ...) and forwards them as they are (``types.Native``)."""
+
+    wires: frozenset[str]
+
+    async def forward(
+        self, target: Target, request: Native, *, connect_timeout_s: float | None = None
+    ) -> Forwarded: ...
+
+    def forward_stream(
+        self, target: Target, request: Native, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[Event]:
+        """The upstream's events up to its end marker; raises ProviderError before or while
+        yielding (a stream cut short is ``stream_truncated``)."""
+        ...
+
+
+def forwarding(provider: Provider, wire: str) -> Forwarding | None:
+    """``provider`` when it forwards requests in ``wire`` as they are."""
+    if isinstance(provider, Forwarding) and wire in provider.wires:
+        return provider
+    return None
+
+
+@runtime_checkable
+class TokenCounting(Protocol):
+    """An adapter whose upstream counts a request's input tokens itself (Anthropic's
+    ``count_tokens``); its answer is that API's JSON."""
+
+    async def count_tokens(
+        self, target: Target, request: Native, *, connect_timeout_s: float | None = None
+    ) -> dict[str, Any]: ...

@@ -87,7 +87,11 @@ class MockProvider:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(words)},
+                    "message": {
+                        "role": "assistant",
+                        "content": " ".join(words),
+                        "refusal": None,
+                    },
                     "finish_reason": "stop",
                     "logprobs": None,
                 }

@@ -6,6 +6,12 @@ A stream that ends without ``data: [DONE]`` was cut short and is an error, never
 answer. Azure: ``base_url`` is the resource endpoint (``https://<name>.openai.azure.com``), the
 target's provider model is the deployment name, provider option ``api_version`` (default
 ``DEFAULT_AZURE_API_VERSION``) goes in the query and the key in the ``api-key`` header.
+
+Requests that arrive in OpenAI's own formats are forwarded as the client sent them
+(``native``): chat completions to OpenAI, Azure OpenAI and OpenAI-compatible servers, the
+Responses API to OpenAI and OpenAI-compatible servers (Azure and Mistral get it translated to
+chat). Only the model changes, and a streamed chat request is asked for its usage
+(``stream_options.include_usage``) when the client did not ask: the gateway meters it.
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ import aiohttp
 import orjson
 
 from data_plane.types import (
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
     ChatRequest,
     ChatResult,
     EmbeddingsRequest,
     EmbeddingsResult,
+    Event,
+    Forwarded,
+    Native,
     Target,
     Usage,
 )
-from data_plane.upstream.providers import openai_wire
-from data_plane.upstream.providers.base import ProviderError
+from data_plane.upstream.providers import native, openai_wire
+from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.upstream.providers.http import (
     JSON_HEADERS,
     client_timeout,
@@ -48,6 +59,7 @@ class OpenAIProvider:
     ``name`` is the provider kind, as named in Unsupported errors."""
 
     default_base_url = DEFAULT_BASE_URL
+    wires = frozenset({OPENAI_CHAT, OPENAI_RESPONSES})
 
     def __init__(
         self,
@@ -83,16 +95,58 @@ class OpenAIProvider:
         """Chunks to yield for an upstream chunk; None: the chunk itself."""
         return None
 
+    def native_model(self, target: Target) -> str | None:
+        return target.provider_model
+
     # The calls.
     def _post(
-        self, target: Target, operation: str, body: dict[str, Any], connect: float | None
+        self, target: Target, operation: str, body: dict[str, Any] | bytes, connect: float | None
     ) -> Any:
         return self._session.post(
             self.url(target, operation),
-            data=orjson.dumps(body),
+            data=body if isinstance(body, bytes) else orjson.dumps(body),
             headers=self.headers(target),
             timeout=client_timeout(target, connect),
         )
+
+    def _native(self, request: Native, target: Target) -> tuple[str, bytes]:
+        """The operation and body bytes of a request forwarded in its own format."""
+        if self._strict:
+            for name in openai_wire.OPENAI_ONLY_REFUSED:
+                if request.body.get(name) is not None:
+                    raise Unsupported(self.name, f"the parameter '{name}'")
+        if request.wire == OPENAI_RESPONSES:
+            return "responses", native.request_bytes(request, self.native_model(target))
+        extra = None
+        options = request.body.get("stream_options")
+        if request.stream and not (isinstance(options, dict) and options.get("include_usage")):
+            extra = {"stream_options": {**(options or {}), "include_usage": True}}
+        return "chat/completions", native.request_bytes(request, self.native_model(target), extra)
+
+    async def forward(
+        self, target: Target, request: Native, *, connect_timeout_s: float | None = None
+    ) -> Forwarded:
+        operation, data = self._native(request, target)
+        with upstream_errors():
+            async with self._post(target, operation, data, connect_timeout_s) as response:
+                await raise_for_status(response)
+                payload = await response.read()
+        if request.wire == OPENAI_RESPONSES:
+            return native.forwarded(payload, native.usage_of_response, request.model)
+        return native.forwarded(payload, native.usage_of_completion, request.model)
+
+    async def forward_stream(
+        self, target: Target, request: Native, *, connect_timeout_s: float | None = None
+    ) -> AsyncIterator[Event]:
+        operation, data = self._native(request, target)
+        with upstream_errors():
+            async with self._post(target, operation, data, connect_timeout_s) as response:
+                await raise_for_status(response)
+                async for event in native.events(response.content, request.model):
+                    yield event
+                    if event.body is None or event.body.get("type") in native.ENDS:
+                        return
+            raise truncated()
 
     async def complete(
         self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
@@ -151,6 +205,7 @@ class OpenAIProvider:
 
 class AzureOpenAIProvider(OpenAIProvider):
     default_base_url = ""
+    wires = frozenset({OPENAI_CHAT})
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         super().__init__(session, name="azure_openai", strict=True)
@@ -171,9 +226,13 @@ class AzureOpenAIProvider(OpenAIProvider):
     def embeddings_body(self, target: Target, body: Any) -> dict[str, Any]:
         return openai_wire.openai_embeddings(body, None)
 
+    def native_model(self, target: Target) -> str | None:
+        return None  # the deployment in the URL decides
+
 
 class MistralProvider(OpenAIProvider):
     default_base_url = MISTRAL_BASE_URL
+    wires = frozenset()  # its chat format differs (openai_wire.mistral_chat)
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         super().__init__(session, name="mistral")

@@ -160,7 +160,11 @@ def completion(
 def message_choice(
     index: int, text: str, tool_calls: list[dict[str, Any]], finish_reason: str
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else "")}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text or (None if tool_calls else ""),
+        "refusal": None,  # required by OpenAI's schema, null when there is none
+    }
     if tool_calls:
         message["tool_calls"] = tool_calls
     return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "control_plane.limits",
     "control_plane.sso",
     "control_plane.config",
+    "control_plane.rollouts",
     "control_plane.console",
 ]
 

@@ -60,9 +60,10 @@ def current_document(
     models = defaultdict(list)
     for m in Model.objects.filter(model_filter).order_by("provider_model", "region"):
         models[m.provider_id].append(_model(m))
+    rows = _Tenants(ids)  # every tenant's rows in one query per kind
     doc = {
         "providers": [_provider(p, models[p.pk]) for p in provider_rows.order_by("name")],
-        "tenants": [_Tenants(ids).tenant(t) for t in tenant_list],
+        "tenants": [rows.tenant(t) for t in tenant_list],
     }
     return d.parse(d.dump(doc))  # one canonical form, whatever the database returned
 

@@ -82,6 +82,8 @@ RULES: dict[str, Rule] = {
     "auditrecord": _r({ADMIN, AUDITOR}, set()),
     "policysnapshot": _r(set(), set()),
     "dataplanenode": _r(set(), set()),
+    # Platform-wide; auditors of any tenant read them, only platform admins act on them.
+    "rollout": _r({AUDITOR}, set()),
 }
 PLATFORM_ONLY = Rule(frozenset(), frozenset())
 

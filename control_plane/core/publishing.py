@@ -21,11 +21,18 @@ from django.db import transaction
 Publisher = Callable[[str, int | None], None]
 
 _registered: dict[str, Publisher] = {}
+# Checks every write runs before it asks for a publish; one raises ValidationError to refuse
+# the change (the rollouts app registers one: no second change while a staged one is in flight).
+_guards: dict[str, Callable[[], None]] = {}
 
 
 def set_publisher(publish: Publisher) -> None:
     """Register the one function that publishes (the fleet app does, at start-up)."""
     _registered["publisher"] = publish
+
+
+def set_guard(guard: Callable[[], None]) -> None:
+    _guards[f"{guard.__module__}.{guard.__qualname__}"] = guard
 
 
 def request_publish(reason: str, user_id: int | None = None, *, first: bool = False) -> None:
@@ -43,6 +50,8 @@ def request_publish(reason: str, user_id: int | None = None, *, first: bool = Fa
             if pending is not None:
                 pending.insert(0 if first else len(pending), reason)
                 return
+    for guard in _guards.values():  # once per transaction: later calls returned above
+        guard()
     reasons = [reason]
 
     def publish() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from control_plane.rollouts import metrics as rollout_metrics
+
 PUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -34,3 +36,5 @@ class ControlPlaneMetrics:
             registry=r,
         )
         self.lease_grants = Counter("asc_cp_lease_grants", "Lease asks answered.", registry=r)
+        for collector in rollout_metrics.COLLECTORS:
+            r.register(collector)

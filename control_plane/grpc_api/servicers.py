@@ -27,6 +27,7 @@ from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.push import PushState
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.limits.services import acquire
+from control_plane.rollouts import services as rollouts
 from control_plane.usage.services import ingest_batch
 from shared.pb import control_pb2, control_pb2_grpc
 
@@ -104,6 +105,8 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 latest = self.watcher.latest
                 if latest is not None:
                     self.metrics.snapshot_version.set(latest.version)
+                    # What this node is owed: a staged rollout may hold it on another version.
+                    latest = self.watcher.for_node(node_id) or latest
                     if push.due(latest.hash):
                         nonce = uuid.uuid4().hex
                         push.pushed(nonce, latest.hash, time.monotonic())
@@ -132,6 +135,8 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                 if answer.result == "nack":
                     log.warning("node %s refused a snapshot: %s", node_id, answer.error)
                     await _record(fleet.node_nacked, node_id, answer.error)
+                    # A refused version: a canary's stops its rollout.
+                    await _record(rollouts.node_refused, node_id, answer.hash, answer.error)
                 else:
                     await _record(fleet.node_acked, node_id, push.version, push.hash)
         finally:
@@ -184,6 +189,8 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store is unavailable")
         self.metrics.usage_batches.labels("duplicate" if result.duplicate else "stored").inc()
         self.metrics.usage_events.inc(result.accepted)
+        if not result.duplicate:
+            await _record(rollouts.record_health, request.node_id, list(request.health))
         await _record(fleet.node_seen, request.node_id, request.spool_depth)
         return control_pb2.UsageAck(
             batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate

@@ -7,10 +7,11 @@ the end by ``build_event``. Cost is computed here, from the serving model's snap
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_plane import errors
 from data_plane.guardrails import Verdict
 from data_plane.limits.leases import Admission
 from data_plane.policy.auth import Principal
@@ -106,3 +107,44 @@ def estimate_usage(body: Mapping[str, Any], completion_chunks: int) -> Usage:
         elif isinstance(content, list):
             chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
     return Usage(max(count, -(-chars // 4)), completion_chunks)
+
+
+UPSTREAM_FAILURES = frozenset(
+    {
+        errors.UPSTREAM_ERROR,
+        errors.UPSTREAM_REJECTED,
+        errors.UPSTREAM_RATE_LIMITED,
+        errors.NO_TARGET_AVAILABLE,
+        errors.NO_HEALTHY_TARGET,
+    }
+)
+POLICY_DENIALS = frozenset(
+    {
+        errors.MODEL_NOT_ALLOWED,
+        errors.MODEL_NOT_FOUND,
+        errors.TENANT_INACTIVE,
+        errors.EXPIRED_API_KEY,
+        errors.BUDGET_EXCEEDED,
+        errors.RATE_LIMITED,
+        errors.MAX_TOKENS_TOO_LARGE,
+        errors.REQUEST_TOO_LARGE,
+    }
+)
+
+
+def version_health(events: Iterable[control_pb2.UsageEvent]) -> list[control_pb2.VersionHealth]:
+    """What a batch's requests met, by the snapshot version that served them: the signals a
+    staged rollout compares (see control_plane/rollouts/machine.py)."""
+    out: dict[int, control_pb2.VersionHealth] = {}
+    for event in events:
+        h = out.get(event.snapshot_version)
+        if h is None:
+            h = out[event.snapshot_version] = control_pb2.VersionHealth(
+                version=event.snapshot_version
+            )
+        h.requests += 1
+        h.server_errors += event.status_code >= 500
+        h.upstream_errors += event.error_code in UPSTREAM_FAILURES
+        h.guardrail_blocks += event.error_code == errors.GUARDRAIL_BLOCKED
+        h.policy_denials += event.error_code in POLICY_DENIALS
+    return [out[v] for v in sorted(out)]

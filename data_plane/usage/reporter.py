@@ -36,6 +36,7 @@ from data_plane.metrics import Metrics
 from data_plane.supervisor import Supervisor
 from data_plane.types import RandomSource
 from data_plane.usage.audit import AuditChain
+from data_plane.usage.record import version_health
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ class UsageReporter:
             node_id=self._node_id,
             events=[event for event, _ in items],
             audit=[audit for _, audit in items if audit is not None],
+            health=version_health(event for event, _ in items),
         )
         return batch, items
 

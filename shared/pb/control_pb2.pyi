@@ -168,18 +168,36 @@ class AuditRecord(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ..., event: _Optional[_Union[UsageEvent, _Mapping]] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., guardrail_action: _Optional[str] = ..., content_sha256: _Optional[str] = ...) -> None: ...
 
 class UsageBatch(_message.Message):
-    __slots__ = ("batch_id", "node_id", "events", "audit", "spool_depth")
+    __slots__ = ("batch_id", "node_id", "events", "audit", "spool_depth", "health")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     SPOOL_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     node_id: str
     events: _containers.RepeatedCompositeFieldContainer[UsageEvent]
     audit: _containers.RepeatedCompositeFieldContainer[AuditRecord]
     spool_depth: int
-    def __init__(self, batch_id: _Optional[str] = ..., node_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[UsageEvent, _Mapping]]] = ..., audit: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., spool_depth: _Optional[int] = ...) -> None: ...
+    health: _containers.RepeatedCompositeFieldContainer[VersionHealth]
+    def __init__(self, batch_id: _Optional[str] = ..., node_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[UsageEvent, _Mapping]]] = ..., audit: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., spool_depth: _Optional[int] = ..., health: _Optional[_Iterable[_Union[VersionHealth, _Mapping]]] = ...) -> None: ...
+
+class VersionHealth(_message.Message):
+    __slots__ = ("version", "requests", "server_errors", "upstream_errors", "guardrail_blocks", "policy_denials")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_DENIALS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    requests: int
+    server_errors: int
+    upstream_errors: int
+    guardrail_blocks: int
+    policy_denials: int
+    def __init__(self, version: _Optional[int] = ..., requests: _Optional[int] = ..., server_errors: _Optional[int] = ..., upstream_errors: _Optional[int] = ..., guardrail_blocks: _Optional[int] = ..., policy_denials: _Optional[int] = ...) -> None: ...
 
 class UsageAck(_message.Message):
     __slots__ = ("batch_id", "accepted", "duplicate")

@@ -418,7 +418,7 @@ class AnthropicDialect:
         return error_body(error)
 
     @staticmethod
-    def answer(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
+    def answer(completion: dict[str, Any], route_name: str, request: Inbound) -> dict[str, Any]:
         return to_message(completion, route_name)
 
     @staticmethod

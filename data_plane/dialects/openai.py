@@ -167,7 +167,7 @@ class OpenAIDialect:
         return error.body()
 
     @staticmethod
-    def answer(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
+    def answer(completion: dict[str, Any], route_name: str, request: Inbound) -> dict[str, Any]:
         completion["model"] = route_name
         return completion
 

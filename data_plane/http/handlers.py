@@ -11,6 +11,7 @@ from data_plane import errors
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
+from data_plane.dialects.responses import RESPONSES
 from data_plane.errors import ApiError
 from data_plane.http import pipeline
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
@@ -25,6 +26,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def messages(request: web.Request) -> web.StreamResponse:
     """Anthropic's Messages API, through the same pipeline."""
     return await pipeline.handle(request, ANTHROPIC, pipeline.serve_chat)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """OpenAI's Responses API, through the same pipeline."""
+    return await pipeline.handle(request, RESPONSES, pipeline.serve_chat)
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:

@@ -86,7 +86,9 @@ class Dialect(Protocol):
     def relay(self, request: Inbound, compiled: CompiledGuardrails | None) -> Relay: ...
 
     # Answers of the other targets, as OpenAI chat completions and chunks.
-    def answer(self, completion: dict[str, Any], route_name: str) -> dict[str, Any]: ...
+    def answer(
+        self, completion: dict[str, Any], route_name: str, request: Inbound
+    ) -> dict[str, Any]: ...
 
     def encoder(self, request: Inbound, route_name: str) -> Encoder: ...
 
@@ -267,7 +269,7 @@ async def serve_chat(context: Context) -> web.StreamResponse:
         return _forwarded(context, answer, output_guard)
     if output_guard is not None:
         record.verdicts.append(guard_completion(output_guard, answer))
-    return json_response(context.dialect.answer(answer, route.name))
+    return json_response(context.dialect.answer(answer, route.name, parsed))
 
 
 def _attribute(context: Context, end_user: str) -> None:

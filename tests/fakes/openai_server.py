@@ -1,8 +1,10 @@
 """A fake provider speaking OpenAI's wire format: a real aiohttp HTTP server on port 0.
 
 Three flavours, as the real services differ:
-- "openai" (OpenAI and OpenAI-compatible servers): ``POST /v1/chat/completions`` and
-  ``/v1/embeddings`` with ``Authorization: Bearer <the credential>``.
+- "openai" (OpenAI and OpenAI-compatible servers): ``POST /v1/chat/completions``,
+  ``/v1/embeddings`` and the Responses API (``POST /v1/responses``, ``GET
+  /v1/responses/{id}``; see ``tests.fakes.responses_server``) with
+  ``Authorization: Bearer <the credential>``.
 - "azure": ``POST /openai/deployments/<deployment>/chat/completions?api-version=<v>`` (and
   ``/embeddings``) with the ``api-key`` header and no ``model`` in the body.
 - "mistral": OpenAI's paths, but only Mistral's parameters (``random_seed``, no
@@ -25,6 +27,7 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
+from tests.fakes import responses_server
 from tests.fakes.base import (
     CREATED,
     Behaviour,
@@ -119,6 +122,7 @@ class FakeOpenAI(FakeServer):
         super().__init__(api_key=api_key, model=model, default=default)
         self.flavour = flavour
         self.api_version = api_version
+        self.stored: dict[str, dict[str, Any]] = {}  # Responses API: what can be read back
         if flavour == "azure":
             self.prefix = ""
 
@@ -126,9 +130,17 @@ class FakeOpenAI(FakeServer):
         if self.flavour == "azure":
             base = f"/openai/deployments/{self.model}"
             return {f"{base}/chat/completions": "chat", f"{base}/embeddings": "embeddings"}
-        return {PATH: "chat", EMBEDDINGS_PATH: "embeddings"}
+        paths = {PATH: "chat", EMBEDDINGS_PATH: "embeddings"}
+        if self.flavour == "openai":
+            paths[responses_server.RESPONSES_PATH] = "responses"
+        return paths
 
     def check(self, request: web.Request, body: Any) -> tuple[int, str] | None:
+        if request.method == "GET" and request.path.startswith("/v1/responses/"):
+            refusal = self._check_auth(request)
+            if refusal is None and request.path.rsplit("/", 1)[1] not in self.stored:
+                return 404, f"no stored response {request.path!r}"
+            return (401, refusal) if refusal else None
         operation = self._paths().get(request.path)
         if operation is None:
             return 404, f"unexpected path {request.path!r}"
@@ -148,6 +160,9 @@ class FakeOpenAI(FakeServer):
             return 400, f"wrong model {body.get('model')!r}, expected {self.model!r}"
         if operation == "embeddings":
             return self._check_embeddings(body)
+        if operation == "responses":
+            problem = responses_server.check(body, self.stored)
+            return (400, problem) if problem else None
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return 400, "no messages"
         problem = check_keys(
@@ -224,6 +239,10 @@ class FakeOpenAI(FakeServer):
         self, request: web.Request, body: Any, behaviour: Behaviour
     ) -> web.StreamResponse:
         completion_id = f"chatcmpl-fake-{self.served}"
+        if request.method == "GET":
+            return json_response(self.stored[request.path.rsplit("/", 1)[1]])
+        if self._paths()[request.path] == "responses":
+            return await self._responses(request, body, behaviour)
         if self._paths()[request.path] == "embeddings":
             return self._embeddings(body)
         if body.get("stream") is True:
@@ -248,6 +267,23 @@ class FakeOpenAI(FakeServer):
                 ],
                 "usage": usage(body, _completion_text(behaviour), behaviour.cached_tokens),
             }
+        )
+
+    async def _responses(
+        self, request: web.Request, body: dict[str, Any], behaviour: Behaviour
+    ) -> web.StreamResponse:
+        final = responses_server.response(self.served, self.model, body, behaviour)
+        if body.get("store", True) is not False:
+            self.stored[final["id"]] = final
+        if body.get("stream") is not True:
+            return json_response(final)
+        events = responses_server.events(final)
+        return await self.send_events(
+            request,
+            events,
+            behaviour,
+            responses_server.closing(final, len(events)),
+            responses_server.error_event(behaviour.error_after_chunks or 0),
         )
 
     def _embeddings(self, body: dict[str, Any]) -> web.Response:

@@ -16,6 +16,7 @@ import grpc
 
 from data_plane.rpc import CHANNEL_OPTIONS
 from shared.pb import control_pb2, snapshot_pb2
+from shared.policy_index import varint
 
 GRANT = 10**17
 
@@ -45,7 +46,7 @@ class FakeControlPlane:
         nonce = uuid.uuid4().hex
         response = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
         # A SnapshotResponse is its nonce field plus field 2 (the snapshot), length-delimited.
-        response += b"\x12" + _varint(len(payload)) + payload
+        response += b"\x12" + varint(len(payload)) + payload
         self.outbox.put_nowait((nonce, response))
         return nonce
 
@@ -99,18 +100,6 @@ class FakeControlPlane:
         self, batch: control_pb2.UsageBatch, context: grpc.aio.ServicerContext[object, object]
     ) -> control_pb2.UsageAck:
         return control_pb2.UsageAck(batch_id=batch.batch_id, accepted=len(batch.events))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 async def start(fake: FakeControlPlane, port: int) -> grpc.aio.Server:

@@ -11,7 +11,10 @@ Invariants (DESIGN.md section 2):
 - only the answer echoing the pending nonce counts; a stale or unknown nonce changes nothing;
 - an ACK records what the node now holds, in its own words (the version and hash it reports);
 - a NACK leaves the node on what it held, and the refused hash is not pushed to it again; the
-  next version is.
+  next version is;
+- a push is a full snapshot or a delta (ADR 0006); a NACKed delta is not a refusal of the
+  hash: the same version is pushed again, in full, and the node gets no delta until it ACKs
+  a full snapshot.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Pending:
     nonce: str
     hash: str
     at: float
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class Answer:
     hash: str  # the hash that was pushed
     waited: float  # seconds from the push to this answer
     error: str  # the node's reason on a NACK, "" on an ACK
+    delta: bool = False  # whether the push was a delta
 
 
 class PushState:
@@ -47,6 +52,7 @@ class PushState:
         self.hash = hash
         self.refused = ""  # the hash of the last snapshot the node refused
         self.pending: Pending | None = None
+        self.needs_full = False  # a delta was NACKed: the next push is a full snapshot
 
     def due(self, latest: str | None) -> bool:
         """Whether the snapshot with hash `latest` (None: nothing published) is to be pushed."""
@@ -54,13 +60,16 @@ class PushState:
             return False
         return latest not in (self.hash, self.refused)
 
-    def pushed(self, nonce: str, hash: str, now: float) -> None:
-        """Record a push; only a due one may go out, under a nonce that an answer can echo."""
+    def pushed(self, nonce: str, hash: str, now: float, *, delta: bool = False) -> None:
+        """Record a push; only a due one may go out, under a nonce that an answer can echo,
+        and a delta only when the node is not owed a full snapshot."""
         if not nonce:
             raise ValueError("a push needs a nonce")
         if not self.due(hash):
             raise ValueError(f"no push of {hash!r} is due")
-        self.pending = Pending(nonce, hash, now)
+        if delta and self.needs_full:
+            raise ValueError("the node refused a delta: a full snapshot is due")
+        self.pending = Pending(nonce, hash, now, delta)
 
     def answered(
         self, nonce: str, *, version: int, hash: str, error: str, now: float
@@ -72,7 +81,12 @@ class PushState:
             return None
         self.pending = None
         if error:
-            self.refused = pending.hash
-            return Answer("nack", pending.hash, now - pending.at, error)
+            if pending.delta:
+                self.needs_full = True
+            else:
+                self.refused = pending.hash
+            return Answer("nack", pending.hash, now - pending.at, error, pending.delta)
         self.version, self.hash = version, hash
-        return Answer("ack", pending.hash, now - pending.at, "")
+        if not pending.delta:
+            self.needs_full = False
+        return Answer("ack", pending.hash, now - pending.at, "", pending.delta)

@@ -2,7 +2,9 @@
 
 ConfigService.StreamSnapshots: the node says hello with the version/hash it holds; the server
 pushes the latest snapshot whenever its hash differs from what the node holds, with a fresh
-nonce, and keeps at most one push unacknowledged per node. An ACK (the nonce echoed, no error)
+nonce, and keeps at most one push unacknowledged per node. The push is a delta from what the
+node holds when the watcher's history has one (``deltas.DeltaHistory``), else the whole
+snapshot; after a NACKed delta it is the whole snapshot. An ACK (the nonce echoed, no error)
 records the applied version; a NACK (error_detail set) records the error, and that snapshot is
 not pushed to the node again; the next version is. Those rules live in `push.PushState`; the
 servicer drives it with the stream's messages, the clock and fresh nonces.
@@ -109,9 +111,16 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                     latest = self.watcher.for_node(node_id) or latest
                     if push.due(latest.hash):
                         nonce = uuid.uuid4().hex
-                        push.pushed(nonce, latest.hash, time.monotonic())
+                        delta = None
+                        if not push.needs_full:
+                            delta = self.watcher.deltas.delta_for(
+                                push.version, push.hash, latest.hash
+                            )
+                        push.pushed(nonce, latest.hash, time.monotonic(), delta=delta is not None)
                         await context.write(
-                            control_pb2.SnapshotResponse(nonce=nonce, snapshot=latest)
+                            control_pb2.SnapshotResponse(nonce=nonce, delta=delta)
+                            if delta is not None
+                            else control_pb2.SnapshotResponse(nonce=nonce, snapshot=latest)
                         )
                 changed = asyncio.ensure_future(self.watcher.wait_changed())
                 done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
@@ -133,10 +142,11 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                     continue  # stale or unsolicited: only the current push is answered
                 self.metrics.push_to_ack.labels(answer.result).observe(answer.waited)
                 if answer.result == "nack":
-                    log.warning("node %s refused a snapshot: %s", node_id, answer.error)
+                    what = "a delta" if answer.delta else "a snapshot"
+                    log.warning("node %s refused %s: %s", node_id, what, answer.error)
                     await _record(fleet.node_nacked, node_id, answer.error)
-                    # A refused version: a canary's stops its rollout.
-                    await _record(rollouts.node_refused, node_id, answer.hash, answer.error)
+                    if not answer.delta:  # a refused version: a canary's stops its rollout
+                        await _record(rollouts.node_refused, node_id, answer.hash, answer.error)
                 else:
                     await _record(fleet.node_acked, node_id, push.version, push.hash)
         finally:

@@ -1,7 +1,8 @@
 """One watcher per gRPC process: it polls the database for the latest snapshot version (one
 tiny query every ``ASC_SNAPSHOT_POLL_S``) and wakes every stream when it changes, so N
-connected nodes cost one query, not N. Polling the store keeps several gRPC replicas correct
-with nothing but Postgres between them."""
+connected nodes cost one query, not N. It also keeps the latest snapshot's index and what
+changed between the versions it saw (``deltas.DeltaHistory``), so streams can send deltas.
+Polling the store keeps several gRPC replicas correct with nothing but Postgres between them."""
 
 from __future__ import annotations
 
@@ -13,18 +14,26 @@ from django.db import DatabaseError, close_old_connections
 
 from control_plane.fleet import selectors
 from control_plane.fleet.services import load_snapshot
+from control_plane.grpc_api.deltas import DeltaHistory, Latest
 from control_plane.grpc_api.staging import Staging
 from shared.pb import snapshot_pb2
+from shared.policy_index import PolicyIndex, policy_of_snapshot
 
 log = logging.getLogger(__name__)
 
 
-def _fetch_newer(than: int) -> snapshot_pb2.Snapshot | None:
+def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest] | None:
+    """The latest snapshot when it is newer than ``than``, with its hashed index."""
     close_old_connections()  # a long-lived thread: drop connections the database closed
     if selectors.latest_version() <= than:
         return None
     row = selectors.latest_snapshot()
-    return load_snapshot(row) if row is not None else None
+    if row is None:
+        return None
+    snapshot = load_snapshot(row)
+    index = PolicyIndex.build(policy_of_snapshot(bytes(row.payload)))
+    index.hash()  # digests cached: finding what changed skips the equal buckets
+    return snapshot, Latest(snapshot.version, snapshot.hash, snapshot.created_unix_ms, index)
 
 
 def _refresh_staging(staging: Staging) -> bool:
@@ -36,6 +45,7 @@ class SnapshotWatcher:
     def __init__(self, poll_s: float) -> None:
         self.poll_s = poll_s
         self.latest: snapshot_pb2.Snapshot | None = None
+        self.deltas = DeltaHistory()
         self.staging = Staging()
         self._changed = asyncio.Event()
 
@@ -50,10 +60,13 @@ class SnapshotWatcher:
         await self.refresh_staging()  # after the latest: see control_plane/grpc_api/staging.py
         if newer is None:
             return False
-        self.latest = newer
+        snapshot, latest = newer
+        step = await asyncio.to_thread(self.deltas.step_to, latest)
+        self.deltas.advance(latest, step)
+        self.latest = snapshot
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-        log.info("serving snapshot v%d", newer.version)
+        log.info("serving snapshot v%d", snapshot.version)
         return True
 
     def for_node(self, node_id: str) -> snapshot_pb2.Snapshot | None:

@@ -1,10 +1,10 @@
 """The snapshot stream from the control plane (xDS-like; see DESIGN.md section 2).
 
 One background task dials the control plane, opens ConfigService.StreamSnapshots, announces
-the node and the version/hash it holds, and answers every pushed snapshot with an ACK (applied)
-or a NACK (refused; the previous policy stays in force). Applying is: verify the hash (in a
-thread) and compile in slices on the loop (``SnapshotStore.compile_serving``), swap, write the
-disk copy, then ACK. When the stream breaks it
+the node and the version/hash it holds, and answers every pushed snapshot or delta with an ACK
+(applied) or a NACK (refused; the previous policy stays in force). Applying is
+``PolicyApplier``'s: index, hash and compile a full snapshot in slices on the loop, or apply a
+delta to the policy in force; swap, write the (full) disk copy, then ACK. When the stream breaks it
 reconnects with jittered exponential backoff; meanwhile the node keeps serving what it has.
 """
 
@@ -20,6 +20,7 @@ import grpc
 from data_plane import __version__, rpc
 from data_plane.backoff import backoff_delay
 from data_plane.metrics import Metrics
+from data_plane.snapshots.applier import PolicyApplier
 from data_plane.snapshots.store import SnapshotStore
 from data_plane.types import RandomSource
 from shared.pb import control_pb2, snapshot_pb2
@@ -40,6 +41,7 @@ class ConfigClient:
     ) -> None:
         self._channel = channel
         self._store = store
+        self._applier = PolicyApplier(store)
         self._node = node
         self._metrics = metrics
         self._backoff = backoff
@@ -91,37 +93,45 @@ class ConfigClient:
             call.cancel()
 
     async def _apply(self, response: control_pb2.SnapshotResponse) -> control_pb2.SnapshotRequest:
-        snapshot = response.snapshot
+        """Apply a full snapshot or a delta (``PolicyApplier``); the ACK, or a NACK keeping
+        what the node held."""
+        is_delta = response.HasField("delta")
+        body: snapshot_pb2.Snapshot | snapshot_pb2.SnapshotDelta = (
+            response.delta if is_delta else response.snapshot
+        )
         current = self._store.current
-        if current is None or current.hash != snapshot.hash:
-            loop = asyncio.get_running_loop()
+        if current is None or current.hash != body.hash:
             try:
-                policy = await self._store.compile_serving(snapshot)
-            except ValueError as exc:  # hash mismatch or PolicyError
-                return self._nack(response, snapshot, str(exc))
+                if is_delta:
+                    policy = await self._applier.delta(response.delta)
+                else:
+                    policy = await self._applier.full(response.snapshot)
+            except ValueError as exc:  # another base, hash mismatch, inconsistent, PolicyError
+                return self._nack(response, body.version, str(exc))
             except Exception as exc:  # a bug, but one snapshot must not stop the stream: refuse it
-                log.exception("compiling snapshot version %d failed unexpectedly", snapshot.version)
-                return self._nack(response, snapshot, f"{type(exc).__name__}: {exc}")
-            self._store.swap(policy)
+                log.exception("applying snapshot version %d failed unexpectedly", body.version)
+                return self._nack(response, body.version, f"{type(exc).__name__}: {exc}")
             self._metrics.snapshot_version.set(policy.version)
             self._metrics.snapshot_created.set(policy.created_unix_ms / 1000)
             try:
-                await loop.run_in_executor(None, self._store.persist, snapshot)
+                await self._applier.persist()
             except OSError as exc:  # applied in memory all the same; only the restart copy is stale
                 log.error("cannot write the snapshot copy: %s", exc)
-            log.info("applied snapshot version %d", policy.version)
+            log.info(
+                "applied %s version %d", "a delta to" if is_delta else "snapshot", body.version
+            )
         self._metrics.snapshot_updates.labels("ack").inc()
         return control_pb2.SnapshotRequest(
             node=self._node,
-            version=snapshot.version,
-            hash=snapshot.hash,
+            version=body.version,
+            hash=body.hash,
             response_nonce=response.nonce,
         )
 
     def _nack(
-        self, response: control_pb2.SnapshotResponse, snapshot: snapshot_pb2.Snapshot, error: str
+        self, response: control_pb2.SnapshotResponse, version: int, error: str
     ) -> control_pb2.SnapshotRequest:
-        log.error("refused snapshot version %d: %s", snapshot.version, error)
+        log.error("refused snapshot version %d: %s", version, error)
         self._metrics.snapshot_updates.labels("nack").inc()
         current = self._store.current
         return control_pb2.SnapshotRequest(

@@ -117,7 +117,12 @@ class SnapshotStore:
         return policy
 
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
-        write_atomic(self.path, encode_file(snapshot))
+        self.persist_encoded(snapshot.version, snapshot.SerializeToString(deterministic=True))
+
+    def persist_encoded(self, version: int, payload: bytes) -> None:
+        """Write an encoded ``Snapshot`` (of ``version``) as the disk copy."""
+        checksum = hashlib.sha256(payload).hexdigest().encode()
+        write_atomic(self.path, MAGIC + checksum + b"\n" + payload)
 
     def load_from_disk(self) -> CompiledPolicy | None:
         """The compiled disk copy, or None (absent or refused: logged)."""

@@ -78,12 +78,14 @@ class SnapshotRequest(_message.Message):
     def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., version: _Optional[int] = ..., hash: _Optional[str] = ..., response_nonce: _Optional[str] = ..., error_detail: _Optional[str] = ...) -> None: ...
 
 class SnapshotResponse(_message.Message):
-    __slots__ = ("nonce", "snapshot")
+    __slots__ = ("nonce", "snapshot", "delta")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
     nonce: str
     snapshot: _snapshot_pb2.Snapshot
-    def __init__(self, nonce: _Optional[str] = ..., snapshot: _Optional[_Union[_snapshot_pb2.Snapshot, _Mapping]] = ...) -> None: ...
+    delta: _snapshot_pb2.SnapshotDelta
+    def __init__(self, nonce: _Optional[str] = ..., snapshot: _Optional[_Union[_snapshot_pb2.Snapshot, _Mapping]] = ..., delta: _Optional[_Union[_snapshot_pb2.SnapshotDelta, _Mapping]] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("model_id", "provider_id", "outcome")

@@ -27,9 +27,18 @@ if _version_not_supported:
 
 class ConfigServiceStub:
     """xDS-like configuration stream. The data plane opens the stream and sends a first request
-    carrying its node identity and the version/hash it already holds. The control plane sends a
-    snapshot only when the hash differs; each response carries a nonce that the data plane
-    answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot kept).
+    carrying its node identity and the version/hash it already holds. The control plane sends
+    something only when the latest hash differs; each response carries a nonce that the data
+    plane answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot
+    kept). At most one response per node is unanswered at a time.
+
+    Versions, hashes, nonces and deltas (ADR 0006): a version is a number the database hands out
+    (one writer), a hash names the policy's content (shared/snapshots.py), a nonce names one
+    response on one stream. A response is a full snapshot or a delta from the version the node
+    last ACKed; the node applies a delta only when it holds the delta's base version and hash,
+    and only when the policy it obtains hashes to the delta's hash, then ACKs with that version
+    and hash, exactly as for a full snapshot. Anything else is a NACK that leaves the node on
+    what it held; after a NACKed delta the next response is a full snapshot.
     """
 
     def __init__(self, channel):
@@ -47,9 +56,18 @@ class ConfigServiceStub:
 
 class ConfigServiceServicer:
     """xDS-like configuration stream. The data plane opens the stream and sends a first request
-    carrying its node identity and the version/hash it already holds. The control plane sends a
-    snapshot only when the hash differs; each response carries a nonce that the data plane
-    answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot kept).
+    carrying its node identity and the version/hash it already holds. The control plane sends
+    something only when the latest hash differs; each response carries a nonce that the data
+    plane answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot
+    kept). At most one response per node is unanswered at a time.
+
+    Versions, hashes, nonces and deltas (ADR 0006): a version is a number the database hands out
+    (one writer), a hash names the policy's content (shared/snapshots.py), a nonce names one
+    response on one stream. A response is a full snapshot or a delta from the version the node
+    last ACKed; the node applies a delta only when it holds the delta's base version and hash,
+    and only when the policy it obtains hashes to the delta's hash, then ACKs with that version
+    and hash, exactly as for a full snapshot. Anything else is a NACK that leaves the node on
+    what it held; after a NACKed delta the next response is a full snapshot.
     """
 
     def StreamSnapshots(self, request_iterator, context):
@@ -76,9 +94,18 @@ def add_ConfigServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ConfigService:
     """xDS-like configuration stream. The data plane opens the stream and sends a first request
-    carrying its node identity and the version/hash it already holds. The control plane sends a
-    snapshot only when the hash differs; each response carries a nonce that the data plane
-    answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot kept).
+    carrying its node identity and the version/hash it already holds. The control plane sends
+    something only when the latest hash differs; each response carries a nonce that the data
+    plane answers with an ACK (error_detail empty) or a NACK (error_detail set, previous snapshot
+    kept). At most one response per node is unanswered at a time.
+
+    Versions, hashes, nonces and deltas (ADR 0006): a version is a number the database hands out
+    (one writer), a hash names the policy's content (shared/snapshots.py), a nonce names one
+    response on one stream. A response is a full snapshot or a delta from the version the node
+    last ACKed; the node applies a delta only when it holds the delta's base version and hash,
+    and only when the policy it obtains hashes to the delta's hash, then ACKs with that version
+    and hash, exactly as for a full snapshot. Anything else is a NACK that leaves the node on
+    what it held; after a NACKed delta the next response is a full snapshot.
     """
 
     @staticmethod

@@ -77,6 +77,48 @@ class Snapshot(_message.Message):
     policy: Policy
     def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
 
+class SnapshotDelta(_message.Message):
+    __slots__ = ("version", "hash", "created_unix_ms", "base_version", "base_hash", "upserts", "removed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASE_HASH_FIELD_NUMBER: _ClassVar[int]
+    UPSERTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    hash: str
+    created_unix_ms: int
+    base_version: int
+    base_hash: str
+    upserts: Policy
+    removed: PolicyIds
+    def __init__(self, version: _Optional[int] = ..., hash: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., base_version: _Optional[int] = ..., base_hash: _Optional[str] = ..., upserts: _Optional[_Union[Policy, _Mapping]] = ..., removed: _Optional[_Union[PolicyIds, _Mapping]] = ...) -> None: ...
+
+class PolicyIds(_message.Message):
+    __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails", "projects", "limits", "identity_providers")
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    credentials: _containers.RepeatedScalarFieldContainer[str]
+    models: _containers.RepeatedScalarFieldContainer[str]
+    routes: _containers.RepeatedScalarFieldContainer[str]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    guardrails: _containers.RepeatedScalarFieldContainer[str]
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    limits: _containers.RepeatedScalarFieldContainer[str]
+    identity_providers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenants: _Optional[_Iterable[str]] = ..., providers: _Optional[_Iterable[str]] = ..., credentials: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., routes: _Optional[_Iterable[str]] = ..., keys: _Optional[_Iterable[str]] = ..., guardrails: _Optional[_Iterable[str]] = ..., projects: _Optional[_Iterable[str]] = ..., limits: _Optional[_Iterable[str]] = ..., identity_providers: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Policy(_message.Message):
     __slots__ = ("tenants", "providers", "credentials", "models", "routes", "keys", "guardrails", "projects", "limits", "identity_providers")
     TENANTS_FIELD_NUMBER: _ClassVar[int]

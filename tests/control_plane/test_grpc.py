@@ -77,7 +77,9 @@ async def test_push_ack_and_status(channel: tuple[grpc.aio.Channel, SnapshotWatc
 
     await sync_to_async(setup_and_publish)("beta")
     pushed2 = await read(call)
-    assert pushed2.snapshot.version > v1
+    assert pushed2.HasField("delta"), "the node holds v1: the newer version comes as a delta"
+    assert pushed2.delta.version > v1
+    assert pushed2.delta.base_version == v1
     assert pushed2.nonce != pushed.nonce
     call.cancel()
     await until(lambda: not DataPlaneNode.objects.get(node_id="dp-test").connected)

@@ -235,11 +235,11 @@ class SurprisingStore(SnapshotStore):
             raise RuntimeError("unexpected failure while compiling")
         return await super().compile_serving(snapshot)
 
-    def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
-        if snapshot.version == 7 and not self.persisted_7:
+    def persist_encoded(self, version: int, payload: bytes) -> None:
+        if version == 7 and not self.persisted_7:
             self.persisted_7 = True
             raise RuntimeError("unexpected failure while persisting")
-        super().persist(snapshot)
+        super().persist_encoded(version, payload)
 
 
 async def test_an_unexpected_compile_failure_is_a_nack_not_a_dead_client(tmp_path: Path) -> None:

@@ -44,7 +44,8 @@ from data_plane.http.appkeys import (
     USAGE,
     USAGE_CLIENT,
 )
-from data_plane.http.pipeline import HEALTH, Dialect, error_response
+from data_plane.http.owners import ResponseOwners
+from data_plane.http.pipeline import HEALTH, OWNERS, Dialect, error_response
 from data_plane.limits.admission import Admitter
 from data_plane.limits.client import LeaseClient, LeaseSource
 from data_plane.limits.leases import LeaseBook
@@ -118,6 +119,7 @@ def create_app(
     app[NODE] = make_node(settings.node_id, settings.region)
     app[METRICS] = metrics = Metrics()
     app[HEALTH] = HealthBook(listener=metrics.circuit_changed)
+    app[OWNERS] = ResponseOwners()
     app[STORE] = SnapshotStore(settings.snapshot_path, keyring)
     app[RANDOM] = rand or random.Random()
     if usage_client is not None:
@@ -128,6 +130,7 @@ def create_app(
     app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
     app.router.add_post("/v1/responses", handlers.responses)
+    app.router.add_get("/v1/responses/{response_id}", handlers.stored_response)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/v1/models/{model:.+}", handlers.retrieve_model)

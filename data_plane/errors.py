@@ -18,6 +18,7 @@ EXPIRED_API_KEY = "expired_api_key"
 TENANT_INACTIVE = "tenant_inactive"
 MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_NOT_FOUND = "model_not_found"
+RESPONSE_NOT_FOUND = "response_not_found"
 INVALID_JSON = "invalid_json"
 INVALID_REQUEST = "invalid_request"
 NOT_READY = "not_ready"
@@ -105,6 +106,17 @@ def model_not_found(model: str) -> ApiError:
         f"The model '{model}' does not exist.",
         "invalid_request_error",
         "model",
+    )
+
+
+def response_not_kept(response_id: str) -> ApiError:
+    return ApiError(
+        404,
+        RESPONSE_NOT_FOUND,
+        f"No response '{response_id}' is kept for you: responses are kept by the OpenAI-family "
+        "upstream that created them, and only those served through this gateway can be read.",
+        "invalid_request_error",
+        "response_id",
     )
 
 

@@ -33,6 +33,10 @@ async def responses(request: web.Request) -> web.StreamResponse:
     return await pipeline.handle(request, RESPONSES, pipeline.serve_chat)
 
 
+async def stored_response(request: web.Request) -> web.StreamResponse:
+    return await pipeline.handle(request, OPENAI, pipeline.serve_stored_response)
+
+
 async def count_tokens(request: web.Request) -> web.StreamResponse:
     """Anthropic's token counting (authentication and route access only)."""
     return await pipeline.handle(request, ANTHROPIC, pipeline.serve_count_tokens)

@@ -34,19 +34,21 @@ from data_plane.guardrails import Action, CompiledGuardrails, Verdict
 from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrails.policy import Guard, for_route
 from data_plane.http.appkeys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.http.owners import Owner, ResponseOwners
 from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
 from data_plane.policy.compiled import CompiledPolicy, RouteEntry
 from data_plane.policy.health import HealthBook
 from data_plane.policy.routing import order_targets, outside_regions
-from data_plane.types import Event, Forwarded, Usage
+from data_plane.types import OPENAI_RESPONSES, Event, Forwarded, Usage
 from data_plane.upstream.failover import Call, Stream, Tried
-from data_plane.upstream.providers.base import ProviderError, TokenCounting
+from data_plane.upstream.providers.base import ProviderError, ResponseStore, TokenCounting
 from data_plane.usage.audit import build_audit
 from data_plane.usage.record import RequestRecord, build_event, estimate_usage
 
 log = logging.getLogger(__name__)
 
 HEALTH = web.AppKey("health", HealthBook)
+OWNERS = web.AppKey("response_owners", ResponseOwners)
 JSON = "application/json"
 
 
@@ -201,9 +203,14 @@ def _route(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | Api
 
 
 async def _admit(
-    context: Context, route: RouteEntry, size: int, body: Mapping[str, Any]
+    context: Context,
+    route: RouteEntry,
+    size: int,
+    body: Mapping[str, Any],
+    owner: Owner | None = None,
 ) -> Call | ApiError:
-    """Limits, then the route's targets in the order to try them (residency applied)."""
+    """Limits, then the route's targets in the order to try them (residency applied; only
+    ``owner``'s, when it is still one of them: the upstream keeping the conversation)."""
     app, record = context.request.app, context.record
     admission = await app[ADMITTER].admit(context.policy, context.principal.key, route, size, body)
     if isinstance(admission, ApiError):
@@ -220,6 +227,8 @@ async def _admit(
     health = app[HEALTH]
     latency = health.latency if route.options.latency_aware else None
     targets = order_targets(route.targets, app[RANDOM], regions, latency)
+    if owner is not None:
+        targets = [t for t in targets if owner.owns(t)] or targets
     if not targets:
         return errors.no_target_available(route.name, note)
     context.call = Call(
@@ -257,7 +266,8 @@ async def serve_chat(context: Context) -> web.StreamResponse:
         if body is not parsed.body:
             parsed = with_body(parsed, body)
     output_guard = guard.compiled if guard is not None and guard.on_output else None
-    call = await _admit(context, route, len(raw), parsed.admission)
+    owner = _previous_owner(context, parsed)
+    call = await _admit(context, route, len(raw), parsed.admission, owner)
     if isinstance(call, ApiError):
         return context.fail(call)
     if parsed.stream:
@@ -270,6 +280,24 @@ async def serve_chat(context: Context) -> web.StreamResponse:
     if output_guard is not None:
         record.verdicts.append(guard_completion(output_guard, answer))
     return json_response(context.dialect.answer(answer, route.name, parsed))
+
+
+def _previous_owner(context: Context, parsed: Inbound) -> Owner | None:
+    previous = parsed.body.get("previous_response_id")
+    if parsed.native.wire != OPENAI_RESPONSES or not isinstance(previous, str):
+        return None
+    return context.request.app[OWNERS].owner(previous, context.principal.tenant.id)
+
+
+def _remember(context: Context, response: Any) -> None:
+    """Note which target keeps a Responses API answer (by its id)."""
+    call, route = context.call, context.record.route
+    if call is None or call.tried.target is None or route is None:
+        return
+    if isinstance(response, dict) and isinstance(response.get("id"), str):
+        target = call.tried.target
+        owner = Owner(route.tenant_id, route.id, target.model_id, target.credential_id)
+        context.request.app[OWNERS].remember(response["id"], owner)
 
 
 def _attribute(context: Context, end_user: str) -> None:
@@ -285,6 +313,8 @@ def _forwarded(
 ) -> web.Response:
     """The upstream's own answer, as it sent it unless the output guard changed its text."""
     data = answer.raw
+    if answer.body.get("object") == "response":
+        _remember(context, answer.body)
     if output_guard is not None:
         verdict = context.dialect.guard_answer(output_guard, answer.body)
         context.record.verdicts.append(verdict)
@@ -331,6 +361,8 @@ async def _relay_native(
         async for event in stream:
             if event.usage is not None:
                 record.usage = event.usage
+            if event.body is not None and event.body.get("type") == "response.created":
+                _remember(context, event.body.get("response"))
             data = relay.event(event)
             if data:
                 await response.write(data)
@@ -392,6 +424,36 @@ async def _relay(
             chat = parsed.native.translate()
             record.usage = estimate_usage(chat.body, produced)
     return True
+
+
+async def serve_stored_response(context: Context) -> web.StreamResponse:
+    """``GET /v1/responses/{id}``: a Responses API answer this node served, read back from
+    the upstream (and credential) that keeps it; route access applies. Elsewhere a 404 says
+    why: only an OpenAI-family upstream keeps responses, and only ones served through it."""
+    request = context.request
+    response_id = request.match_info["response_id"]
+    owner = request.app[OWNERS].owner(response_id, context.principal.tenant.id)
+    route = context.policy.routes.get(owner.route_id) if owner is not None else None
+    if owner is None or route is None:
+        return context.fail(errors.response_not_kept(response_id))
+    routed = _route(context, route.name)
+    if isinstance(routed, ApiError):
+        return context.fail(routed)
+    providers = request.app[PROVIDERS]
+    for target in route.targets:
+        provider = providers.get(target.kind)
+        if owner.owns(target) and isinstance(provider, ResponseStore):
+            try:
+                answer = await provider.retrieve_response(
+                    target,
+                    response_id,
+                    route.name,
+                    connect_timeout_s=route.options.connect_timeout_s,
+                )
+            except ProviderError as exc:
+                return context.fail(errors.upstream_rejected(exc.status or 502, exc.message))
+            return web.Response(body=answer.raw, content_type=JSON)
+    return context.fail(errors.response_not_kept(response_id))
 
 
 ESTIMATE_HEADER = "x-asc-token-count"

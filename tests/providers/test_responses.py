@@ -6,6 +6,7 @@ items passed back, ``previous_response_id``, ``store: false``)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,11 +14,12 @@ import openai
 import pytest
 
 from shared.pb import snapshot_pb2
+from tests.data_plane import snapshots
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.base import Behaviour, ToolCall
 from tests.fakes.openai_server import FakeOpenAI
 from tests.providers import upstreams
-from tests.providers.gateway import Gateway
+from tests.providers.gateway import Gateway, running_gateway
 
 # The shared fixtures this module uses (tests.providers.upstreams).
 gpt, claude, gateway, openai_client = (
@@ -234,3 +236,52 @@ async def test_errors_are_openai_errors(gateway: Gateway, model: str) -> None:
         error = (await response.json())["error"]
     assert response.status in (400, 404)
     assert set(error) == {"message", "type", "param", "code"}
+
+
+async def test_a_stored_response_is_read_back_from_the_upstream_that_keeps_it(
+    openai_client: openai.AsyncOpenAI, gpt: FakeOpenAI
+) -> None:
+    created = await openai_client.responses.create(model="gpt", input="hello")
+    again = await openai_client.responses.retrieve(created.id)
+    assert (again.id, again.model, again.output_text) == (created.id, "gpt", created.output_text)
+    assert gpt.received[-1].method == "GET"
+    assert gpt.received[-1].headers["Authorization"] == f"Bearer {OPENAI_UPSTREAM}"
+    mock = await openai_client.responses.create(model="mock", input="hello")
+    for unknown in (mock.id, "resp_never_served"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await openai_client.responses.retrieve(unknown)
+        assert caught.value.code == "response_not_found"
+
+
+async def test_previous_response_id_goes_back_to_the_credential_that_created_it(
+    tmp_path: Path,
+) -> None:
+    """Two OpenAI credentials behind one route: the follow-up goes where the first went."""
+    async with (
+        FakeOpenAI(api_key="sk-up-a", model="gpt-fake") as first_up,
+        FakeOpenAI(api_key="sk-up-b", model="gpt-fake") as second_up,
+    ):
+        builder = (
+            snapshots.PolicyBuilder()
+            .tenant("t-acme")
+            .provider("p-a", kind=snapshot_pb2.PROVIDER_KIND_OPENAI, base_url=first_up.base_url)
+            .provider("p-b", kind=snapshot_pb2.PROVIDER_KIND_OPENAI, base_url=second_up.base_url)
+            .credential("c-a", "t-acme", "p-a", "sk-up-a")
+            .credential("c-b", "t-acme", "p-b", "sk-up-b")
+            .model("m-a", "p-a", "gpt-fake")
+            .model("m-b", "p-b", "gpt-fake")
+            .route("r-two", "t-acme", "two", [("m-a", "c-a"), ("m-b", "c-b")])
+            .key("k-acme", "t-acme", KEY, ["r-two"])
+        )
+        async with (
+            running_gateway(tmp_path / "dp", builder.snapshot(version=2)) as gw,
+            gw.openai(KEY) as client,
+        ):
+            first = await client.responses.create(model="two", input="hello")
+            kept = first_up if first_up.received else second_up
+            for _ in range(6):  # weights 1:1: without affinity some would go elsewhere
+                await client.responses.create(
+                    model="two", input="again", previous_response_id=first.id
+                )
+        assert len(kept.received) == 7
+        assert first_up.problems == second_up.problems == []

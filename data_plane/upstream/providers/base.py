@@ -136,3 +136,17 @@ class TokenCounting(Protocol):
     async def count_tokens(
         self, target: Target, request: Native, *, connect_timeout_s: float | None = None
     ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ResponseStore(Protocol):
+    """An adapter whose upstream keeps Responses API answers (``GET /responses/{id}``)."""
+
+    async def retrieve_response(
+        self,
+        target: Target,
+        response_id: str,
+        model: str,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> Forwarded: ...

@@ -20,6 +20,7 @@ import base64
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -131,9 +132,29 @@ class OpenAIProvider:
             async with self._post(target, operation, data, connect_timeout_s) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        if request.wire == OPENAI_RESPONSES:
-            return native.forwarded(payload, native.usage_of_response, request.model)
-        return native.forwarded(payload, native.usage_of_completion, request.model)
+        with upstream_errors():  # reading the answer
+            if request.wire == OPENAI_RESPONSES:
+                return native.forwarded(payload, native.usage_of_response, request.model)
+            return native.forwarded(payload, native.usage_of_completion, request.model)
+
+    async def retrieve_response(
+        self,
+        target: Target,
+        response_id: str,
+        model: str,
+        *,
+        connect_timeout_s: float | None = None,
+    ) -> Forwarded:
+        """A stored Responses API answer, naming ``model`` (the route's)."""
+        with upstream_errors():
+            async with self._session.get(
+                self.url(target, f"responses/{quote(response_id, safe='')}"),
+                headers=self.headers(target),
+                timeout=client_timeout(target, connect_timeout_s),
+            ) as response:
+                await raise_for_status(response)
+                payload = await response.read()
+        return native.forwarded(payload, native.usage_of_response, model)
 
     async def forward_stream(
         self, target: Target, request: Native, *, connect_timeout_s: float | None = None
@@ -156,11 +177,12 @@ class OpenAIProvider:
             async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        result = json_object(payload)
-        if not isinstance(result.get("choices"), list):
-            raise ProviderError("bad_response", status=502, retryable=True)
-        result = self.answer(result)
-        return ChatResult(result, Usage.from_openai(result.get("usage")))
+        with upstream_errors():  # reading the answer
+            result = json_object(payload)
+            if not isinstance(result.get("choices"), list):
+                raise ProviderError("bad_response", status=502, retryable=True)
+            result = self.answer(result)
+            return ChatResult(result, Usage.from_openai(result.get("usage")))
 
     async def stream(
         self, target: Target, request: ChatRequest, *, connect_timeout_s: float | None = None
@@ -194,13 +216,14 @@ class OpenAIProvider:
             async with self._post(target, "embeddings", body, connect_timeout_s) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        result = json_object(payload)
-        data = result.get("data")
-        if not isinstance(data, list):
-            raise ProviderError("bad_response", status=502, retryable=True)
-        if request.body.get("encoding_format") == "base64":
-            encode_base64(data)
-        return EmbeddingsResult(result, Usage.from_openai(result.get("usage")))
+        with upstream_errors():  # reading the answer
+            result = json_object(payload)
+            data = result.get("data")
+            if not isinstance(data, list):
+                raise ProviderError("bad_response", status=502, retryable=True)
+            if request.body.get("encoding_format") == "base64":
+                encode_base64(data)
+            return EmbeddingsResult(result, Usage.from_openai(result.get("usage")))
 
 
 class AzureOpenAIProvider(OpenAIProvider):

@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/shared/pb/*.proto)
 
-.PHONY: help venv proto proto-check lint fmt browser test run bench check certs clean
+.PHONY: help venv proto proto-check lint fmt browser test fuzz run bench check certs clean
 
 help:
 	@echo "make run     start control plane (web + gRPC) and a data plane on the embedded default"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint    ruff, mypy and import-linter"
 	@echo "make proto   regenerate shared/pb from proto/"
 	@echo "make bench   benchmarks"
+	@echo "make fuzz    the fuzz targets with a long budget (FUZZ_EXAMPLES a target)"
 	@echo "make check   what CI runs: proto drift, lint, test"
 	@echo "make certs   a development CA and mTLS certificates in .asc/certs (NODES=\"dp-1 dp-2\")"
 
@@ -61,6 +62,12 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest
+
+# The fuzz targets (tests/fuzz) also run in `make test`, a few dozen examples each; this is
+# the long run. Its last line says how many inputs were tried and how many got a 5xx.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	ASC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz -q
 
 run: $(STAMP)
 	$(PY) scripts/run_local.py

@@ -66,6 +66,7 @@ class Supervisor:
                 return
             except asyncio.CancelledError:
                 task.cancel()
+                await asyncio.gather(task, return_exceptions=True)  # wound down, not abandoned
                 raise
             except Exception:
                 log.exception("background task %s failed; restarting it", name)

@@ -16,7 +16,7 @@ import aiohttp
 import grpc
 import pytest
 
-from data_plane.http.appkeys import STORE, USAGE
+from data_plane.http.appkeys import CONFIG_CLIENT, USAGE
 from data_plane.usage.reporter import Spool
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from tests.data_plane import snapshots
@@ -29,7 +29,7 @@ from tests.data_plane.budgets import (
     hard_budgets,
     post,
 )
-from tests.data_plane.test_config_client import ScriptedConfigService
+from tests.data_plane.test_config_client import END, ScriptedConfigService
 from tests.data_plane.waiting import GUARD_S, eventually
 from tests.fakes.openai_server import FakeOpenAI
 from tests.providers.gateway import Gateway, running_gateway
@@ -53,6 +53,19 @@ def failing_once(call: Callable[..., Any]) -> Callable[..., Any]:
         return call(*args, **kwargs)
 
     return wrapper
+
+
+class FailingOnce:
+    """A random source whose first draw raises ``Injected``."""
+
+    def __init__(self, rand: Any) -> None:
+        self._rand, self._failed = rand, False
+
+    def random(self) -> float:
+        if not self._failed:
+            self._failed = True
+            raise Injected("injected failure")
+        return float(self._rand.random())
 
 
 async def until(done: Callable[[], Awaitable[bool]], step: Callable[[], Awaitable[object]]) -> None:
@@ -171,8 +184,9 @@ async def test_a_snapshot_stream_failure_is_restarted_and_the_node_keeps_serving
             control_plane=f"127.0.0.1:{port}",
             **FAST,
         ) as gateway:
-            store = gateway.app[STORE]
-            store.swap = failing_once(store.swap)  # type: ignore[method-assign]  # the injection
+            client = gateway.app[CONFIG_CLIENT]
+            rand = client._rand  # the reconnect backoff's jitter: where the fault goes in
+            client._rand = FailingOnce(rand)  # type: ignore[assignment]  # the injection
             changed = snapshot_pb2.Policy()
             changed.CopyFrom(first.policy)
             changed.tenants.add(id="t-new", slug="new", active=True)  # a new hash
@@ -180,8 +194,8 @@ async def test_a_snapshot_stream_failure_is_restarted_and_the_node_keeps_serving
             received = service.inbox.get
             hello = await asyncio.wait_for(received(), GUARD_S)
             assert hello.version == 1
-            await service.outbox.put(control_pb2.SnapshotResponse(nonce="n-2", snapshot=second))
-            again = await asyncio.wait_for(received(), GUARD_S)  # a new stream: a new hello
+            await service.outbox.put(END)  # the stream ends; reconnecting fails unexpectedly
+            again = await asyncio.wait_for(received(), GUARD_S)  # restarted: a new hello
             assert (again.version, again.response_nonce) == (1, "")
             await serve_everyone(gateway, 3)  # on the snapshot it had
             await service.outbox.put(control_pb2.SnapshotResponse(nonce="n-2b", snapshot=second))

@@ -92,7 +92,8 @@ class AnthropicProvider:
             async with self._post(target, data, connect_timeout_s, request.headers) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        return native.forwarded(payload, native.usage_of_message, request.model)
+        with upstream_errors():  # reading the answer
+            return native.forwarded(payload, native.usage_of_message, request.model)
 
     async def forward_stream(
         self, target: Target, request: Native, *, connect_timeout_s: float | None = None
@@ -130,7 +131,8 @@ class AnthropicProvider:
             async with self._post(target, body, connect_timeout_s) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        result, usage = anthropic_wire.answer(json_object(payload), int(time.time()))
+        with upstream_errors():  # reading the answer
+            result, usage = anthropic_wire.answer(json_object(payload), int(time.time()))
         return ChatResult(result, usage)
 
     async def stream(

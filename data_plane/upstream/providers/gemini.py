@@ -54,9 +54,10 @@ class GeminiProvider:
             async with self._post(target, "generateContent", body, connect_timeout_s) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        result, usage = gemini_wire.answer(
-            json_object(payload), target.provider_model, request.request_id, int(time.time())
-        )
+        with upstream_errors():  # reading the answer
+            result, usage = gemini_wire.answer(
+                json_object(payload), target.provider_model, request.request_id, int(time.time())
+            )
         return ChatResult(result, usage)
 
     async def stream(
@@ -79,7 +80,9 @@ class GeminiProvider:
                         )
                     for chunk in translator.feed(event):
                         yield chunk
-        for chunk in translator.finish():
+        with upstream_errors():  # reading the answer
+            finished = translator.finish()
+        for chunk in finished:
             yield chunk
 
     async def embed(
@@ -103,9 +106,10 @@ class GeminiProvider:
             ) as response:
                 await raise_for_status(response)
                 payload = await response.read()
-        result, usage = gemini_wire.embeddings_answer(
-            json_object(payload), target.provider_model, texts
-        )
-        if request.body.get("encoding_format") == "base64":
-            encode_base64(result["data"])
+        with upstream_errors():  # reading the answer
+            result, usage = gemini_wire.embeddings_answer(
+                json_object(payload), target.provider_model, texts
+            )
+            if request.body.get("encoding_format") == "base64":
+                encode_base64(result["data"])
         return EmbeddingsResult(result, usage)

@@ -92,9 +92,16 @@ def redact(message: str, secrets: list[str]) -> str:
     return message
 
 
+# What reading a provider's answer of an unexpected shape raises (a list where an object was
+# expected, a missing key, a string where a number was): the provider's fault, not a crash.
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
 @contextmanager
 def upstream_errors() -> Iterator[None]:
-    """aiohttp's failures as retryable ProviderErrors (connection, timeout, protocol)."""
+    """aiohttp's failures as retryable ProviderErrors (connection, timeout, protocol), and an
+    answer the adapter cannot read as a ``bad_response`` (502): wrap the call and the reading
+    of its answer, never the building of the request (a bug there must stay a 500)."""
     try:
         yield
     except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
@@ -103,6 +110,9 @@ def upstream_errors() -> Iterator[None]:
         raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
     except aiohttp.ClientError as exc:
         raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
+    except MALFORMED as exc:
+        message = f"the provider's answer could not be read ({type(exc).__name__})"
+        raise ProviderError("bad_response", status=502, retryable=True, message=message) from exc
 
 
 def json_object(data: bytes) -> dict[str, Any]:

@@ -10,7 +10,13 @@ from django.db.models import Sum
 from control_plane.fleet import selectors as fleet
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
 from control_plane.rollouts import machine as m
-from control_plane.rollouts.models import IN_FLIGHT, Rollout, RolloutSignal, RolloutState
+from control_plane.rollouts.models import (
+    IN_FLIGHT,
+    Rollout,
+    RolloutDecision,
+    RolloutSignal,
+    RolloutState,
+)
 
 COUNTERS = ("requests", "server_errors", "upstream_errors", "guardrail_blocks", "policy_denials")
 
@@ -87,3 +93,48 @@ def health(rollout: Rollout, version: int, nodes: frozenset[str] | None = None) 
 
 def refusals(rollout: Rollout) -> dict[str, str]:
     return {r.node_id: r.error for r in rollout.refusals.all()}
+
+
+@dataclass(frozen=True)
+class NodeView:
+    node_id: str
+    region: str
+    connected: bool
+    applied_version: int
+    canary: bool
+    last_error: str
+    serves: int  # the version the rollout has it served (the baseline once undone)
+
+
+@dataclass(frozen=True)
+class Status:
+    """A rollout as the API and the admin show it: which nodes are on which version, the
+    signals of each group side by side, and every decision with who made it and why."""
+
+    rollout: Rollout
+    version: int | None
+    nodes: list[NodeView]
+    canary: m.Health
+    baseline: m.Health
+    decisions: list[RolloutDecision]
+
+
+def status(rollout: Rollout) -> Status:
+    version = staged_version(rollout)
+    canaries = frozenset(rollout.canary_nodes)
+    everyone = rollout.state == RolloutState.COMPLETED or rollout.steps[rollout.step] >= 100
+    undone = rollout.state in (RolloutState.ROLLED_BACK, RolloutState.ABORTED)
+    staged = Assignment(rollout.baseline, None if undone else version, canaries, everyone)
+    nodes = [
+        NodeView(n.node_id, n.region, n.connected, n.applied_version, n.node_id in canaries,
+                 n.last_error, staged.version_for(n.node_id))
+        for n in DataPlaneNode.objects.order_by("node_id")
+    ]  # fmt: skip
+    return Status(
+        rollout,
+        version,
+        nodes,
+        health(rollout, version, canaries) if version else m.Health(),
+        health(rollout, rollout.baseline),
+        list(rollout.decisions.select_related("by")),
+    )

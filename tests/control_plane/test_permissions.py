@@ -23,6 +23,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
@@ -33,6 +34,7 @@ from control_plane.fleet.services import publish_snapshot
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import IdentityProvider, VirtualKey
 from control_plane.limits.models import Limit
+from control_plane.rollouts.models import Rollout
 from control_plane.sso.models import SsoGroup
 from control_plane.tenancy.models import Membership, Project, Tenant
 from control_plane.usage.models import UsageRecord
@@ -81,6 +83,9 @@ def build_world() -> World:
     _usage_and_audit(tenant, a["key"], own_key)  # type: ignore[arg-type]
     publish_snapshot("world")
     node = DataPlaneNode.objects.create(node_id="dp-1", applied_version=1)
+    rollout = Rollout.objects.create(
+        baseline=1, steps=[100], soak_s=0, step_started_at=timezone.now(), state="completed"
+    )
     rows = {
         **a,
         "own_key": own_key,
@@ -94,6 +99,7 @@ def build_world() -> World:
         "audit": apps.get_model("asc_audit", "AuditRecord").objects.get(),
         "snapshot": PolicySnapshot.objects.get(),
         "node": node,
+        "rollout": rollout,
         "membership": Membership.objects.get(user=users["developer"]),
         "sso_group": SsoGroup.objects.create(tenant=tenant, group="a-devs", role="developer"),
     }
@@ -246,6 +252,15 @@ API: dict[tuple[str, str, str], tuple[int, int, int, int, int]] = {
     ("POST", "snapshots/publish/", ""): (200, 403, 403, 403, 403),
     ("GET", "nodes/", ""): (200, 200, 200, 200, 200),  # empty for the others
     ("GET", "nodes/{node_id}/", "node"): (200, 404, 404, 404, 404),
+    # staged rollouts change every tenant's traffic: platform admins run them, auditors read
+    # them (the world's rollout is completed: nothing left to do, 409, once permitted)
+    ("GET", "rollouts/", ""): (200, 200, 200, 200, 200),  # empty for the others
+    ("POST", "rollouts/", ""): (201, 403, 403, 403, 403),
+    ("GET", "rollouts/{id}/", "rollout"): (200, 404, 404, 200, 404),
+    ("POST", "rollouts/{id}/advance/", "rollout"): (409, 403, 403, 403, 403),
+    ("POST", "rollouts/{id}/pause/", "rollout"): (409, 403, 403, 403, 403),
+    ("POST", "rollouts/{id}/resume/", "rollout"): (409, 403, 403, 403, 403),
+    ("POST", "rollouts/{id}/abort/", "rollout"): (409, 403, 403, 403, 403),
     # who holds which role: tenant admins (developers and auditors do not even see members)
     ("GET", "memberships/", ""): (200, 200, 200, 200, 200),
     ("POST", "memberships/", ""): (201, 201, 403, 403, 400),
@@ -268,7 +283,7 @@ API: dict[tuple[str, str, str], tuple[int, int, int, int, int]] = {
 # Writes that publish only when something changed (the world is already published), and
 # writes of what the snapshot does not hold (who holds which role).
 PUBLISHES_ONLY_CHANGES = {("POST", "snapshots/publish/", "")}
-NOT_IN_THE_SNAPSHOT = ("memberships/", "sso-groups/")
+NOT_IN_THE_SNAPSHOT = ("memberships/", "sso-groups/", "rollouts/")
 
 Body = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -384,6 +399,11 @@ BODIES: dict[tuple[str, str], Body] = {
         "role": "developer",
     },
     ("PATCH", "sso-groups/{id}/"): lambda r: {"role": "tenant_admin"},
+    ("POST", "rollouts/"): lambda r: {"steps": [5, 25, 100], "soak_s": 60},
+    ("POST", "rollouts/{id}/advance/"): lambda r: {},
+    ("POST", "rollouts/{id}/pause/"): lambda r: {"reason": "looking at the canaries"},
+    ("POST", "rollouts/{id}/resume/"): lambda r: {},
+    ("POST", "rollouts/{id}/abort/"): lambda r: {"reason": "not today"},
     ("POST", "config/import/"): lambda r: {
         "document": export_yaml("tenant-a").replace("name: chat\n", "name: chat-renamed\n"),
         "tenant": "tenant-a",
@@ -638,6 +658,7 @@ ADMIN_SUBJECTS = {
     "asc_audit.auditrecord": "audit",
     "asc_guardrails.guardrailpolicy": "guardrail",
     "asc_limits.limit": "limit",
+    "asc_rollouts.rollout": "rollout",
 }
 NO_ROLE = (200, 403, 403, 403, 403)  # Django's own models: platform admins only
 ADMIN: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
@@ -716,6 +737,12 @@ ADMIN: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("asc_limits.limit", "change"): (200, 200, 200, 200, 302),
     ("asc_limits.limit", "add"): (200, 200, 403, 403, 200),
     ("asc_limits.limit", "delete"): (302, 302, 403, 403, 302),
+    # rollouts: platform admins stage and steer them, auditors read them
+    ("asc_rollouts.rollout", "changelist"): (200, 403, 403, 200, 403),
+    ("asc_rollouts.rollout", "change"): (200, 403, 403, 200, 403),
+    ("asc_rollouts.rollout", "add"): (403, 403, 403, 403, 403),
+    ("asc_rollouts.rollout", "delete"): (403, 403, 403, 403, 403),
+    ("asc_rollouts.rollout", "start"): (200, 403, 403, 403, 403),
 }
 STANDARD_PAGES = ("changelist", "change", "add", "delete")
 
@@ -738,8 +765,8 @@ def admin_url(world: World, label: str, page: str) -> str:
     base = f"/admin/{app_label}/{model}/"
     if page == "changelist":
         return base
-    if page == "add":
-        return base + "add/"
+    if page in ("add", "start"):  # pages of the list, not of one row
+        return base + f"{page}/"
     if page.startswith("export_"):  # the list's export buttons
         return base + f"export/{page.removeprefix('export_')}/"
     obj = admin_subject(world, ADMIN_SUBJECTS[label])

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("control_plane.limits.api.urls")),
     path("", include("control_plane.sso.api.urls")),
     path("", include("control_plane.config.api.urls")),
+    path("", include("control_plane.rollouts.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -257,13 +257,20 @@ def test_any_upstream_answer(upstreams: Upstreams, data: st.DataObject) -> None:
         ("openai", "chat", {"choices": [None]}),
         ("mistral", "chat", {"choices": [{"message": []}]}),
         ("openai", "embeddings", {"data": [None]}),
+        ("azure", "messages", {"choices": [{"message": 1}]}),  # found by the fuzz target too
+        ("openai", "stream", {"choices": [{"delta": "x"}]}),
     ],
 )
 def test_a_malformed_answer_is_a_bad_gateway_not_a_crash(
     upstreams: Upstreams, kind: str, operation: str, answer: Any
 ) -> None:
-    upstreams.upstream.reply = Reply(chunks=[encode(answer)])
+    if operation == "stream":
+        reply = Reply(200, "text/event-stream", sse([answer], named=False, done=True))
+    else:
+        reply = Reply(chunks=[encode(answer)])
+    upstreams.upstream.reply = reply
     path, body = request_of(operation, kind)
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     sent = upstreams.served.send("POST", path, headers, json.dumps(body).encode())
     assert sent.status in (200, 502), sent.body[:300]
+    assert b"internal_error" not in sent.body, sent.body[-300:]

@@ -178,9 +178,7 @@ class OpenAIProvider:
                 await raise_for_status(response)
                 payload = await response.read()
         with upstream_errors():  # reading the answer
-            result = json_object(payload)
-            if not isinstance(result.get("choices"), list):
-                raise ProviderError("bad_response", status=502, retryable=True)
+            result = well_formed(json_object(payload), "message")
             result = self.answer(result)
             return ChatResult(result, Usage.from_openai(result.get("usage")))
 
@@ -289,4 +287,16 @@ def _parse_chunk(data: bytes) -> dict[str, Any]:
         error = chunk["error"]
         message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
         raise ProviderError("stream_error", status=502, retryable=True, message=message)
-    return chunk
+    return well_formed(chunk, "delta")
+
+
+def well_formed(body: dict[str, Any], part: str) -> dict[str, Any]:
+    """``body`` when its ``choices`` are objects whose ``part`` (message, delta), if any, is
+    an object: the shape the rest of the gateway (guardrails, the client's dialect) reads.
+    Anything else is the provider's ``bad_response``."""
+    choices = body.get("choices", [] if part == "delta" else None)
+    if not isinstance(choices, list) or not all(
+        isinstance(choice, dict) and isinstance(choice.get(part, {}), dict) for choice in choices
+    ):
+        raise ProviderError("bad_response", status=502, retryable=True)
+    return body

@@ -10,7 +10,10 @@ blocked), and usage and audit reporting to that control plane, and (d) the LiteL
 one worker. For each: the most requests per second (wrk, 32 connections, closed loop), the
 CPU time the gateway's processes spent per request meanwhile, and the latency at a fixed 500
 requests per second (open loop; a gateway that cannot sustain that, LiteLLM, at half its
-maximum instead), the added latency being the difference from the upstream's own.
+maximum instead), the added latency being the difference from the upstream's own. ASC with
+one worker is measured twice more with the same exchange in the other dialects, each forwarded
+as it is to an upstream that speaks it: Anthropic's ``/v1/messages`` to an Anthropic provider
+and OpenAI's ``/v1/responses`` to the OpenAI-compatible one.
 
 Everything shares this machine's CPUs (the load generator, the upstream, the gateway and, for
 ASC, the control plane ingesting usage), so figures compare gateways with each other on the
@@ -32,8 +35,8 @@ from bench import litellm_proxy, loadgen, profile
 from bench.loadgen import Request, WrkResult
 from bench.procs import Proc, cpu_seconds, free_port, python_module, running
 from bench.report import Report, ms
-from bench.system import asc_system, wait_serving
-from bench.workload import BODY
+from bench.system import AscSystem, asc_system, wait_serving
+from bench.workload import ANTHROPIC_ROUTE_NAME, BODY, MESSAGES_BODY, RESPONSES_BODY
 
 TITLE = "gateway throughput and added latency (fake upstream, small non-streamed chat request)"
 
@@ -155,6 +158,7 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
     rows = []
     with asc_system() as system:
         provisioned = system.provision(upstream_base)
+        claude_key = _provision_anthropic(system, provisioned.tenant_id, upstream_base)
         version = system.latest_version()
         auth = {"Authorization": f"Bearer {provisioned.key_secret}"}
         for workers in (1, 2):
@@ -165,6 +169,8 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
             label = f"ASC data plane, {workers} worker{'s' if workers > 1 else ''}, all policy on"
             control_plane = [proc.pid for proc in system.stack.procs.values()]
             rows.append(measure(label, request, workers, work, dp.pid, control_plane))
+            if workers == 1:
+                rows += _other_dialects(dp.url, auth, {"x-api-key": claude_key}, work, dp.pid)
             if workers == 1 and profile.enabled():
                 recording = profile.record(dp.pid, MAX_SECONDS, work / "dp-max.prof")
                 _max_throughput(request, MAX_SECONDS, work)
@@ -172,6 +178,52 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
             _require_alive(dp)
             system.stop_data_planes()
     return rows
+
+
+def _provision_anthropic(system: AscSystem, tenant: str, upstream_base: str) -> str:
+    """An Anthropic provider at the same upstream, its route and a key for it (the tenant's
+    guardrail policy applies to it too); the key's secret."""
+    api = system.api
+    provider = api.call(
+        "POST",
+        "providers/",
+        {"name": "bench-anthropic", "kind": "anthropic", "base_url": upstream_base},
+    )["id"]
+    credential = api.call(
+        "POST",
+        "credentials/",
+        {"tenant": tenant, "provider": provider, "name": "bench-a", "secret": "sk-up-bench-a"},
+    )["id"]
+    model = api.call(
+        "POST",
+        "models/",
+        {
+            "provider": provider,
+            "provider_model": "bench-model",
+            "region": "local",
+            "input_price": "0.15",
+            "output_price": "0.60",
+        },
+    )["id"]
+    route = system.add_route(tenant, ANTHROPIC_ROUTE_NAME, model, credential)
+    key = api.call(
+        "POST",
+        "keys/",
+        {"tenant": tenant, "name": "bench-a", "routes": [route], "expires_at": None},
+    )
+    return str(key["secret"])
+
+
+def _other_dialects(
+    url: str, auth: dict[str, str], claude_auth: dict[str, str], work: Path, pid: int
+) -> list[Row]:
+    messages = Request(f"{url}/v1/messages", MESSAGES_BODY, claude_auth)
+    responses = Request(f"{url}/v1/responses", RESPONSES_BODY, auth)
+    _all_workers_serve(messages)
+    return [
+        measure("ASC, 1 worker, /v1/messages native to Anthropic", messages, 1, work, pid),
+        measure("ASC, 1 worker, /v1/responses native to OpenAI", responses, 1, work, pid),
+    ]
 
 
 def _require_alive(proc: Proc) -> None:

@@ -1,8 +1,9 @@
 """A fixed, fast fake OpenAI-compatible upstream: every POST gets the same small
 ``chat.completion`` JSON, or, when the request asks for a stream, the same 256-token answer as
 ``chat.completion.chunk`` server-sent events, one token a chunk (then the finish reason, the
-usage and ``[DONE]``), each event its own HTTP chunk; ``GET /health`` and ``GET /v1/models``
-answer too.
+usage and ``[DONE]``), each event its own HTTP chunk; ``POST /v1/messages`` gets the same
+answer as an Anthropic ``message`` and ``POST /v1/responses`` as a Responses API ``response``
+(for the native pass-through rows); ``GET /health`` and ``GET /v1/models`` answer too.
 
 A raw asyncio protocol on uvloop (HTTP/1.1 keep-alive, Content-Length or chunked request
 bodies, pipelining) rather than a framework, so the upstream costs as little CPU as possible
@@ -34,6 +35,44 @@ COMPLETION = orjson.dumps(
             }
         ],
         "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    }
+)
+REPLY = "Hello! How can I help you today?"
+MESSAGE = orjson.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [{"type": "text", "text": REPLY}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 9},
+    }
+)
+RESPONSE = orjson.dumps(
+    {
+        "id": "resp_bench",
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "status": "completed",
+        "model": MODEL,
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_bench",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": REPLY, "annotations": []}],
+            }
+        ],
+        "usage": {
+            "input_tokens": 12,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 9,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 21,
+        },
     }
 )
 MODELS = orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
@@ -85,6 +124,8 @@ def _response(body: bytes, status: str = "200 OK") -> bytes:
 
 
 COMPLETION_RESPONSE = _response(COMPLETION)
+MESSAGE_RESPONSE = _response(MESSAGE)
+RESPONSE_RESPONSE = _response(RESPONSE)
 STREAM_RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
@@ -165,6 +206,10 @@ class UpstreamProtocol(asyncio.Protocol):
         body = bytes(buffer[end + 4 : body_end])
         del buffer[:body_end]
         method, _, target = line.partition(b" ")
+        if method == b"post" and target.startswith(b"/v1/messages"):
+            return MESSAGE_RESPONSE, close
+        if method == b"post" and target.startswith(b"/v1/responses"):
+            return RESPONSE_RESPONSE, close
         if method == b"post":
             streamed = b'"stream":true' in body.replace(b" ", b"")
             return (STREAM_RESPONSE if streamed else COMPLETION_RESPONSE), close

@@ -33,6 +33,25 @@ BODY = json.dumps(
     }
 ).encode()
 
+ANTHROPIC_ROUTE_NAME = "bench-claude"
+# The same exchange in Anthropic's Messages API and OpenAI's Responses API.
+MESSAGES_BODY = json.dumps(
+    {
+        "model": ANTHROPIC_ROUTE_NAME,
+        "system": "You are a concise assistant.",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 64,
+    }
+).encode()
+RESPONSES_BODY = json.dumps(
+    {
+        "model": ROUTE_NAME,
+        "instructions": "You are a concise assistant.",
+        "input": PROMPT,
+        "max_output_tokens": 64,
+    }
+).encode()
+
 # A fixed seal key (not a secret): the data plane under test is started with it.
 SEAL_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
 

@@ -187,7 +187,8 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
     if lease_source is None and channel is not None:
         lease_source = rpc.GrpcLeaseSource(channel, settings.rpc_timeout_s)
     leases = LeaseClient(LeaseBook(), lease_source, settings.node_id, supervisor=supervisor)
-    app[ADMITTER] = Admitter(leases)
+    app[ADMITTER] = admitter = Admitter(leases)
+    app[STORE].on_swap(admitter.policy_changed)
     leases.start()
     reporter = UsageReporter(
         app[NODE],

@@ -76,6 +76,12 @@ class Admitter:
         assert not isinstance(result, NeedsLease)  # may_wait=False never asks to wait
         return result
 
+    def policy_changed(self, policy: CompiledPolicy) -> None:
+        """Drop the leases of limits the new policy no longer has (what the control plane
+        granted for them is left to lapse); those of the limits it keeps stay as they are."""
+        live = {limit.id for entries in policy.limits_by_subject.values() for limit in entries}
+        self.leases.book.forget_missing(live)
+
     def settle(self, admission: Admission, usage: Usage, cost_nano_usd: int) -> None:
         if admission.held:
             self.leases.book.settle(admission, limits.actual(usage, cost_nano_usd))

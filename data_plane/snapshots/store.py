@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -84,9 +85,17 @@ class SnapshotStore:
         self.path = path
         self.keyring = keyring
         self.current: CompiledPolicy | None = None
+        self._on_swap: list[Callable[[CompiledPolicy], None]] = []
+
+    def on_swap(self, callback: Callable[[CompiledPolicy], None]) -> None:
+        """Have ``callback`` told of every policy swapped in from now on, once it is current:
+        state kept beside the policy (the lease book) drops what the new one no longer has."""
+        self._on_swap.append(callback)
 
     def swap(self, policy: CompiledPolicy) -> None:
         self.current = policy
+        for callback in self._on_swap:
+            callback(policy)
 
     def compile(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
         """Verify the hash and compile; raises ValueError (PolicyError included)."""

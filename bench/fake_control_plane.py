@@ -50,6 +50,13 @@ class FakeControlPlane:
         self.outbox.put_nowait((nonce, response))
         return nonce
 
+    def push_delta(self, delta: snapshot_pb2.SnapshotDelta) -> str:
+        """Queue a delta for the connected node; the nonce."""
+        nonce = uuid.uuid4().hex
+        response = control_pb2.SnapshotResponse(nonce=nonce, delta=delta).SerializeToString()
+        self.outbox.put_nowait((nonce, response))
+        return nonce
+
     async def wait_ack(self, nonce: str) -> Ack:
         """The ACK (or NACK) of push ``nonce``; bound the wait with ``asyncio.timeout``."""
         while nonce not in self.acks:

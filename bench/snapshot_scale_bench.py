@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench import fake_control_plane, loadgen, profile
+from bench import fake_control_plane, loadgen, profile, snapshot_delta
 from bench.loadgen import Request
 from bench.procs import Proc, free_port, python_module, rss_kib, running, wait_until
 from bench.report import Report
@@ -86,6 +86,10 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
     gc.collect()
     # What the data plane's config client does: compile_serving, in slices on the loop.
     lag_s, serving_s = uvloop.run(_max_lag_while(lambda: store.compile_serving(decoded)))
+    with tempfile.TemporaryDirectory(prefix="asc-bench-delta-") as tmp:
+        incremental = uvloop.run(
+            snapshot_delta.measure(decoded, Keyring(SEAL_KEY), Path(tmp), _max_lag_while)
+        )
     figures = {
         "size_mib": len(payload) / 2**20,
         "encode_s": encode_s,
@@ -93,6 +97,7 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
         "compile_s": compile_s,
         "serving_compile_s": serving_s,
         "loop_lag_ms": lag_s * 1000,
+        **incremental,
     }
     report.table(
         ["in process", "figure"],
@@ -103,6 +108,30 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
             ["verify hash + compile (SnapshotStore.compile)", f"{compile_s * 1000:.0f} ms"],
             ["the same sliced on a serving loop (compile_serving)", f"{serving_s * 1000:.0f} ms"],
             ["  worst lateness of a 1 ms loop ticker meanwhile", f"{lag_s * 1000:.1f} ms"],
+            [
+                "full apply as the config client does it (PolicyApplier.full_encoded)",
+                f"{incremental['full_apply_s'] * 1000:.0f} ms",
+            ],
+            [
+                "  worst lateness of a 1 ms loop ticker meanwhile",
+                f"{incremental['full_lag_ms']:.1f} ms",
+            ],
+            [
+                "  full disk copy written from the index",
+                f"{incremental['persist_full_s'] * 1000:.0f} ms",
+            ],
+            [
+                "one key created: the delta a node receives",
+                f"{incremental['delta_bytes']:.0f} bytes",
+            ],
+            [
+                "  applied (index, hash, check, compile, swap)",
+                f"{incremental['delta_apply_ms']:.2f} ms",
+            ],
+            [
+                "  then the full disk copy, before the ACK",
+                f"{incremental['delta_persist_ms']:.0f} ms",
+            ],
         ],
     )
     return figures
@@ -122,7 +151,10 @@ async def _end_to_end(work: Path, upstream_base: str, report: Report) -> dict[st
         "ASC_LOG_LEVEL": "WARNING",
     }
     small = build_snapshot(SMALL, 1, upstream_base)
-    large = build_snapshot(LARGE, 2, upstream_base).SerializeToString(deterministic=True)
+    large_pb = build_snapshot(LARGE, 2, upstream_base)
+    delta = snapshot_delta.delta_between(large_pb, snapshot_delta.with_new_key(large_pb, 3))
+    large = large_pb.SerializeToString(deterministic=True)
+    del large_pb
     dp = Proc("dp-snapshot", python_module("data_plane"), work / "logs", env, port=dp_port)
     try:
         first = fake.push(small)
@@ -154,6 +186,12 @@ async def _end_to_end(work: Path, upstream_base: str, report: Report) -> dict[st
             ack = await fake.wait_ack(pushed)
         if ack.error:
             raise RuntimeError(f"the data plane refused the large snapshot: {ack.error}")
+        await asyncio.sleep(1.0)  # under load still: one key created, as a delta
+        delta_pushed = fake.push_delta(delta)
+        async with asyncio.timeout(60):
+            delta_ack = await fake.wait_ack(delta_pushed)
+        if delta_ack.error:
+            raise RuntimeError(f"the data plane refused the delta: {delta_ack.error}")
         result = await load
         if recording is not None:
             report.lines += profile.lines("data plane applying the large snapshot", recording)
@@ -167,6 +205,7 @@ async def _end_to_end(work: Path, upstream_base: str, report: Report) -> dict[st
     latencies = sorted(lat for _, lat, status, _ in result["samples"] if status == 200)
     return {
         "apply_s": ack.seconds,
+        "delta_ack_ms": delta_ack.seconds * 1000,
         "rss_before_mib": rss_before / 1024,
         "rss_after_mib": rss_after / 1024,
         "max_ms": latencies[-1] * 1000 if latencies else 0.0,
@@ -203,6 +242,10 @@ def run() -> Report:
         ["data-plane process, pushed while serving 500 req/s", "figure"],
         [
             ["push to ACK (transfer, decode, compile, swap, disk copy)", f"{e2e['apply_s']:.2f} s"],
+            [
+                "one key created: delta push to ACK (incl. full disk copy)",
+                f"{e2e['delta_ack_ms']:.0f} ms",
+            ],
             ["RSS before (1-key snapshot)", f"{e2e['rss_before_mib']:.0f} MiB"],
             ["RSS after", f"{e2e['rss_after_mib']:.0f} MiB"],
             ["RSS growth", f"{e2e['rss_after_mib'] - e2e['rss_before_mib']:.0f} MiB"],
@@ -223,6 +266,24 @@ def run() -> Report:
         f"{e2e['max_ms']:.1f} ms ({e2e['over_50ms']:.0f} requests over {STALL_LIMIT_MS:.0f} ms)",
         f"<= {STALL_LIMIT_MS:.0f} ms",
         e2e["max_ms"] <= STALL_LIMIT_MS and e2e["failed"] == 0,
+    )
+    report.check(
+        "one key created in 100k: bytes sent to each node",
+        f"{figures['delta_bytes']:.0f} B",
+        "< 10 KiB",
+        figures["delta_bytes"] < 10 * 1024,
+    )
+    report.check(
+        "one key created in 100k: delta applied (in process)",
+        f"{figures['delta_apply_ms']:.2f} ms",
+        "< 10 ms",
+        figures["delta_apply_ms"] < 10,
+    )
+    report.check(
+        "100k keys: full apply as the config client does it, worst event-loop lag (in process)",
+        f"{figures['full_lag_ms']:.1f} ms",
+        f"<= {STALL_LIMIT_MS:.0f} ms",
+        figures["full_lag_ms"] <= STALL_LIMIT_MS,
     )
     report.check(
         "100k keys: compile on the loop in slices, worst event-loop lag (in process)",

@@ -20,9 +20,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
 
-SnapshotStream = grpc.aio.StreamStreamCall[
-    control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
-]
+# Responses arrive encoded: a full snapshot is decoded by the config client a slice at a time
+# (data_plane/snapshots/applier.py), not in one call on the event loop.
+SnapshotStream = grpc.aio.StreamStreamCall[control_pb2.SnapshotRequest, bytes]
 
 
 def open_channel(address: str, tls: TlsFiles | None = None) -> grpc.aio.Channel:
@@ -35,12 +35,12 @@ def open_channel(address: str, tls: TlsFiles | None = None) -> grpc.aio.Channel:
 
 
 def stream_snapshots(channel: grpc.aio.Channel) -> SnapshotStream:
-    method: grpc.aio.StreamStreamMultiCallable[
-        control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
-    ] = channel.stream_stream(
-        "/asc.v1.ConfigService/StreamSnapshots",
-        request_serializer=control_pb2.SnapshotRequest.SerializeToString,
-        response_deserializer=control_pb2.SnapshotResponse.FromString,
+    method: grpc.aio.StreamStreamMultiCallable[control_pb2.SnapshotRequest, bytes] = (
+        channel.stream_stream(
+            "/asc.v1.ConfigService/StreamSnapshots",
+            request_serializer=control_pb2.SnapshotRequest.SerializeToString,
+            response_deserializer=None,
+        )
     )
     return method(None)  # None: requests are written with call.write()
 

@@ -95,36 +95,31 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("malformed varint")
 
 
-def fields(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
-    """(tag, start, end) of each top-level field of an encoded message: for a length-delimited
-    field the span of its content, for a varint its value as ``start`` (``end`` -1)."""
-    pos, stop = start, len(data) if end is None else end
+def cut(message: bytes, number: int) -> tuple[bytes, bytes]:
+    """An encoded message without its length-delimited field ``number``, and that field's
+    content (the last one, b"" when absent): the rest decodes cheaply, the field on its own."""
+    pos, stop, head, content = 0, len(message), bytearray(), b""
     while pos < stop:
-        tag, pos = _read_varint(data, pos)
+        begin = pos
+        tag, pos = _read_varint(message, pos)
         wire = tag & 7
         if wire == 0:
-            value, pos = _read_varint(data, pos)
-            yield tag, value, -1
+            _, pos = _read_varint(message, pos)
         elif wire == 2:
-            size, pos = _read_varint(data, pos)
+            size, pos = _read_varint(message, pos)
             if pos + size > stop:
                 raise ValueError("truncated field")
-            yield tag, pos, pos + size
+            if tag >> 3 == number:
+                content = message[pos : pos + size]
+                pos += size
+                continue
             pos += size
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
         else:
             raise ValueError(f"unexpected wire type {wire}")
-
-
-def _entity_id(data: bytes, start: int, end: int) -> str:
-    """The id (field 1, first in a deterministic encoding) of the entity encoded there."""
-    if start < end and data[start] == 0x0A:
-        size, pos = _read_varint(data, start + 1)
-        return data[pos : pos + size].decode()
-    return ""
+        head += message[begin:pos]
+    return bytes(head), content
 
 
 def split(policy: bytes) -> Iterator[tuple[str, str, int, bytes]]:
@@ -155,10 +150,7 @@ def split(policy: bytes) -> Iterator[tuple[str, str, int, bytes]]:
 
 def policy_of_snapshot(snapshot: bytes) -> bytes:
     """The encoded ``Policy`` inside an encoded ``Snapshot`` (field 4)."""
-    for tag, start, end in fields(snapshot):
-        if tag == 4 << 3 | 2:
-            return snapshot[start:end]
-    return b""
+    return cut(snapshot, 4)[1]
 
 
 def policy_hash(policy: snapshot_pb2.Policy) -> str:

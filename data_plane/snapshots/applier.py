@@ -26,7 +26,9 @@ from shared.policy_index import (
     KINDS,
     SLICE,
     PolicyIndex,
+    cut,
     encode_snapshot,
+    frame_of,
     policy_of_snapshot,
 )
 from shared.snapshots import legacy_hash
@@ -49,14 +51,33 @@ async def sliced[T](steps: Generator[None, None, T]) -> T:
         await asyncio.sleep(0)
 
 
-def _policy_steps(index: PolicyIndex) -> Generator[None, None, snapshot_pb2.Policy]:
-    policy = snapshot_pb2.Policy()
+def _decode_steps(
+    index: PolicyIndex, policy: snapshot_pb2.Policy
+) -> Generator[None, None, snapshot_pb2.Policy]:
+    """Decode the index's entities into ``policy``, a slice at a time."""
     for kind in KINDS:
         frames = index.frames(kind)
         for start in range(0, len(frames), SLICE):
             policy.MergeFromString(b"".join(frames[start : start + SLICE]))
             yield
     return policy
+
+
+def _reencoded_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, PolicyIndex]:
+    """An index of ``policy`` with every entity encoded again, deterministically."""
+    index = PolicyIndex()
+    for kind in KINDS:
+        for n, entity in enumerate(getattr(policy, kind), 1):
+            index.put(kind, entity.id, frame_of(kind, entity))
+            if n % SLICE == 0:
+                yield
+    return index
+
+
+def split_snapshot(encoded: bytes) -> tuple[snapshot_pb2.Snapshot, bytes]:
+    """An encoded ``Snapshot`` as the message without its policy, and the encoded policy."""
+    head, policy = cut(encoded, 4)
+    return snapshot_pb2.Snapshot.FromString(head), policy
 
 
 def _read_policy(path: Path) -> bytes:
@@ -79,27 +100,35 @@ class PolicyApplier:
         self.index: PolicyIndex | None = None
         self._indexed = ""  # the hash of the policy ``index`` holds
 
-    async def full(
-        self, snapshot: snapshot_pb2.Snapshot, encoded: bytes | None = None
-    ) -> CompiledPolicy:
-        """Index, check and compile a full snapshot, and swap it in; ``encoded`` is its policy
-        as received, when the caller has it (else it is encoded again, in a thread). Raises
-        ValueError (hash mismatch, InconsistentSnapshot, PolicyError) and changes nothing."""
-        if encoded is None:
-            encoded = await asyncio.to_thread(snapshot.policy.SerializeToString, deterministic=True)
-        index = await sliced(PolicyIndex.build_steps(encoded))
+    async def full(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+        """``full_encoded`` of a snapshot message (encoded again, in a thread)."""
+        encoded = await asyncio.to_thread(snapshot.SerializeToString, deterministic=True)
+        return await self.full_encoded(*split_snapshot(encoded))
+
+    async def full_encoded(self, snapshot: snapshot_pb2.Snapshot, policy: bytes) -> CompiledPolicy:
+        """Index, check and compile a full snapshot received encoded (``split_snapshot``: the
+        message without its policy, and the encoded policy), and swap it in. Nothing large is
+        decoded or hashed in one go: the policy is cut into its entities, hashed per bucket and
+        decoded a slice at a time, with the loop free in between. Raises ValueError (hash
+        mismatch, InconsistentSnapshot, PolicyError) and changes nothing."""
+        index = await sliced(PolicyIndex.build_steps(policy))
         digest = await sliced(index.hash_steps())
-        if (
-            digest != snapshot.hash
-            and await asyncio.to_thread(legacy_hash, snapshot.policy) != snapshot.hash
+        await sliced(_decode_steps(index, snapshot.policy))
+        if digest != snapshot.hash:
+            # Encoded by a sender whose maps are not in deterministic order, or hashed the
+            # old way (ADR 0006): encode the entities again before giving up.
+            index = await sliced(_reencoded_steps(snapshot.policy))
+            digest = await sliced(index.hash_steps())
+        if digest != snapshot.hash and (
+            await asyncio.to_thread(legacy_hash, snapshot.policy) != snapshot.hash
         ):
             raise ValueError(
                 f"snapshot {snapshot.version} hash mismatch: {digest} != {snapshot.hash}"
             )
-        policy = await self.store.compile_serving(snapshot)
-        self.store.swap(policy)
+        compiled = await self.store.compile_serving(snapshot, verified=True)
+        self.store.swap(compiled)
         self.index, self._indexed = index, snapshot.hash
-        return policy
+        return compiled
 
     async def delta(self, delta: snapshot_pb2.SnapshotDelta) -> CompiledPolicy:
         """Apply a delta to the policy in force and swap the result in. Raises DeltaRefused
@@ -125,7 +154,7 @@ class PolicyApplier:
             if changed.leaf_only:
                 problems = leaf_problems(changed, index.get, index.frames)
             else:
-                whole = await sliced(_policy_steps(index))
+                whole = await sliced(_decode_steps(index, snapshot_pb2.Policy()))
                 problems = await sliced(consistency.problem_steps(whole))
             if problems:
                 raise consistency.InconsistentSnapshot(problems)

@@ -20,10 +20,11 @@ import grpc
 from data_plane import __version__, rpc
 from data_plane.backoff import backoff_delay
 from data_plane.metrics import Metrics
-from data_plane.snapshots.applier import PolicyApplier
+from data_plane.snapshots.applier import PolicyApplier, split_snapshot
 from data_plane.snapshots.store import SnapshotStore
 from data_plane.types import RandomSource
 from shared.pb import control_pb2, snapshot_pb2
+from shared.policy_index import cut
 
 log = logging.getLogger(__name__)
 
@@ -85,34 +86,36 @@ class ConfigClient:
                 if response is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in grpc-stubs
                     log.info("the control plane closed the snapshot stream")
                     return received
-                assert isinstance(response, control_pb2.SnapshotResponse)  # not EOF: a message
+                assert isinstance(response, bytes)  # not EOF: an encoded SnapshotResponse
                 received = True
                 self.connected.set()
                 await call.write(await self._apply(response))
         finally:
             call.cancel()
 
-    async def _apply(self, response: control_pb2.SnapshotResponse) -> control_pb2.SnapshotRequest:
+    async def _apply(self, encoded: bytes) -> control_pb2.SnapshotRequest:
         """Apply a full snapshot or a delta (``PolicyApplier``); the ACK, or a NACK keeping
-        what the node held."""
+        what the node held. The response is decoded here but for a full snapshot's policy,
+        which the applier decodes a slice at a time."""
+        rest, full = cut(encoded, 2)  # field 2: the full snapshot, when that is what came
+        response = control_pb2.SnapshotResponse.FromString(rest)
         is_delta = response.HasField("delta")
-        body: snapshot_pb2.Snapshot | snapshot_pb2.SnapshotDelta = (
-            response.delta if is_delta else response.snapshot
-        )
+        snapshot, policy = split_snapshot(full) if not is_delta else (None, b"")
+        body: snapshot_pb2.Snapshot | snapshot_pb2.SnapshotDelta = snapshot or response.delta
         current = self._store.current
         if current is None or current.hash != body.hash:
             try:
-                if is_delta:
-                    policy = await self._applier.delta(response.delta)
+                if snapshot is None:
+                    compiled = await self._applier.delta(response.delta)
                 else:
-                    policy = await self._applier.full(response.snapshot)
+                    compiled = await self._applier.full_encoded(snapshot, policy)
             except ValueError as exc:  # another base, hash mismatch, inconsistent, PolicyError
                 return self._nack(response, body.version, str(exc))
             except Exception as exc:  # a bug, but one snapshot must not stop the stream: refuse it
                 log.exception("applying snapshot version %d failed unexpectedly", body.version)
                 return self._nack(response, body.version, f"{type(exc).__name__}: {exc}")
-            self._metrics.snapshot_version.set(policy.version)
-            self._metrics.snapshot_created.set(policy.created_unix_ms / 1000)
+            self._metrics.snapshot_version.set(compiled.version)
+            self._metrics.snapshot_created.set(compiled.created_unix_ms / 1000)
             try:
                 await self._applier.persist()
             except OSError as exc:  # applied in memory all the same; only the restart copy is stale

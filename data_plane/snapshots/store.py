@@ -69,10 +69,15 @@ def decode_file(data: bytes) -> snapshot_pb2.Snapshot:
 
 
 def verify_and_load_zones(snapshot: snapshot_pb2.Snapshot) -> list[ZoneInfo]:
-    """``verify``, then load the time zones the snapshot's limits name (a file read each the
-    first time): while the caller holds them, ``zoneinfo`` hands the compile the loaded ones
-    without reading again. A name it does not know is left for the compile to refuse."""
+    """``verify``, then ``load_zones``."""
     verify(snapshot)
+    return load_zones(snapshot)
+
+
+def load_zones(snapshot: snapshot_pb2.Snapshot) -> list[ZoneInfo]:
+    """Load the time zones the snapshot's limits name (a file read each the first time):
+    while the caller holds them, ``zoneinfo`` hands the compile the loaded ones without
+    reading again. A name it does not know is left for the compile to refuse."""
     zones = []
     for name in {limit.time_zone or "UTC" for limit in snapshot.policy.limits}:
         with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
@@ -102,13 +107,16 @@ class SnapshotStore:
         verify(snapshot)
         return compile_snapshot(snapshot, self.keyring)
 
-    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+    async def compile_serving(
+        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False
+    ) -> CompiledPolicy:
         """``compile`` on a serving event loop: the hash check and the time zones' file
         reads in a thread (hashing releases the GIL), the compile in slices with the loop
         free in between, and the garbage collector held off meanwhile and told afterwards
         that the new policy is permanent (``gc.freeze``), so neither a compile nor a later
-        full collection of a large policy stalls requests."""
-        zones = await asyncio.to_thread(verify_and_load_zones, snapshot)
+        full collection of a large policy stalls requests. ``verified``: the caller checked
+        the hash already (``PolicyApplier`` hashes as it indexes)."""
+        zones = await asyncio.to_thread(load_zones if verified else verify_and_load_zones, snapshot)
         steps = compile_steps(snapshot, self.keyring)
         gc.disable()
         try:

@@ -230,10 +230,12 @@ class SurprisingStore(SnapshotStore):
 
     persisted_7 = False
 
-    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
+    async def compile_serving(
+        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False
+    ) -> CompiledPolicy:
         if snapshot.version == 13:
             raise RuntimeError("unexpected failure while compiling")
-        return await super().compile_serving(snapshot)
+        return await super().compile_serving(snapshot, verified=verified)
 
     def persist_encoded(self, version: int, payload: bytes) -> None:
         if version == 7 and not self.persisted_7:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 
 from control_plane.grpc_api.deltas import DeltaHistory, Latest
 from data_plane.policy.compiled import CompiledPolicy, compile_snapshot
+from data_plane.policy.incremental import Layered
 from data_plane.snapshots.applier import DeltaRefused, PolicyApplier
 from data_plane.snapshots.store import SnapshotStore
 from shared.crypto import hash_key
@@ -371,3 +374,29 @@ async def test_the_config_client_acks_a_delta_and_nacks_one_out_of_order(tmp_pat
         assert (nack.version, nack.hash) == (2, second.hash)
         assert store.current is not None
         assert store.current.version == 2
+
+
+@given(
+    ops=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 30), st.integers(0, 9)), min_size=1, max_size=60
+    ),
+    flatten=st.integers(1, 20),
+)
+def test_a_layered_lookup_reads_like_the_dict_it_stands_for(
+    ops: list[tuple[bool, int, int]], flatten: int
+) -> None:
+    """Keys changed by deltas sit on top of the shared lookup until they are flattened."""
+    expected = {n: 0 for n in range(0, 30, 2)}
+    current: Mapping[int, int] = MappingProxyType(dict(expected))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Layered, "FLATTEN", flatten)
+        for put, key, value in ops:
+            if put:
+                expected[key] = value
+                current = Layered.changed(current, [], {key: value})
+            else:
+                expected.pop(key, None)
+                current = Layered.changed(current, [key], {})
+            assert dict(current) == expected
+            assert len(current) == len(expected)
+            assert all(current.get(k) == expected.get(k) for k in range(31))

@@ -4,6 +4,8 @@ else a SQLite file)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import ControlPlaneAPI, Stack, fresh_database
+from scripts.stack import ControlPlaneAPI, Stack, free_port, fresh_database
 from shared.crypto import new_aes_key
 
 pytestmark = pytest.mark.e2e
@@ -75,3 +77,22 @@ def system(
         for log in sorted((tmp / "logs").glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-30:]
             print(f"--- {log.name} (last lines) ---", *tail, sep="\n")
+
+
+@contextlib.contextmanager
+def more_data_planes(system: System, prefix: str, count: int) -> Iterator[list[Stack]]:
+    """``count`` more data planes on the system's control plane, named ``<prefix>-1`` on;
+    yields every data plane, the system's own first."""
+    extra = [
+        dataclasses.replace(system.stack, dp_port=free_port(), node_id=f"{prefix}-{i}", procs={})
+        for i in range(1, count + 1)
+    ]
+    for stack in extra:
+        stack.start_data_plane()
+    try:
+        for stack in extra:
+            stack.wait_data_plane()
+        yield [system.stack, *extra]
+    finally:
+        for stack in extra:
+            stack.stop_all()

@@ -9,7 +9,6 @@ mock provider's completions are shorter than the requests' max_tokens.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import urllib.error
@@ -22,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import Stack, free_port
+from scripts.stack import Stack
 from shared.pricing import cost_nano_usd
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, more_data_planes
 from tests.e2e.test_foundation import add_key, add_route, demo_ids, eventually
 
 pytestmark = pytest.mark.e2e
@@ -36,19 +35,8 @@ MAX_TOKENS = 32  # above the mock's longest completion (21 words): reservations 
 @pytest.fixture(scope="module")
 def replicas(system: System) -> Iterator[list[Stack]]:
     """Three more data planes on the same control plane (the system's own is the fourth)."""
-    extra = [
-        dataclasses.replace(system.stack, dp_port=free_port(), node_id=f"dp-replica-{i}", procs={})
-        for i in range(1, REPLICAS)
-    ]
-    for stack in extra:
-        stack.start_data_plane()
-    try:
-        for stack in extra:
-            stack.wait_data_plane()
-        yield [system.stack, *extra]
-    finally:
-        for stack in extra:
-            stack.stop_all()
+    with more_data_planes(system, "dp-replica", REPLICAS - 1) as stacks:
+        yield stacks
 
 
 def post(url: str, key: str, n: int, model: str) -> tuple[int, dict[str, Any]]:

@@ -7,7 +7,6 @@ real browser, with screenshots."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -17,8 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from scripts.stack import Stack, free_port
-from tests.e2e.conftest import System
+from scripts.stack import Stack
+from tests.e2e.conftest import System, more_data_planes
 from tests.e2e.test_browser import SCREENSHOTS, log_in
 from tests.e2e.test_browser import browser as browser  # the module's Chromium
 from tests.e2e.test_foundation import demo_ids, eventually
@@ -32,19 +31,8 @@ WAIT_S = 30.0
 @pytest.fixture(scope="module")
 def fleet(system: System) -> Iterator[list[Stack]]:
     """Three more data planes on the same control plane (the system's own is the fourth)."""
-    extra = [
-        dataclasses.replace(system.stack, dp_port=free_port(), node_id=f"dp-rollout-{i}", procs={})
-        for i in range(1, 4)
-    ]
-    for stack in extra:
-        stack.start_data_plane()
-    try:
-        for stack in extra:
-            stack.wait_data_plane()
-        yield [system.stack, *extra]
-    finally:
-        for stack in extra:
-            stack.stop_all()
+    with more_data_planes(system, "dp-rollout", 3) as stacks:
+        yield stacks
 
 
 def ask(stack: Stack, key: str, model: str) -> tuple[int, str]:

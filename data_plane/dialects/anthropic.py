@@ -31,7 +31,7 @@ import orjson
 from data_plane import errors
 from data_plane.dialects import guarding, numbers
 from data_plane.dialects.anthropic_stream import AnthropicEncoder, stop_reason
-from data_plane.dialects.inbound import Inbound, inbound, pick_headers
+from data_plane.dialects.inbound import Inbound, inbound, normalise, pick_headers
 from data_plane.dialects.relay import AnthropicRelay
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, Verdict
@@ -98,11 +98,9 @@ def parse_messages_request(
         _check(body)
     except Invalid as exc:
         return errors.bad_request(str(exc), param=exc.param)
-    before = [type(body.get(name)) for name in BOUNDS]
-    refused = numbers.normalise(body, BOUNDS)
-    if refused is not None:
-        return refused
-    rewritten = before != [type(body.get(name)) for name in BOUNDS]
+    rewritten = normalise(body, BOUNDS)
+    if isinstance(rewritten, ApiError):
+        return rewritten
     metadata = body.get("metadata")
     return inbound(
         ANTHROPIC_MESSAGES,

@@ -13,13 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from data_plane.dialects import numbers
+from data_plane.errors import ApiError
 from data_plane.types import ChatRequest, Native
 
 ToChat = Callable[[str, Mapping[str, Any]], ChatRequest]
 END_USER_MAX = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (cheaper); never changed once built
 class Inbound:
     native: Native
     # What limits size the request by, in OpenAI's names (max_tokens, n).
@@ -85,6 +87,16 @@ def _once(to_chat: ToChat, request_id: str, body: Mapping[str, Any]) -> Callable
         return done[0]
 
     return translate
+
+
+def normalise(body: dict[str, Any], bounds: Mapping[str, numbers.Bound]) -> ApiError | bool:
+    """``numbers.normalise`` on ``body``: the refusal, or whether it rewrote a value (an
+    integral float as an integer), when the client's bytes can no longer be forwarded."""
+    floats = [name for name in bounds.keys() & body.keys() if type(body[name]) is float]
+    refused = numbers.normalise(body, bounds)
+    if refused is not None:
+        return refused
+    return any(type(body[name]) is not float for name in floats)
 
 
 def pick_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:

@@ -15,7 +15,7 @@ import orjson
 
 from data_plane import errors
 from data_plane.dialects import numbers
-from data_plane.dialects.inbound import Inbound, inbound, pick_headers
+from data_plane.dialects.inbound import Inbound, inbound, normalise, pick_headers
 from data_plane.dialects.relay import SSE_DONE, ChatRelay, sse_event
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, Verdict
@@ -63,11 +63,10 @@ def _parse_chat(raw: bytes) -> tuple[dict[str, Any], bool] | ApiError:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         return errors.bad_request("'stream_options' must be an object.", param="stream_options")
-    before = [type(body.get(name)) for name in numbers.CHAT]
-    refused = numbers.normalise(body, numbers.CHAT)
-    if refused is not None:
-        return refused
-    return body, before != [type(body.get(name)) for name in numbers.CHAT]
+    rewritten = normalise(body, numbers.CHAT)
+    if isinstance(rewritten, ApiError):
+        return rewritten
+    return body, rewritten
 
 
 PASSED_HEADERS = ("openai-beta",)

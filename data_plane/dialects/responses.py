@@ -26,7 +26,7 @@ import orjson
 
 from data_plane import errors
 from data_plane.dialects import guarding, numbers
-from data_plane.dialects.inbound import Inbound, inbound, pick_headers
+from data_plane.dialects.inbound import Inbound, inbound, normalise, pick_headers
 from data_plane.dialects.relay import ResponsesRelay
 from data_plane.dialects.responses_stream import ResponsesEncoder, response_object
 from data_plane.errors import ApiError
@@ -75,11 +75,9 @@ def parse_responses_request(
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
         return errors.bad_request("'stream' must be a boolean.", param="stream")
-    before = [type(body.get(name)) for name in BOUNDS]
-    refused = numbers.normalise(body, BOUNDS)
-    if refused is not None:
-        return refused
-    rewritten = before != [type(body.get(name)) for name in BOUNDS]
+    rewritten = normalise(body, BOUNDS)
+    if isinstance(rewritten, ApiError):
+        return rewritten
     user = body.get("safety_identifier") or body.get("user")
     return inbound(
         OPENAI_RESPONSES,

@@ -54,6 +54,7 @@ OPENAI_PARAMS = frozenset(
         "logit_bias", "logprobs", "top_logprobs", "user", "seed", "tools", "tool_choice",
         "parallel_tool_calls", "response_format", "service_tier", "store", "metadata",
         "reasoning_effort", "modalities", "audio", "prediction", "web_search_options",
+        "safety_identifier", "prompt_cache_key", "verbosity",
     }
 )  # fmt: skip
 MISTRAL_PARAMS = frozenset(

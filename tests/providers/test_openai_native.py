@@ -23,17 +23,20 @@ gpt, claude, gateway, openai_client = (
 )
 
 KEY = "sk-asc-acme-openai-native"
+ASSERTING_KEY = "sk-asc-acme-openai-asserts"
 OPENAI_UPSTREAM = "sk-upstream-openai-on"
 ANTHROPIC_UPSTREAM = "sk-upstream-anthropic-on"
 
 
 def make_snapshot(openai_url: str, anthropic_url: str) -> snapshot_pb2.Snapshot:
-    return (
+    builder = (
         upstreams.three_routes(openai_url, anthropic_url, OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM)
         .route("r-hidden", "t-acme", "hidden", [("m-mock", "c-mock")])
         .key("k-acme", "t-acme", KEY, ["r-gpt", "r-claude", "r-mock"])
-        .snapshot(version=2)
+        .key("k-asserts", "t-acme", ASSERTING_KEY, ["r-gpt", "r-mock"])
     )
+    builder.policy.keys[-1].asserts_end_user = True
+    return builder.snapshot(version=2)
 
 
 async def test_a_model_is_retrieved_by_name(openai_client: openai.AsyncOpenAI) -> None:
@@ -90,3 +93,27 @@ async def test_a_stream_without_include_usage_gets_no_usage_chunk(
     assert sent["stream_options"] == {"include_usage": True}, "the gateway meters usage"
     (event,) = await gateway.events(1)
     assert event.completion_tokens > 0
+
+
+async def test_the_end_user_a_body_names_is_recorded_when_the_key_may_assert_it(
+    gateway: Gateway,
+) -> None:
+    requests = [
+        (
+            "/v1/chat/completions",
+            {
+                "model": "gpt",
+                "messages": [{"role": "user", "content": "hi"}],
+                "safety_identifier": "user-7",
+            },
+        ),
+        ("/v1/responses", {"model": "mock", "input": "hi", "user": "user-8"}),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for key in (ASSERTING_KEY, KEY):
+            for path, body in requests:
+                headers = {"Authorization": f"Bearer {key}"}
+                async with session.post(f"{gateway.url}{path}", json=body, headers=headers) as r:
+                    assert r.status == 200
+    events = await gateway.events(4)
+    assert [e.subject for e in events] == ["user-7", "user-8", "", ""]

@@ -30,12 +30,12 @@ def rename_model(raw: bytes, old: str, new: str) -> bytes | None:
     """``raw`` with its one ``"model": old`` member naming ``new``; None when the member is
     not found exactly once."""
     name = orjson.dumps(old)
-    compact = b'"model":' + name
-    found = raw.count(compact)
-    if found == 1:
-        return raw.replace(compact, b'"model":' + orjson.dumps(new))
-    if found:
-        return None
+    for needle in (b'"model":' + name, b'"model": ' + name):  # compact, or as json.dumps writes
+        found = raw.count(needle)
+        if found == 1:
+            return raw.replace(needle, b'"model":' + orjson.dumps(new))
+        if found:
+            return None
     pattern = re.compile(rb'"model"\s*:\s*' + re.escape(name))
     if len(pattern.findall(raw)) != 1:
         return None

@@ -5,22 +5,20 @@ of characters have been seen (`sk-` plus 20 characters with an upper-case letter
 the first 48, a PEM header, ...) and then extends over the rest of the token's run. That is what
 lets the streaming guard block on a key before its tail has even been generated. Fixed-length
 ids (AWS access key ids, Google API keys) are bounded and decided by the character after them.
+
+Each pattern is also a chain (see `chains`), tried where its triggers say a match may start:
+the key prefix with a few characters of its body, the label of an assignment with the
+character after it.
 """
 
 from __future__ import annotations
 
 import re
 
-from data_plane.guardrails.spans import CREDENTIAL, PRIVATE_KEY, Span
+from data_plane.guardrails.chains import END, RegexChain, whole_match
+from data_plane.guardrails.spans import CREDENTIAL, PRIVATE_KEY, Span, Trigger
 
-# Literals one of which every token finding contains: the gate for `tokens`.
-TOKEN_LITERALS = (
-    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "k_live_", "k_test_", "sk-",
-    "eyJ",
-)  # fmt: skip
 FIXED_LITERALS = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA")
-# Lower-case literals one of which every assignment finding contains (gate on text.lower()).
-ASSIGNMENT_LITERALS = ("pass", "pwd", "secret", "key", "token", "bearer")
 
 _FIXED = re.compile(
     r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}"
@@ -55,20 +53,79 @@ _ASSIGNMENT = re.compile(
 )
 
 
+FIXED_CHAIN = RegexChain(
+    _FIXED,
+    whole_match(CREDENTIAL),
+    (
+        Trigger("(?:" + "|".join(FIXED_LITERALS) + ")[A-Z0-9]{4}", 8),
+        Trigger("AIza[0-9A-Za-z_-]{4}", 8),
+    ),
+    need=41,
+)
+TOKEN_CHAIN = RegexChain(
+    _TOKEN,
+    whole_match(CREDENTIAL),
+    (
+        Trigger("gh[pousr]_[A-Za-z0-9]{4}", 8),
+        Trigger("github_pat_[A-Za-z0-9_]{4}", 15),
+        Trigger("xox[abposr]-[A-Za-z0-9-]{4}", 9),
+        Trigger("[sr]k_live_[A-Za-z0-9]{4}", 12),
+        Trigger("[sr]k_test_[A-Za-z0-9]{4}", 12),
+        Trigger("sk-[A-Za-z0-9_-]{4}", 7),
+        Trigger("eyJ[A-Za-z0-9_-]{4}", 7),
+    ),
+    need=72,
+    open_ended=True,
+)
+
+
+def _assignment(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    group = m.lastindex or 0  # the one value group that took part in the match
+    return [Span(m.start(group), m.end(group), CREDENTIAL)], m.end()
+
+
+# Every label spelling, each followed by what may follow a label (a quote, a blank, = or :).
+_JOINED = tuple(
+    first + sep + second
+    for first, second in (
+        ("secret", "key"),
+        ("api", "key"),
+        ("access", "key"),
+        ("private", "key"),
+        ("client", "secret"),
+        ("auth", "token"),
+        ("access", "token"),
+        ("refresh", "token"),
+        ("api", "token"),
+        ("bearer", "token"),
+    )
+    for sep in ("", "_", "-")
+)
+_LABELS = ("password", "passwd", "pwd", "pass", "secret", *_JOINED)
+# Any run of blanks may follow a label: `need` covers about 50.
+ASSIGNMENT_CHAIN = RegexChain(
+    _ASSIGNMENT,
+    _assignment,
+    (
+        *(Trigger(label + "[\"' \t=:]", len(label) + 1, caseless=True) for label in _LABELS),
+        Trigger("bearer[ \t]", 7, caseless=True),
+    ),
+    need=96,
+    open_ended=True,
+    tail=1,
+)
+
+
 def fixed_ids(text: str, pos: int = 0) -> list[Span]:
-    return [Span(m.start(), m.end(), CREDENTIAL) for m in _FIXED.finditer(text, pos)]
+    return FIXED_CHAIN.find(text, pos, END)
 
 
 def tokens(text: str, pos: int = 0) -> list[Span]:
-    return [Span(m.start(), m.end(), CREDENTIAL) for m in _TOKEN.finditer(text, pos)]
+    return TOKEN_CHAIN.find(text, pos, END)
 
 
 def assignments(text: str, pos: int = 0) -> list[Span]:
-    out: list[Span] = []
-    for m in _ASSIGNMENT.finditer(text, pos):
-        group = m.lastindex or 0  # the one value group that took part in the match
-        out.append(Span(m.start(group), m.end(group), CREDENTIAL))
-    return out
+    return ASSIGNMENT_CHAIN.find(text, pos, END)
 
 
 # A PEM private key block runs to its END line, or to the end of the text when the END line
@@ -79,5 +136,15 @@ _PEM = re.compile(
 )
 
 
+PEM_CHAIN = RegexChain(
+    _PEM,
+    whole_match(PRIVATE_KEY),
+    (Trigger("-----BEGIN ", 11),),
+    need=80,
+    open_ended=True,
+    tail=1,
+)
+
+
 def private_keys(text: str, pos: int = 0) -> list[Span]:
-    return [Span(m.start(), m.end(), PRIVATE_KEY) for m in _PEM.finditer(text, pos)]
+    return PEM_CHAIN.find(text, pos, END)

@@ -5,8 +5,10 @@ phone, us_ssn, uk_nino, es_dni, fr_insee, payment_card, iban, ip_address, creden
 private_key, mrn. Policy-defined detectors are `custom:<name>` (regular expressions) and
 `keyword:<name>` (case-insensitive whole words).
 
-Gates are shared: the scanner evaluates each distinct gate function once per text, so the eight
-digit-based detectors cost one digit search on text without digits.
+Every detector is a reference pass (`find`) and the chains that find the same from the
+automaton's candidates. A policy-defined pattern joins the automaton through `transpile`; one
+that cannot (a back-reference, a pattern that can match the empty string, ...) keeps a pass of
+its own, for that pattern only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from data_plane.guardrails import credentials, pii
+from data_plane.guardrails import accounts, automaton, credentials, pii
+from data_plane.guardrails.chains import RegexChain, whole_match
 from data_plane.guardrails.spans import (
     CREDENTIAL,
     EMAIL,
@@ -30,75 +33,50 @@ from data_plane.guardrails.spans import (
     US_SSN,
     Detector,
     Span,
+    Trigger,
 )
-
-_DIGIT = re.compile(r"\d")
-_LETTER_DIGIT = re.compile(r"[A-Za-z]\d|\d[A-Za-z]")
-
-
-def has_digit(text: str) -> bool:
-    return _DIGIT.search(text) is not None
-
-
-def _has_at(text: str) -> bool:
-    return "@" in text
-
-
-def _has_ip_separator(text: str) -> bool:
-    return ("." in text or ":" in text) and _DIGIT.search(text) is not None
-
-
-def _has_token_prefix(text: str) -> bool:
-    return any(literal in text for literal in credentials.TOKEN_LITERALS)
-
-
-def _has_fixed_prefix(text: str) -> bool:
-    return "AIza" in text or any(literal in text for literal in credentials.FIXED_LITERALS)
-
-
-def _has_assignment_label(text: str) -> bool:
-    lower = text.lower()
-    return any(literal in lower for literal in credentials.ASSIGNMENT_LITERALS)
-
-
-def _has_pem_header(text: str) -> bool:
-    return "-----BEGIN " in text
-
+from data_plane.guardrails.transpile import transpile
 
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
-    Detector(EMAIL, pii.emails, reach=131, gate=_has_at),
+    Detector(EMAIL, pii.emails, reach=131, chains=(pii.EMAIL_CHAIN,)),
     Detector(
         PHONE,
         pii.phones,
         reach=50,
-        gate=has_digit,
         yields_to=frozenset({PAYMENT_CARD, IBAN, FR_INSEE}),
+        chains=(pii.PHONE_CHAIN,),
     ),
-    Detector(US_SSN, pii.ssns, reach=48, gate=has_digit),
-    Detector(UK_NINO, pii.ninos, reach=15, gate=has_digit),
-    Detector(ES_DNI, pii.dnis, reach=13, gate=has_digit),
-    Detector(FR_INSEE, pii.insees, reach=23, gate=has_digit),
-    Detector(PAYMENT_CARD, pii.cards, reach=64, gate=has_digit),
-    Detector(IBAN, pii.ibans, reach=66, gate=has_digit),
-    Detector(IP_ADDRESS, pii.ips, reach=54, gate=_has_ip_separator),
-    Detector(MRN, pii.mrns, reach=64, gate=has_digit),
-    Detector(CREDENTIAL, credentials.fixed_ids, reach=41, gate=_has_fixed_prefix),
-    Detector(CREDENTIAL, credentials.tokens, reach=72, gate=_has_token_prefix, open_ended=True),
+    Detector(US_SSN, pii.ssns, reach=48, chains=pii.SSN_CHAINS),
+    Detector(UK_NINO, pii.ninos, reach=15, chains=(pii.NINO_CHAIN,)),
+    Detector(ES_DNI, pii.dnis, reach=13, chains=(pii.DNI_CHAIN,)),
+    Detector(FR_INSEE, pii.insees, reach=23, chains=(pii.INSEE_CHAIN,)),
+    Detector(PAYMENT_CARD, accounts.cards, reach=64, chains=(accounts.CARD_CHAIN,)),
+    Detector(IBAN, accounts.ibans, reach=66, chains=(accounts.IBAN_CHAIN,)),
+    Detector(IP_ADDRESS, pii.ips, reach=54, chains=pii.IP_CHAINS),
+    Detector(MRN, pii.mrns, reach=64, chains=(pii.MRN_CHAIN,)),
+    Detector(CREDENTIAL, credentials.fixed_ids, reach=41, chains=(credentials.FIXED_CHAIN,)),
+    Detector(
+        CREDENTIAL,
+        credentials.tokens,
+        reach=72,
+        open_ended=True,
+        chains=(credentials.TOKEN_CHAIN,),
+    ),
     Detector(
         CREDENTIAL,
         credentials.assignments,
         reach=96,
-        gate=_has_assignment_label,
         open_ended=True,
         tail=1,
+        chains=(credentials.ASSIGNMENT_CHAIN,),
     ),
     Detector(
         PRIVATE_KEY,
         credentials.private_keys,
         reach=80,
-        gate=_has_pem_header,
         open_ended=True,
         tail=1,
+        chains=(credentials.PEM_CHAIN,),
     ),
 )
 
@@ -117,6 +95,7 @@ def regex_detector(
     category = f"custom:{name}"
     flags = re.IGNORECASE if ignore_case else 0
     compiled = tuple(re.compile(p, flags) for p in patterns)
+    reach = max_len + 2
 
     def find(text: str, pos: int = 0) -> list[Span]:
         out = [
@@ -128,7 +107,10 @@ def regex_detector(
         out.sort()
         return out
 
-    return Detector(category, find, reach=max_len + 2)
+    chains = tuple(c for c in (_chain(r, category, reach) for r in compiled) if c is not None)
+    taken = {id(c.regex) for c in chains}
+    fallback = tuple(r for r in compiled if id(r) not in taken)
+    return Detector(category, find, reach=reach, chains=chains, fallback=fallback)
 
 
 def keyword_detector(name: str, words: Iterable[str]) -> Detector:
@@ -144,4 +126,20 @@ def keyword_detector(name: str, words: Iterable[str]) -> Detector:
     def find(text: str, pos: int = 0) -> list[Span]:
         return [Span(m.start(), m.end(), category) for m in pattern.finditer(text, pos)]
 
-    return Detector(category, find, reach=len(unique[0]) + 2)
+    reach = len(unique[0]) + 2
+    chain = _chain(pattern, category, reach)
+    if chain is None:
+        return Detector(category, find, reach=reach, fallback=(pattern,))
+    return Detector(category, find, reach=reach, chains=(chain,))
+
+
+def _chain(regex: re.Pattern[str], category: str, reach: int) -> RegexChain | None:
+    """The pattern's chain, its trigger the pattern itself widened for the automaton; None
+    when the automaton cannot take it. A match longer than `reach` may be cut in a stream."""
+    try:
+        trigger = Trigger(transpile(regex.pattern, regex.flags), 0)
+    except (ValueError, RecursionError):  # Untranslatable, or a pattern too deeply nested
+        return None
+    if not automaton.accepts(trigger):
+        return None
+    return RegexChain(regex, whole_match(category), (trigger,), need=reach)

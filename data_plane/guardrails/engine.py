@@ -1,8 +1,10 @@
 """Guardrail policy, its compiled form, and the pure scan/apply functions of the request path.
 
 A `GuardrailPolicy` (from the snapshot) is compiled once into `CompiledGuardrails`: the enabled
-detectors, the action of every category they can report, the placeholders and the stream
-hold-back. `scan` and `apply` are then pure functions of (compiled, text): no I/O, no clock.
+detectors, the action of every category they can report, the placeholders, the stream
+hold-back and the scanner (one automaton pass finds the candidates of every detector, see
+`automaton` and `chains`). `scan` and `apply` are then pure functions of (compiled, text): no
+I/O, no clock.
 
 Invariants:
 - The audit-facing part of a result (`Verdict`: decision, categories, counts) never holds the
@@ -18,11 +20,15 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+import hyperscan
+
+from data_plane.guardrails.automaton import Scanner, build_scanner, compile_catalog
+from data_plane.guardrails.chains import FallbackRun, decide_all
 from data_plane.guardrails.detectors import (
     BUILTIN_CATEGORIES,
     BUILTIN_DETECTORS,
@@ -93,6 +99,7 @@ class CompiledGuardrails:
     actions: Mapping[str, Action]
     placeholders: Mapping[str, str]
     hold_back: int
+    scanner: Scanner = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,9 @@ class Outcome:
 
 CLEAN = Verdict()
 _EMPTY_SCAN = ScanResult(())
+# The triggers of every built-in detector, compiled once; a policy routes the hits of those it
+# enables to its chains.
+_BUILTIN = compile_catalog([c for d in BUILTIN_DETECTORS for c in d.chains], som=False)
 
 
 def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
@@ -172,6 +182,10 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
             detectors.append(keyword_detector(keywords.name, keywords.words))
     except (re.error, ValueError, TypeError) as exc:  # re.error is not a ValueError
         raise GuardrailPolicyError(str(exc)) from exc
+    try:
+        scanner = build_scanner(detectors, _BUILTIN)
+    except hyperscan.error as exc:  # each pattern compiled alone; together they may still not
+        raise GuardrailPolicyError(f"the policy's patterns do not compile together: {exc}") from exc
     categories = {d.category for d in detectors}
     actions: dict[str, Action] = {}
     for category, action in policy.actions.items():
@@ -191,6 +205,7 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
         actions=MappingProxyType(resolved),
         placeholders=MappingProxyType({c: f"[{c.upper()}]" for c in resolved}),
         hold_back=max((d.reach for d in detectors), default=0),
+        scanner=scanner,
     )
 
 
@@ -208,22 +223,17 @@ def _check_name(name: str) -> None:
         raise GuardrailPolicyError(f"invalid list name {name!r}: use letters, digits, _ and -")
 
 
-def run_detectors(
-    compiled: CompiledGuardrails, text: str, pos: int = 0
-) -> list[tuple[Span, Detector]]:
-    """Every raw finding starting at or after `pos`, with the detector that reported it (the
-    stream guard needs both); text before `pos` is context for look-behinds only."""
-    gates: dict[Callable[[str], bool], bool] = {}
+def run_detectors(compiled: CompiledGuardrails, text: str) -> list[tuple[Span, Detector]]:
+    """Every raw finding of the text, with the detector that reported it: the chains decide the
+    automaton's candidates, the fallback patterns make their own pass."""
+    scanner = compiled.scanner
     found: list[tuple[Span, Detector]] = []
-    for detector in compiled.detectors:
-        gate = detector.gate
-        if gate is not None:
-            passed = gates.get(gate)
-            if passed is None:
-                passed = gates[gate] = gate(text)
-            if not passed:
-                continue
-        found.extend((span, detector) for span in detector.find(text, pos))
+    for index, ranges in scanner.hits(text).items():
+        chain, detector = scanner.chains[index]
+        found.extend((span, detector) for span in decide_all(chain, text, ranges))
+    for regex, detector in scanner.fallbacks:
+        spans = FallbackRun(regex, detector).advance(text, 0, True)
+        found.extend((span, detector) for span in spans)
     return found
 
 
@@ -233,10 +243,13 @@ def drop_fragments(found: list[tuple[Span, Detector]]) -> list[tuple[Span, Detec
     if not yielding:
         return found
     containers = [s for s, _ in found if s.category in yielding]
+    if not containers:
+        return found
     return [
         (span, detector)
         for span, detector in found
-        if not any(
+        if not detector.yields_to
+        or not any(
             c.category in detector.yields_to and c.start <= span.start and span.end <= c.end
             for c in containers
         )

@@ -1,33 +1,38 @@
-"""Personal data detectors: e-mail, phone, national ids, payment cards, IBAN, IP, MRN.
+"""Personal data detectors: e-mail, phone, national ids, IP, MRN (accounts: cards, IBAN).
 
 Each function takes the text (and optionally the range [pos, end) to scan) and returns
 validated spans: a regex hit that fails its checksum or validity rule (Luhn, mod-97, SSA
 rules, ...) is not a finding. Patterns are module constants compiled at import, bounded so
 that every detector has a finite reach (see `spans.Detector`).
+
+Each detector is also one or more chains (see `chains`): the same pattern and rule, tried only
+where its triggers say a match may start. Triggers are written for the automaton's shadow of
+the text (see `automaton`); a trigger that starts with a character class before the candidate
+(`[^\\w.+-]`, ...) mirrors the pattern's look-behind, and takes every byte a character the
+look-behind lets through can become (a non-ASCII one becomes 0x80, outside every ASCII class).
 """
 
 from __future__ import annotations
 
 import re
-import sys
+import string
+from collections.abc import Callable
 
 from data_plane.guardrails import checks
+from data_plane.guardrails.chains import END, Convert, RegexChain
 from data_plane.guardrails.spans import (
     EMAIL,
     ES_DNI,
     FR_INSEE,
-    IBAN,
     IP_ADDRESS,
     MRN,
-    PAYMENT_CARD,
     PHONE,
     UK_NINO,
     US_SSN,
+    Decision,
     Span,
+    Trigger,
 )
-
-# Default end of the scanned range: the whole text (`finditer` clips it to the length).
-_END = sys.maxsize
 
 # --- e-mail --------------------------------------------------------------------------------
 # Local part at most 64 characters, domain at most 64 (longer domains are cut at a dot, which
@@ -37,32 +42,75 @@ _EMAIL = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?(?![A-Za-z0-9-])"
 )
 _EMAIL_TLD = re.compile(r"\.[A-Za-z]{2,24}\Z")
+_LOCAL_CHARS = string.ascii_letters + string.digits + "._%+-"
 
 
-def emails(text: str, pos: int = 0, end: int = _END) -> list[Span]:
+def emails(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    """Each "@" in turn: the address around it, its local part starting at or after the end of
+    the previous address (the leftmost match of `_EMAIL` from there, as a search would find)."""
     out: list[Span] = []
-    at = text.find("@", pos, end)
     lo = pos
+    at = text.find("@", pos, end)
     while at != -1:
-        m = _EMAIL.search(text, max(lo, at - 64), end)
-        if m is None:
-            break
-        start, stop = m.span()
-        domain = text[text.index("@", start) + 1 : stop]
-        while text[start] == ".":
-            start += 1
-        cut = text.startswith(".", stop) and stop + 1 < len(text) and text[stop + 1].isalnum()
-        if (
-            text[start] != "@"
-            and (cut or _EMAIL_TLD.search(domain))
-            and ".." not in domain
-            and "-." not in domain
-            and ".-" not in domain
-        ):
-            out.append(Span(start, stop, EMAIL))
-        lo = stop
-        at = text.find("@", stop, end)
+        found, lo = _email_at(text, at, lo, end)
+        out.extend(found)
+        at = text.find("@", max(at + 1, lo), end)
     return out
+
+
+def _email_at(text: str, at: int, lo: int, end: int) -> tuple[list[Span], int]:
+    """The address whose "@" is at `at` ([] when there is none, or it is not valid) and where
+    the next address may start (the end of this match, or `lo` when there is no match)."""
+    before = text[max(lo, at - 64, 0) : at]
+    local = len(before) - len(before.rstrip(_LOCAL_CHARS))  # the local part's length
+    if not local:
+        return [], lo
+    m = _EMAIL.match(text, at - local, end)
+    if m is None:
+        return [], lo
+    start, stop = m.span()
+    domain = text[at + 1 : stop]
+    while text[start] == ".":
+        start += 1
+    cut = text.startswith(".", stop) and stop + 1 < len(text) and text[stop + 1].isalnum()
+    if (
+        text[start] != "@"
+        and (cut or _EMAIL_TLD.search(domain))
+        and ".." not in domain
+        and "-." not in domain
+        and ".-" not in domain
+    ):
+        return [Span(start, stop, EMAIL)], stop
+    return [], stop
+
+
+def _local_end(text: str) -> int:
+    """How many of the last characters of `text` an address could start in whose "@" is at
+    its very end or still to come: its local part, if it has begun."""
+    tail = text[-65:]
+    at = tail.endswith("@")
+    if at:
+        tail = tail[:-1]
+    return min(len(tail) - len(tail.rstrip(_LOCAL_CHARS)), 64) + at
+
+
+class _EmailChain:
+    """Candidates are the "@" of `local@x`; the address starts at most 64 characters before it
+    and is decided once the longest domain and the character after it are visible."""
+
+    triggers = (Trigger(r"[A-Za-z0-9._%+-]@[A-Za-z0-9]", 2),)
+    lead = 64
+    need = 68
+    held = staticmethod(_local_end)
+
+    def decide(self, text: str, x: int, cursor: int, final: bool) -> Decision | None:
+        if not final and x + self.need > len(text):
+            return None
+        found, resume = _email_at(text, x, cursor, END)
+        return Decision(found, resume)
+
+
+EMAIL_CHAIN = _EmailChain()
 
 
 # --- phone numbers ---------------------------------------------------------------------------
@@ -83,21 +131,42 @@ _NOT_PHONE_SHAPE = re.compile(
 )
 
 
-def phones(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    out: list[Span] = []
-    for m in _PHONE.finditer(text, pos, end):
-        raw = m.group()
-        n = sum(ch.isdigit() for ch in raw)
-        if m.group("intl") is not None:
-            ok = 8 <= n <= 15
-        elif m.group("nanp") is not None:
-            digits = "".join(ch for ch in raw if ch.isdigit())
-            ok = digits[0] >= "2" and digits[3] >= "2"
-        else:
-            ok = 9 <= n <= 12 and _NOT_PHONE_SHAPE.fullmatch(raw) is None
-        if ok:
-            out.append(Span(m.start(), m.end(), PHONE))
-    return out
+def _phone(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    raw = m.group()
+    n = sum(map(str.isdigit, raw))
+    if m.group("intl") is not None:
+        ok = 8 <= n <= 15
+    elif m.group("nanp") is not None:
+        digits = "".join(ch for ch in raw if ch.isdigit())
+        ok = digits[0] >= "2" and digits[3] >= "2"
+    else:
+        ok = 9 <= n <= 12 and _NOT_PHONE_SHAPE.fullmatch(raw) is None
+    return ([Span(m.start(), m.end(), PHONE)] if ok else []), m.end()
+
+
+# Before a number: no word character, "." "+" or "-", nor (for NANP and national numbers) a
+# digit and a separator.
+_NOT_PHONE_BEFORE = r"[^\w.+-]"
+_NOT_GROUP_BEFORE = r"(?:[^\w.+ -]|\D )"
+PHONE_CHAIN = RegexChain(
+    _PHONE,
+    _phone,
+    (
+        Trigger(_NOT_PHONE_BEFORE + r"\+[1-9]", 2),
+        Trigger(_NOT_GROUP_BEFORE + r"\(\d{3}\)\d{3}[ .-]\d{4}", 13),
+        Trigger(_NOT_GROUP_BEFORE + r"\(\d{3}\)[ .-]\d{3}[ .-]\d{4}", 14),
+        Trigger(_NOT_GROUP_BEFORE + r"\d{3}[ .-]\d{3}[ .-]\d{4}", 12),
+        *(
+            Trigger(_NOT_GROUP_BEFORE + "0[1-9]" + r"\d" * k + r"[ .-]\d\d", 5 + k)
+            for k in range(4)
+        ),
+    ),
+    need=50,
+)
+
+
+def phones(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return PHONE_CHAIN.find(text, pos, end)
 
 
 # --- national identifiers ------------------------------------------------------------------
@@ -108,14 +177,25 @@ _SSN_LABELLED = re.compile(
 )
 
 
-def ssns(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    out = [
-        Span(m.start(1), m.end(4), US_SSN)
-        for pattern in (_SSN, _SSN_LABELLED)
-        for m in pattern.finditer(text, pos, end)
-        if checks.us_ssn_ok(m.group(1), m.group(3), m.group(4))
-    ]
-    return sorted(out)
+def _ssn(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    ok = checks.us_ssn_ok(m.group(1), m.group(3), m.group(4))
+    return ([Span(m.start(1), m.end(4), US_SSN)] if ok else []), m.end()
+
+
+# The labelled form allows any run of blanks between label and number: `need` covers about 60.
+SSN_CHAINS = (
+    RegexChain(_SSN, _ssn, (Trigger(r"[^\w-]\d{3}[- ]\d{2}[- ]\d{4}", 11),), need=48),
+    RegexChain(
+        _SSN_LABELLED,
+        _ssn,
+        (Trigger(r"\Wssn", 3, caseless=True), Trigger(r"\Wsocial[ \t]", 7, caseless=True)),
+        need=96,
+    ),
+)
+
+
+def ssns(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return sorted(span for chain in SSN_CHAINS for span in chain.find(text, pos, end))
 
 
 _NINO = re.compile(
@@ -125,23 +205,58 @@ _NINO = re.compile(
 )
 
 
-def ninos(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    return [
-        Span(m.start(), m.end(), UK_NINO)
-        for m in _NINO.finditer(text, pos, end)
-        if checks.uk_nino_ok(m.group(1))
-    ]
+def _nino(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    return ([Span(m.start(), m.end(), UK_NINO)] if checks.uk_nino_ok(m.group(1)) else []), m.end()
+
+
+def _spaced(*parts: tuple[str, int]) -> list[tuple[str, int]]:
+    """Every way of joining fixed-width `parts` (pattern, width) with or without one space
+    between two of them, as (pattern, width)."""
+    out = [parts[0]]
+    for pattern, width in parts[1:]:
+        out = [(p + s + pattern, w + len(s) + width) for p, w in out for s in ("", " ")]
+    return out
+
+
+# Anchored on the digits and the final letter; the number starts two or three characters
+# before them (two letters and maybe a space).
+NINO_CHAIN = RegexChain(
+    _NINO,
+    _nino,
+    tuple(
+        Trigger(pattern, width + 3, caseless=True, spread=2)
+        for pattern, width in _spaced((r"\d\d", 2), (r"\d\d", 2), (r"\d\d", 2), ("[a-d]", 1))
+    ),
+    need=15,
+)
+
+
+def ninos(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return NINO_CHAIN.find(text, pos, end)
 
 
 _DNI = re.compile(r"(?<![A-Za-z0-9-])(?:\d{8}|[XYZxyz]-?\d{7})-?[A-Za-z](?![A-Za-z0-9])")
 
 
-def dnis(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    return [
-        Span(m.start(), m.end(), ES_DNI)
-        for m in _DNI.finditer(text, pos, end)
-        if checks.es_dni_ok(m.group())
-    ]
+def _dni(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    return ([Span(m.start(), m.end(), ES_DNI)] if checks.es_dni_ok(m.group()) else []), m.end()
+
+
+DNI_CHAIN = RegexChain(
+    _DNI,
+    _dni,
+    (
+        Trigger(r"\d{8}[A-Za-z]", 9),
+        Trigger(r"\d{8}-[A-Za-z]", 10),
+        Trigger(r"[XYZxyz]\d{7}", 8),
+        Trigger(r"[XYZxyz]-\d{7}", 9),
+    ),
+    need=13,
+)
+
+
+def dnis(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return DNI_CHAIN.find(text, pos, end)
 
 
 _INSEE = re.compile(
@@ -150,140 +265,23 @@ _INSEE = re.compile(
 )
 
 
-def insees(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    return [
-        Span(m.start(), m.end(), FR_INSEE)
-        for m in _INSEE.finditer(text, pos, end)
-        if checks.fr_insee_ok(m.group())
-    ]
+def _insee(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    return ([Span(m.start(), m.end(), FR_INSEE)] if checks.fr_insee_ok(m.group()) else []), m.end()
 
 
-# --- payment cards -------------------------------------------------------------------------
-# Digit groups joined by single spaces or dashes form a run; the card is looked for among the
-# run's consecutive groups (so "qty 2 4111 1111 1111 1111" still finds the card), every group of
-# a multi-group card having at least three digits and one kind of separator. A multi-group
-# candidate that continues, with that same separator, into a group of three or more digits is
-# part of a longer number (a 20-digit reference grouped by four), not a card. A group right
-# after "." or "," is the fraction or thousands part of a number and never part of a card.
-# Every rule looks at most one group beyond the candidate, which bounds the detector's reach.
-_DIGITS = re.compile(r"(?<!\d)\d+")
+INSEE_CHAIN = RegexChain(
+    _INSEE,
+    _insee,
+    tuple(
+        Trigger(r"[^\w.-]" + pattern, width)
+        for pattern, width in _spaced(("[12]", 1), (r"\d\d", 2), (r"\d\d", 2), (r"\d[\dABab]", 2))
+    ),
+    need=23,
+)
 
 
-def cards(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    out: list[Span] = []
-    run: list[tuple[int, int]] = []
-    for m in _DIGITS.finditer(text, pos, end):
-        start = m.start()
-        if run and start - run[-1][1] == 1 and text[start - 1] in " -":
-            run.append(m.span())
-            continue
-        if run:
-            _cards_in_run(text, run, out)
-        run = [m.span()]
-    if run:
-        _cards_in_run(text, run, out)
-    return out
-
-
-def _cards_in_run(text: str, run: list[tuple[int, int]], out: list[Span]) -> None:
-    i = 0
-    while i < len(run):
-        j = _card_end(text, run, i)
-        if j:
-            out.append(Span(run[i][0], run[j - 1][1], PAYMENT_CARD))
-            i = j
-        else:
-            i += 1
-
-
-def _card_end(text: str, run: list[tuple[int, int]], i: int) -> int:
-    """The end j of the longest card made of the groups run[i:j], or 0.
-
-    Candidates are 13 to 19 digits; past the first group every group has three or more digits
-    (and then the first one too), so at most six groups are tried from each start."""
-    ends: list[int] = []
-    digits = 0
-    for j in range(i, len(run)):
-        size = run[j][1] - run[j][0]
-        if size < 3 and j > i:
-            break
-        digits += size
-        if digits > 19:
-            break
-        if digits >= 13:
-            ends.append(j + 1)
-    for j in reversed(ends):
-        if _is_card(text, run, i, j):
-            return j
-    return 0
-
-
-def _is_card(text: str, run: list[tuple[int, int]], i: int, j: int) -> bool:
-    """run[i:j] (13 to 19 digits, groups after the first of 3+ digits) is a card."""
-    part = run[i:j]
-    if any(text[s - 1] in ".," for s, _ in part if s > 0):
-        return False
-    if j - i > 1:
-        seps = {text[e] for _, e in part[:-1]}
-        if len(seps) > 1:
-            return False
-        sep = seps.pop()
-        first, last = part[0][0], part[-1][1]
-        if text.startswith(sep, last) and _digits_at(text, last + 1, 1) >= 3:
-            return False
-        if first >= 2 and text[first - 1] == sep and _digits_at(text, first - 2, -1) >= 3:
-            return False
-    return checks.payment_card_ok("".join(text[s:e] for s, e in part))
-
-
-def _digits_at(text: str, i: int, direction: int) -> int:
-    """How many digits (up to 3) run from text[i] in `direction` (1 forwards, -1 backwards)."""
-    count = 0
-    while count < 3 and 0 <= i < len(text) and text[i].isdigit():
-        count += 1
-        i += direction
-    return count
-
-
-# --- IBAN ----------------------------------------------------------------------------------
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-
-
-def ibans(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    """The candidate run can be longer than the IBAN (it is followed by more upper-case words
-    or another IBAN): the search resumes after each IBAN, or after the failed candidate's
-    country code, never after the whole run, so the next IBAN in it is still found."""
-    out: list[Span] = []
-    m = _IBAN.search(text, pos, end)
-    while m is not None:
-        found = _iban_at(text, m)
-        out.extend(found)
-        m = _IBAN.search(text, found[0].end if found else m.start() + 2, end)
-    return out
-
-
-def _iban_at(text: str, m: re.Match[str]) -> list[Span]:
-    """The IBAN at the start of candidate `m` ([] or one span)."""
-    raw = m.group()
-    length = checks.IBAN_LENGTHS.get(raw[:2])
-    if length is None:
-        return []
-    # Where the IBAN's `length` characters end inside the match (spaces don't count).
-    kept = 0
-    stop = 0
-    for i, ch in enumerate(raw):
-        if ch != " ":
-            kept += 1
-            if kept == length:
-                stop = i + 1
-                break
-    if not stop or (stop < len(raw) and raw[stop] != " "):
-        return []
-    if stop == len(raw) and m.end() < len(text) and text[m.end()].isalnum():
-        return []
-    if not checks.iban_ok(raw[:stop].replace(" ", "")):
-        return []
-    return [Span(m.start(), m.start() + stop, IBAN)]
+def insees(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return INSEE_CHAIN.find(text, pos, end)
 
 
 # --- IP addresses --------------------------------------------------------------------------
@@ -294,21 +292,32 @@ _IPV6 = re.compile(
 )
 
 
-def ips(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    out: list[Span] = []
-    if "." in text:
-        out.extend(
-            Span(m.start(), m.end(), IP_ADDRESS)
-            for m in _IPV4.finditer(text, pos, end)
-            if checks.ipv4_ok(m.group())
-        )
-    if ":" in text:
-        out.extend(
-            Span(m.start(), m.end(), IP_ADDRESS)
-            for m in _IPV6.finditer(text, pos, end)
-            if checks.ipv6_ok(m.group())
-        )
-    return sorted(out)
+def _ip(check: Callable[[str], bool]) -> Convert:
+    def convert(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+        return ([Span(m.start(), m.end(), IP_ADDRESS)] if check(m.group()) else []), m.end()
+
+    return convert
+
+
+IP_CHAINS = (
+    RegexChain(
+        _IPV4,
+        _ip(checks.ipv4_ok),
+        tuple(
+            Trigger(rf"[^\w.]\d{{{a}}}\.\d{{{b}}}\.", a + b + 2)
+            for a in (1, 2, 3)
+            for b in (1, 2, 3)
+        ),
+        need=54,
+    ),
+    # Anchored on the first colon and what follows it (a hex digit or a colon); the address
+    # starts zero to four hex digits before it.
+    RegexChain(_IPV6, _ip(checks.ipv6_ok), (Trigger(":[0-9A-Fa-f:]", 6, spread=5),), need=54),
+)
+
+
+def ips(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return sorted(span for chain in IP_CHAINS for span in chain.find(text, pos, end))
 
 
 # --- medical record numbers ----------------------------------------------------------------
@@ -322,5 +331,21 @@ _MRN = re.compile(
 )
 
 
-def mrns(text: str, pos: int = 0, end: int = _END) -> list[Span]:
-    return [Span(m.start(1), m.end(1), MRN) for m in _MRN.finditer(text, pos, end)]
+def _mrn(_text: str, m: re.Match[str]) -> tuple[list[Span], int]:
+    return [Span(m.start(1), m.end(1), MRN)], m.end()
+
+
+# Any run of blanks may follow the label: `need` covers about 50.
+MRN_CHAIN = RegexChain(
+    _MRN,
+    _mrn,
+    tuple(
+        Trigger(r"[^A-Za-z1-9]" + label, width, caseless=True)
+        for label, width in (("mrn", 3), (r"medical[ \t]", 8), (r"patient[ \t]", 8))
+    ),
+    need=96,
+)
+
+
+def mrns(text: str, pos: int = 0, end: int = END) -> list[Span]:
+    return MRN_CHAIN.find(text, pos, end)

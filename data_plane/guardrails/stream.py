@@ -7,70 +7,102 @@ when allowing or tagging), whatever the chunking. With a blocking finding, `feed
 from the moment the finding is certain and `blocked` turns true; nothing of the secret has been
 released (released text is a prefix of the redacted text that stops before the secret).
 
-Hold-back bound and its latency cost
-------------------------------------
-The guard always keeps the last `H = compiled.hold_back` characters unreleased, where H is the
-largest `reach` of the enabled detectors: the number of characters from a finding's start
-within which the detector has reported it (131 with e-mail enabled: a 64-character local part,
-"@", a 64-character domain and one look-ahead character; 96 without it). A secret split over
-any number of chunks is therefore seen whole before its first character could be released.
-Findings that are still open (a PEM key block before its END line, a token whose run is still
-growing, any finding not yet decided) hold back from their start, however long they get.
-The cost is latency, not throughput: the first character reaches the client once H + step
-characters have been generated (about 40 tokens at the defaults) or at the end of the stream,
-and from then on output trails the model by H to H + step characters. The guard scans a window
-of the held text plus H characters of already released context (findings that start there
-were dealt with already; they matter for what follows them) every `step` characters (default
-32), so its CPU cost is that of scanning roughly (2H + step) / step times the output, and a
-block is reported within `step` characters of becoming certain.
+Incremental: each character is scanned once
+-------------------------------------------
+The guard runs the whole-text algorithm of `engine.scan` on the stream as it grows: the
+automaton (a Hyperscan stream) reads each new character once and reports the candidates of
+every detector's chains; each chain decides its candidates in text order, keeping its cursor
+from one chunk to the next, as soon as enough text follows a candidate (`need` characters,
+so the decision is the one the whole text would give). Its state is the held text, the
+automaton's stream state, the pending candidates and the decided findings not yet released.
 
-Release never cuts inside a finding, whatever its action, so no finding of the whole text
-straddles the released boundary. What the guard cannot reproduce is a match that begins more
-than H characters before the boundary and runs on past it without any separator (undelimited
-tokens chained for hundreds of characters): scanning mid-text, such a run may be split into
-findings differently than a scan of the whole text would. Text where secrets are delimited by
-whitespace or punctuation, that is all ordinary text, is not affected.
+Release and its latency cost
+----------------------------
+Text is released up to the first position where a finding might still start: the earliest
+pending candidate of any chain (minus how far before its candidate a finding can start), an
+open-ended finding that is still growing (a PEM key block before its END line, a token whose
+run goes on), or, for candidates the automaton cannot have reported yet, the longest distance
+from the end of a trigger back to where its finding may start (66 with e-mail enabled: the
+local part before the "@"). Release never cuts inside a finding, whatever its action, so no
+finding of the whole text straddles the released boundary. A secret is therefore seen whole,
+and decided, before its first character could be released.
+The cost is latency, not throughput: the guard works when the text held would otherwise pass
+`H + step` characters (H = `compiled.hold_back`, the largest reach of the enabled detectors)
+or when a pending candidate can be decided, so output trails the model by at most H + step
+characters on text without findings (the first character reaches the client once H + step
+characters have been generated, or at the end of the stream), and a block is reported within
+H + step characters of the secret's start.
 
-The guard is pure: no I/O, no clock; its only state is the held text and the counts.
+Tenant patterns the automaton cannot take are matched by a pass of their own over the held
+text (`chains.FallbackRun`); a custom pattern match longer than its `max_len` may be found
+differently than in the whole text, and so may a label followed by a run of blanks longer
+than its chain's `need` allows for.
+
+The guard is pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
+from data_plane.guardrails.chains import END, ChainRun, FallbackRun
 from data_plane.guardrails.engine import (
     Action,
     CompiledGuardrails,
     Verdict,
     drop_fragments,
+    merge_same_category,
     redaction_regions,
     render,
-    run_detectors,
     verdict_from_counts,
 )
 from data_plane.guardrails.spans import Detector, Span
 
-# Released characters kept before the scanned context, for look-behinds at its start (the
-# built-in patterns look back two characters at most; custom ones rarely further).
+# Released characters kept before the held text, for look-behinds at its start (the built-in
+# patterns look back two characters, and four for a card's grouping; custom ones rarely
+# further).
 _MARGIN = 32
+
+Found = tuple[Span, Detector]
 
 
 class StreamGuard:
     __slots__ = (
+        "_active",
+        "_back",
         "_blocked_by",
-        "_buf",
+        "_blocks",
         "_compiled",
         "_counts",
-        "_ctx",
         "_done",
-        "_scan_at",
+        "_fallbacks",
+        "_found",
+        "_helds",
+        "_hits",
+        "_next",
+        "_origin",
+        "_released",
+        "_runs",
+        "_scanned",
         "_step",
+        "_text",
     )
 
     def __init__(self, compiled: CompiledGuardrails, *, step: int = 32) -> None:
+        scanner = compiled.scanner
         self._compiled = compiled
+        self._blocks = Action.BLOCK in compiled.actions.values()
         self._step = max(1, step)
-        self._ctx = ""  # the last H + _MARGIN released characters: context for the next scan
-        self._buf = ""  # text received and not yet released
-        self._scan_at = self._step
+        self._back = scanner.back
+        self._helds = scanner.helds
+        self._hits = scanner.stream()
+        self._runs = [ChainRun(chain, detector) for chain, detector in scanner.chains]
+        self._active: set[int] = set()  # runs with pending candidates or an open finding
+        self._fallbacks = [FallbackRun(regex, detector) for regex, detector in scanner.fallbacks]
+        self._found: list[Found] = []  # decided findings not released yet
+        self._text = ""  # held text, after up to _MARGIN released characters of context
+        self._origin = 0  # position of _text[0] in the stream
+        self._released = 0
+        self._scanned = 0
+        self._next = compiled.hold_back + self._step  # stream length at which to work next
         self._counts: dict[str, int] = {}
         self._blocked_by: tuple[str, ...] = ()
         self._done = False
@@ -91,8 +123,8 @@ class StreamGuard:
         """Take the next delta; return the text that may be released now (often "")."""
         if self._blocked_by or self._done or not delta:
             return ""
-        self._buf += delta
-        if len(self._buf) < self._scan_at:
+        self._text += delta
+        if self._origin + len(self._text) < self._next:
             return ""
         return self._advance(final=False)
 
@@ -101,127 +133,142 @@ class StreamGuard:
         if self._done:
             return ""
         self._done = True
-        if self._blocked_by or not self._buf:
+        if self._blocked_by:
             return ""
         return self._advance(final=True)
 
     def _advance(self, *, final: bool) -> str:
-        compiled = self._compiled
-        hold = compiled.hold_back
-        window = self._ctx + self._buf
-        base = len(self._ctx)
-        n = len(window)
-        findings = _settle(_scan_window(compiled, window, base), base, n, final)
-        actions = compiled.actions
-
-        blocking = sorted(
-            {
-                s.category
-                for s, _, certain in findings
-                if certain and actions[s.category] is Action.BLOCK
-            }
-        )
-        if blocking:
-            self._blocked_by = tuple(blocking)
-            for category in blocking:
-                self._counts[category] = self._counts.get(category, 0) + 1
-            self._buf = ""
+        text, origin = self._text, self._origin
+        n = origin + len(text)
+        self._scan(text, origin, n, final)
+        low, opened = self._decide(text, origin, n, final)
+        found = self._found
+        cut = min(low, n)
+        kept: list[Found] = []
+        if found or opened:
+            kept = drop_fragments(found + opened)
+            if self._blocks and self._block(kept, low, final):
+                return ""
+            for span, _ in opened:
+                cut = min(cut, span.start)
+            cut = _outside_findings(kept, cut)
+        if cut <= self._released:
+            self._schedule(n)
             return ""
-
-        cut = n if final else n - hold
-        for span, settled, _ in findings:
-            if not settled and span.start < cut:
-                cut = span.start
-        # Never cut inside a finding (of any action) nor inside overlapping findings: the next
-        # window then starts on a clean boundary, and every finding is counted exactly once.
-        block_start = block_end = -1
-        for span, _, _ in findings:
-            if span.start >= block_end:
-                block_start, block_end = span.start, span.end
-            else:
-                block_end = max(block_end, span.end)
-            if block_start < cut < block_end:
-                cut = block_start
-                break
-        regions = redaction_regions(compiled, (s for s, _, _ in findings))
-        if cut <= base:
-            self._schedule(hold)
-            return ""
-
-        for span, _, _ in findings:
-            if span.start < cut:
-                self._counts[span.category] = self._counts.get(span.category, 0) + 1
-        released = render(compiled, window, [r for r in regions if r.end <= cut], base, cut)
-        self._ctx = window[max(0, cut - hold - _MARGIN) : cut]
-        self._buf = window[cut:]
-        self._schedule(hold)
+        if kept:
+            released = self._release(kept, text, origin, cut)
+            self._found = [(span, detector) for span, detector in found if span.start >= cut]
+        else:
+            released = text[self._released - origin : cut - origin]
+        self._released = cut
+        keep = max(origin, cut - _MARGIN)
+        self._text = text[keep - origin :]
+        self._origin = keep
+        self._schedule(n)
         return released
 
-    def _schedule(self, hold: int) -> None:
-        held = len(self._buf)
-        self._scan_at = held + max(self._step, (held - hold) // 4)
-
-
-def _scan_window(
-    compiled: CompiledGuardrails, window: str, base: int
-) -> list[tuple[Span, Detector]]:
-    """Findings of the window, scanned from H characters before `base` (the `_MARGIN`
-    characters before that are look-behind context only).
-
-    No finding of the whole text straddles `base` (the guard never cuts inside one), so a
-    window finding that does is an artefact of starting the scan mid-text: a match that began
-    inside an already released one (a JWT's payload segment, a `password=` inside a Bearer
-    value whose label is no longer in the window). Such a match would hide the findings after
-    it, so that detector's scan resumes just after the artefact's start, as often as needed.
-    """
-    found = run_detectors(compiled, window, max(0, base - compiled.hold_back))
-    stale = {id(d): d for s, d in found if s.start < base < s.end}
-    if not stale:
-        return drop_fragments(found)
-    kept = [(s, d) for s, d in found if id(d) not in stale]
-    for key, detector in stale.items():
-        spans = [s for s, d in found if id(d) == key]
-        while (artefact := _straddling(spans, base)) is not None:
-            spans = detector.find(window, artefact.start + 1)
-        kept.extend((span, detector) for span in spans)
-    return drop_fragments(kept)
-
-
-def _straddling(spans: list[Span], base: int) -> Span | None:
-    return next((s for s in spans if s.start < base < s.end), None)
-
-
-def _settle(
-    found: list[tuple[Span, Detector]], base: int, n: int, final: bool
-) -> list[tuple[Span, bool, bool]]:
-    """Keep findings starting in the unreleased part; mark each settled (will not change) and
-    certain (exists whatever follows); merge same-category overlaps (settled if all members
-    are, certain if any is)."""
-    marked: list[tuple[Span, bool, bool]] = []
-    for span, detector in found:
-        if span.start < base:
-            continue
+    def _scan(self, text: str, origin: int, n: int, final: bool) -> None:
+        """Feed the characters not scanned yet to the automaton; queue their candidates."""
+        hits = self._hits
+        if hits is None:
+            return
+        if n > self._scanned:
+            runs, active = self._runs, self._active
+            for index, ranges in hits.scan(text[self._scanned - origin :]).items():
+                pending = runs[index].pending
+                pending.extend(ranges)
+                pending.sort()
+                active.add(index)
+            self._scanned = n
         if final:
-            settled = True
-        elif detector.open_ended:
-            settled = n - span.end >= detector.tail
+            hits.close()
+
+    def _decide(self, text: str, origin: int, n: int, final: bool) -> tuple[int, list[Found]]:
+        """Decide what the text allows; return where a finding may still start, and the
+        open-ended findings still growing."""
+        low = n if final else n + 1 - self._back
+        if not final:
+            for held in self._helds:
+                low = min(low, n - held(text))
+        opened: list[Found] = []
+        found = self._found
+        for index in sorted(self._active) if self._active else ():
+            run = self._runs[index]
+            if not final and not run.open and run.due() > n:  # nothing it can decide yet
+                low = min(low, run.low_water())
+                continue
+            found.extend((span, run.detector) for span in run.advance(text, origin, final))
+            if run.pending or run.open:
+                low = min(low, run.low_water())
+                opened.extend((span, run.detector) for span in run.open)
+            else:
+                self._active.discard(index)
+        for fallback in self._fallbacks:
+            found.extend((s, fallback.detector) for s in fallback.advance(text, origin, final))
+            if not final:
+                low = min(low, fallback.restart)
+        return low, opened
+
+    def _block(self, kept: list[Found], low: int, final: bool) -> bool:
+        """Block on a certain finding of a blocking category: decided or open-ended, and, for
+        a detector that yields to others, with every finding that could contain it decided."""
+        actions = self._compiled.actions
+        blocking = sorted(
+            {
+                span.category
+                for span, detector in kept
+                if actions[span.category] is Action.BLOCK
+                and (final or not detector.yields_to or span.start < low)
+            }
+        )
+        if not blocking:
+            return False
+        self._blocked_by = tuple(blocking)
+        for category in blocking:
+            self._counts[category] = self._counts.get(category, 0) + 1
+        self._text = ""
+        self._found = []
+        if self._hits is not None:
+            self._hits.close()
+        return True
+
+    def _release(self, kept: list[Found], text: str, origin: int, cut: int) -> str:
+        """text up to `cut` (from the released position), redacted; count its findings."""
+        start, stop = self._released - origin, cut - origin
+        findings = merge_same_category(span for span, _ in kept if span.start < cut)
+        if not findings:
+            return text[start:stop]
+        for span in findings:
+            self._counts[span.category] = self._counts.get(span.category, 0) + 1
+        regions = [
+            Span(r.start - origin, r.end - origin, r.category)
+            for r in redaction_regions(self._compiled, findings)
+        ]
+        return render(self._compiled, text, regions, start, stop)
+
+    def _schedule(self, n: int) -> None:
+        """Work next when the held text would pass H + step characters; when it already does
+        (a finding or a candidate holds it), when the first pending candidate can be decided,
+        or once the text has grown by a quarter (an open finding, a long run of digits)."""
+        step, hold = self._step, self._compiled.hold_back
+        due = self._released + hold + step
+        if due <= n:
+            due = min((self._runs[i].due() for i in self._active), default=END)
+            for fallback in self._fallbacks:
+                due = min(due, fallback.restart + fallback.detector.reach)
+            if due <= n or due == END:
+                due = n + max(step, (n - self._released - hold) // 4)
+        self._next = due
+
+
+def _outside_findings(kept: list[Found], cut: int) -> int:
+    """`cut`, or the start of the (overlapping) findings it would fall inside."""
+    block_start = block_end = -1
+    for span in sorted(span for span, _ in kept if span.start < cut):
+        if span.start >= block_end:
+            block_start, block_end = span.start, span.end
         else:
-            settled = n - span.start >= detector.reach
-        marked.append((span, settled, settled or detector.open_ended))
-    marked.sort()
-    out: list[tuple[Span, bool, bool]] = []
-    last: dict[str, int] = {}
-    for span, settled, certain in marked:
-        i = last.get(span.category)
-        if i is not None and span.start < out[i][0].end:
-            prev, prev_settled, prev_certain = out[i]
-            end = max(prev.end, span.end)
-            out[i] = (
-                Span(prev.start, end, span.category),
-                prev_settled and settled,
-                prev_certain or certain,
-            )
-            continue
-        last[span.category] = len(out)
-        out.append((span, settled, certain))
-    return out
+            block_end = max(block_end, span.end)
+        if block_start < cut < block_end:
+            return block_start
+    return cut

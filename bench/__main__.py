@@ -18,9 +18,11 @@ from typing import NamedTuple
 from bench import (
     decision_bench,
     export_bench,
+    fleet_bench,
     gateway_bench,
     guardrails_bench,
     ingest_bench,
+    loss_bench,
     push_bench,
     snapshot_scale_bench,
     stream_bench,
@@ -40,8 +42,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ingest": Benchmark(ingest_bench.TITLE, ingest_bench.run),
     "export": Benchmark(export_bench.TITLE, export_bench.run),
     "push": Benchmark(push_bench.TITLE, push_bench.run),
+    "fleet": Benchmark(fleet_bench.TITLE, fleet_bench.run),
     "gateway": Benchmark(gateway_bench.TITLE, gateway_bench.run),
     "stream": Benchmark(stream_bench.TITLE, stream_bench.run),
+    "loss": Benchmark(loss_bench.TITLE, loss_bench.run),
 }
 
 

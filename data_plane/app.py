@@ -196,6 +196,7 @@ async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:
         usage_client,
         metrics,
         flush_interval=settings.usage_flush_interval_s,
+        commit_window=settings.durable_commit_s,
         batch_max=settings.usage_batch_max,
         queue_max=settings.usage_queue_max,
         backoff=backoff,

@@ -37,6 +37,7 @@ INVALID_TOKEN = "invalid_token"
 BUDGET_EXCEEDED = "budget_exceeded"
 RATE_LIMITED = "rate_limited"
 LIMITS_UNAVAILABLE = "limits_unavailable"
+AUDIT_UNAVAILABLE = "audit_unavailable"
 GUARDRAIL_BLOCKED = "guardrail_blocked"
 # Outcomes recorded in usage events when a stream ends early (never sent as an error body).
 STREAM_INTERRUPTED = "stream_interrupted"
@@ -223,4 +224,16 @@ def invalid_token(reason: str) -> ApiError:
         INVALID_TOKEN,
         f"The bearer token was refused: {reason}.",
         "invalid_request_error",
+    )
+
+
+def audit_unavailable() -> ApiError:
+    """A durable-audit tenant's answer whose usage and audit record could not be written."""
+    return ApiError(
+        503,
+        AUDIT_UNAVAILABLE,
+        "The answer is withheld: its audit record could not be stored (this tenant requires "
+        "it before any answer is released). Retry later.",
+        "server_error",
+        retry_after=5,
     )

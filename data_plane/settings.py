@@ -11,6 +11,10 @@
 | ASC_SEAL_KEY | unset; the keyring that opens sealed provider credentials |
 | ASC_TLS_CA, _CERT, _KEY | unset: plaintext gRPC; set: mTLS with this node's certificate |
 | ASC_DP_WORKERS | 1; processes sharing the port (SO_REUSEPORT), node ids <node id>-w<i> |
+| ASC_DP_DURABLE_AUDIT_TENANTS | none; tenant ids or slugs, comma-separated (durable audit) |
+
+Durable audit: those tenants' answers are released only once their usage and audit record is
+in the spool on disk (``UsageReporter.record(durable=True)``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ class Settings:
     # times in a row, no run lasting task_stable_s, makes the node not ready until it recovers.
     task_give_up_after: int = 5
     task_stable_s: float = 30.0
+    # Durable audit: these tenants' (ids or slugs) answers are released only once their usage
+    # and audit record is in the spool on disk, batched with others within the commit window.
+    durable_audit_tenants: frozenset[str] = frozenset()
+    durable_commit_s: float = 0.002
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +74,11 @@ class Settings:
             seal_key=env.get("ASC_SEAL_KEY", ""),
             tls=TlsFiles.from_env("ASC_TLS", env),
             workers=max(1, int(env.get("ASC_DP_WORKERS", "1"))),
+            durable_audit_tenants=frozenset(
+                t.strip()
+                for t in env.get("ASC_DP_DURABLE_AUDIT_TENANTS", "").split(",")
+                if t.strip()
+            ),
         )
 
     @property

@@ -14,6 +14,7 @@ client's own format. Policy holds the same way for every dialect and every provi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +34,16 @@ from data_plane.errors import ApiError
 from data_plane.guardrails import Action, CompiledGuardrails, Verdict
 from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrails.policy import Guard, for_route
-from data_plane.http.appkeys import ADMITTER, METRICS, PROVIDERS, RANDOM, REQUEST_ID, STORE, USAGE
+from data_plane.http.appkeys import (
+    ADMITTER,
+    METRICS,
+    PROVIDERS,
+    RANDOM,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    USAGE,
+)
 from data_plane.http.owners import Owner, ResponseOwners
 from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
 from data_plane.policy.compiled import CompiledPolicy, RouteEntry
@@ -169,16 +179,18 @@ async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.Str
     context = Context(request, dialect, policy, record)
     try:
         with request.app[ADMITTER].slot(principal.key) as refused:
-            if refused is not None:
-                return context.fail(refused)
-            response = await serve(context)
+            response = context.fail(refused) if refused is not None else await serve(context)
     except BaseException:
         record.status, record.error_code = 500, errors.INTERNAL_ERROR
         raise
     finally:
         if context.call is not None:
             _note_tried(record, context.call.tried)
-        finish(request.app, record)
+        stored = finish(request.app, record)
+    # Durable audit: the answer waits for its record to be on disk, and is withheld (fail
+    # closed) when it cannot be (a stream has been sent by now: only its record waited).
+    if stored is not None and not await stored and not response.prepared:
+        return error_response(errors.audit_unavailable(), dialect)
     return response
 
 
@@ -523,8 +535,10 @@ async def serve_embeddings(context: Context) -> web.StreamResponse:
     return json_response(body)
 
 
-def finish(app: web.Application, record: RequestRecord) -> None:
-    """Metrics and the usage event of one request (after authentication)."""
+def finish(app: web.Application, record: RequestRecord) -> asyncio.Future[bool] | None:
+    """Metrics and the usage event of one request (after authentication). For a tenant in
+    durable-audit mode, the future that says when its record is on disk (the answer waits for
+    it; a stream has been sent by then: only its record is made durable)."""
     latency = time.monotonic() - record.started
     label = record.route.name if record.route else "-"  # never a client-chosen label value
     metrics = app[METRICS]
@@ -538,4 +552,8 @@ def finish(app: web.Application, record: RequestRecord) -> None:
         metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
     event = build_event(record, int(latency * 1000))
     app[ADMITTER].settle(record.admission, record.usage, event.cost_nano_usd)
-    app[USAGE].record(event, build_audit(event, record.verdicts))
+    tenant = record.principal.tenant if record.principal is not None else None
+    durable = tenant is not None and not app[SETTINGS].durable_audit_tenants.isdisjoint(
+        (tenant.id, tenant.slug)
+    )
+    return app[USAGE].record(event, build_audit(event, record.verdicts), durable=durable)

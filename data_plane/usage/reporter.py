@@ -117,6 +117,7 @@ class UsageReporter:
         backoff: tuple[float, float] = (0.5, 30.0),
         rand: RandomSource | None = None,
         supervisor: Supervisor | None = None,
+        commit_window: float = 0.002,
     ) -> None:
         self._node_id = node.id
         self._boot_id = node.boot_id
@@ -139,21 +140,40 @@ class UsageReporter:
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._supervisor = supervisor or Supervisor(backoff=backoff, rand=self._rand)
+        # Durable records: their request id -> resolved True once on disk, False if dropped.
+        self._waiters: dict[str, asyncio.Future[bool]] = {}
+        self._durable_due = False
+        self._commit_window = commit_window
 
     def record(
-        self, event: control_pb2.UsageEvent, audit: control_pb2.AuditRecord | None = None
-    ) -> None:
-        """Queue ``event`` (and seal ``audit`` into the chain); never blocks."""
+        self,
+        event: control_pb2.UsageEvent,
+        audit: control_pb2.AuditRecord | None = None,
+        *,
+        durable: bool = False,
+    ) -> asyncio.Future[bool] | None:
+        """Queue ``event`` (and seal ``audit`` into the chain); never blocks. ``durable``:
+        also return a future resolved True once the event is in the spool on disk (fsynced;
+        batches are cut within ``commit_window`` of the first durable event, a group commit)
+        or False if it cannot be kept (queue or spool full, write failed)."""
+        waiter = asyncio.get_running_loop().create_future() if durable else None
         if len(self._queue) >= self._queue_max:
             self._metrics.usage_events.labels("dropped").inc()
             log.error("usage queue full (%d events): event %s dropped", len(self._queue),
                       event.request_id)  # fmt: skip
-            return
+            if waiter is not None:
+                waiter.set_result(False)
+            return waiter
         self._queue.append((event, self._chain.seal(audit) if audit is not None else None))
         self._metrics.usage_events.labels("queued").inc()
         self._metrics.usage_queue.set(len(self._queue))
-        if len(self._queue) >= self._batch_max:
+        if waiter is not None:
+            self._waiters[event.request_id] = waiter
+            self._durable_due = True
             self._full.set()
+        elif len(self._queue) >= self._batch_max:
+            self._full.set()
+        return waiter
 
     async def start(self) -> None:
         """Pick up batches a previous run left in the spool, then start the tasks."""
@@ -183,6 +203,7 @@ class UsageReporter:
                 log.exception("usage reporter task %s had failed", task.get_name())
         self._tasks = []
         await self._spool_queue()
+        self._settle(list(self._queue), kept=False)  # what the full spool could not take
 
     async def _batcher(self) -> None:
         while True:
@@ -190,6 +211,9 @@ class UsageReporter:
                 async with asyncio.timeout(self._flush_interval):
                     await self._full.wait()
             self._full.clear()
+            if self._durable_due:  # group commit: the durable events of the next few ms too
+                self._durable_due = False
+                await asyncio.sleep(self._commit_window)
             await self._spool_queue()
 
     def _cut(self) -> tuple[control_pb2.UsageBatch, list[Queued]]:
@@ -218,11 +242,13 @@ class UsageReporter:
             except OSError as exc:
                 log.error("cannot spool usage batch %s, dropping it: %s", batch.batch_id, exc)
                 self._metrics.usage_events.labels("dropped").inc(len(batch.events))
+                self._settle(items, kept=False)
                 continue
             except asyncio.CancelledError:
                 await asyncio.wait({write})
                 if write.exception() is None:
                     self._spooled_one(*write.result())
+                    self._settle(items, kept=True)
                 else:
                     self._requeue(items)
                 raise
@@ -230,6 +256,18 @@ class UsageReporter:
                 self._requeue(items)
                 raise
             self._spooled_one(path, size)
+            self._settle(items, kept=True)
+        if self._waiters and not self._spool_has_room():
+            self._settle(list(self._queue), kept=False)  # durable tenants fail closed
+
+    def _settle(self, items: list[Queued], *, kept: bool) -> None:
+        """Resolve the durable waiters of ``items``: on disk, or not kept."""
+        if not self._waiters:
+            return
+        for event, _ in items:
+            waiter = self._waiters.pop(event.request_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(kept)
 
     def _requeue(self, items: list[Queued]) -> None:
         """Events of a batch that was cut but not spooled, back at the head of the queue (in

@@ -4,19 +4,28 @@ tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
+from tests.fakes.openai_server import FakeOpenAI
 from tests.providers.gateway import Gateway
 
 UPSTREAM_KEY = "sk-upstream-shared"
 UPSTREAM_MODEL = "upstream-model"
 QUESTION = [{"role": "user", "content": "Hello?"}]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeOpenAI]:
+    """The one upstream of ``hard_budgets`` (a fixture: tests/data_plane/conftest.py)."""
+    async with FakeOpenAI(api_key=UPSTREAM_KEY, model=UPSTREAM_MODEL) as fake:
+        yield fake
 
 
 class GrantAll:

@@ -28,8 +28,6 @@ from shared.pb import control_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.budgets import (
     QUESTION,
-    UPSTREAM_KEY,
-    UPSTREAM_MODEL,
     GrantAll,
     chat,
     hard_budgets,
@@ -40,12 +38,6 @@ from tests.providers.gateway import Gateway, running_gateway
 
 HUGE = 9223372036854775807
 CAP = 100
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(api_key=UPSTREAM_KEY, model=UPSTREAM_MODEL) as fake:
-        yield fake
 
 
 @pytest.fixture

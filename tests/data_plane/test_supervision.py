@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
-import pytest
 
 from data_plane.http.appkeys import CONFIG_CLIENT, USAGE
 from data_plane.usage.reporter import Spool
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.budgets import (
-    UPSTREAM_KEY,
-    UPSTREAM_MODEL,
     GrantAll,
     chat,
     exchange,
@@ -93,12 +90,6 @@ class FlakyLeases(GrantAll):
             self.calls += 1
             raise Injected("the lease service answered something no code path expects")
         return await super().acquire(request)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(api_key=UPSTREAM_KEY, model=UPSTREAM_MODEL) as fake:
-        yield fake
 
 
 async def restarts(gateway: Gateway, task: str) -> float:

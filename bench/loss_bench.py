@@ -23,7 +23,7 @@ import aiohttp
 
 from bench.procs import Proc, free_port, python_module
 from data_plane.snapshots.store import SnapshotStore
-from data_plane.usage.reporter import SUFFIX, Spool
+from data_plane.usage.spool import SUFFIX, Spool
 from shared.crypto import hash_key, new_aes_key
 from shared.pb import snapshot_pb2
 from shared.snapshots import policy_hash

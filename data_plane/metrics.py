@@ -94,6 +94,16 @@ class Metrics:
             registry=r,
         )
 
+        self.usage_spool_quarantined = Counter(
+            "asc_dp_usage_spool_quarantined",
+            "Spool files that were not whole batches, moved to the quarantine folder.",
+            registry=r,
+        )
+        self.usage_spool_write_errors = Counter(
+            "asc_dp_usage_spool_write_errors",
+            "Usage batches the spool could not write (disk full, I/O error).",
+            registry=r,
+        )
         self.task_restarts = Counter(
             "asc_dp_background_task_restarts",
             "Background tasks restarted after an error, by task.",

@@ -28,20 +28,20 @@ from pathlib import Path
 from typing import Protocol
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from data_plane.backoff import backoff_delay
-from data_plane.files import write_atomic
 from data_plane.metrics import Metrics
 from data_plane.supervisor import Supervisor
 from data_plane.types import RandomSource
 from data_plane.usage.audit import AuditChain
+from data_plane.usage.spool import SUFFIX, CorruptSpoolFile, Spool
+
+__all__ = ["SUFFIX", "MemoryUsageClient", "Spool", "UsageClient", "UsageReporter"]
 from data_plane.usage.record import version_health
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".batch"
 # A usage event waiting in memory, with its audit record (sealed) when it has one.
 Queued = tuple[control_pb2.UsageEvent, control_pb2.AuditRecord | None]
 
@@ -71,35 +71,6 @@ class MemoryUsageClient:
     @property
     def events(self) -> list[control_pb2.UsageEvent]:
         return [event for batch in self.batches.values() for event in batch.events]
-
-
-class Spool:
-    """Batches on disk, one file each, named so that sorting gives the order they were cut
-    in (boot start time, then sequence). Blocking: call from an executor thread."""
-
-    def __init__(self, directory: Path, boot_started_ms: int, boot_id: str) -> None:
-        self.directory = directory
-        self._prefix = f"{boot_started_ms:013d}-{boot_id}-"
-
-    def write(self, batch: control_pb2.UsageBatch, seq: int) -> tuple[Path, int]:
-        path = self.directory / f"{self._prefix}{seq:010d}{SUFFIX}"
-        data = batch.SerializeToString()
-        write_atomic(path, data)
-        return path, len(data)
-
-    def pending(self) -> list[Path]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return sorted(self.directory.glob(f"*{SUFFIX}"))
-
-    @staticmethod
-    def sizes(paths: list[Path]) -> list[int]:
-        return [p.stat().st_size for p in paths]
-
-    @staticmethod
-    def read(path: Path) -> control_pb2.UsageBatch:
-        batch = control_pb2.UsageBatch()
-        batch.ParseFromString(path.read_bytes())
-        return batch
 
 
 class UsageReporter:
@@ -178,6 +149,11 @@ class UsageReporter:
     async def start(self) -> None:
         """Pick up batches a previous run left in the spool, then start the tasks."""
         paths = await asyncio.to_thread(self._spool.pending)
+        paths, quarantined = await asyncio.to_thread(self._spool.readable, paths)
+        for path, why in quarantined:
+            log.error("corrupt usage spool file quarantined as %s (%s); replaying the rest",
+                      path, why)  # fmt: skip
+            self._metrics.usage_spool_quarantined.inc()
         sizes = await asyncio.to_thread(Spool.sizes, paths)
         self._pending.extend(zip(paths, sizes, strict=True))
         self._spool_bytes = sum(sizes)
@@ -242,6 +218,7 @@ class UsageReporter:
             except OSError as exc:
                 log.error("cannot spool usage batch %s, dropping it: %s", batch.batch_id, exc)
                 self._metrics.usage_events.labels("dropped").inc(len(batch.events))
+                self._metrics.usage_spool_write_errors.inc()
                 self._settle(items, kept=False)
                 continue
             except asyncio.CancelledError:
@@ -309,9 +286,10 @@ class UsageReporter:
         path, size = self._pending[0]
         try:
             batch = await asyncio.to_thread(self._spool.read, path)
-        except (OSError, DecodeError) as exc:
-            log.error("unreadable usage spool file %s, setting it aside: %s", path, exc)
-            await asyncio.to_thread(path.replace, path.with_suffix(".bad"))
+        except (OSError, CorruptSpoolFile) as exc:
+            log.error("unreadable usage spool file %s, quarantined: %s", path, exc)
+            await asyncio.to_thread(self._spool.quarantine, path)
+            self._metrics.usage_spool_quarantined.inc()
             self._pending.popleft()
             self._spool_bytes -= size
             return

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from data_plane.http.appkeys import USAGE
-from data_plane.usage.reporter import SUFFIX, Spool
+from data_plane.usage.spool import SUFFIX, Spool
 from tests.data_plane import snapshots
 from tests.data_plane.budgets import (
     GrantAll,

@@ -16,7 +16,7 @@ import aiohttp
 import grpc
 
 from data_plane.http.appkeys import CONFIG_CLIENT, USAGE
-from data_plane.usage.reporter import Spool
+from data_plane.usage.spool import Spool
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from tests.data_plane import snapshots
 from tests.data_plane.budgets import (

@@ -260,7 +260,8 @@ async def test_an_unreadable_spool_file_is_set_aside_and_does_not_block_the_rest
         reporter.record(event(1))
         await eventually(lambda: client.batches, "the good batch is delivered")
     assert list(client.batches) == ["dp-1:boot-a:1"]
-    assert file_names(spool) == [bad_file.with_suffix(".bad").name], "kept for a human to see"
+    assert file_names(spool) == ["quarantine"]
+    assert file_names(spool / "quarantine") == [bad_file.name], "kept for a human to see"
 
 
 async def test_a_full_queue_drops_and_counts(spool: Path) -> None:

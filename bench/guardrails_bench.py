@@ -2,7 +2,9 @@
 
 Measures `scan` and `apply` (the input path) and the `StreamGuard` (the output path, text fed
 in 16-character deltas, about four tokens each) on clean text and on text with a few findings
-per KB (e-mail, phone, card, IBAN, an AWS key id). Run with `python -m bench guardrails` (or
+per KB (e-mail, phone, card, IBAN, an AWS key id), and the same with a tenant's own patterns
+added (custom regexes, one with a look-behind, and a keyword list). Run with
+`python -m bench guardrails` (or
 `python -m bench.guardrails_bench`); `run()` returns the numbers so the bench driver can print
 them. Nothing here asserts a timing.
 """
@@ -15,7 +17,9 @@ from functools import partial
 
 from data_plane.guardrails import (
     CompiledGuardrails,
+    CustomRegex,
     GuardrailPolicy,
+    KeywordList,
     StreamGuard,
     apply,
     compile_policy,
@@ -78,6 +82,12 @@ def _stream(compiled: CompiledGuardrails, text: str, chunk: int) -> str:
     return "".join(out)
 
 
+_TENANT = GuardrailPolicy(
+    custom_regexes=(CustomRegex("project", (r"PRJ-\d{4,8}", r"(?<=ticket )[A-Z]{2,5}-\d+")),),
+    keyword_lists=(KeywordList("codenames", ("falcon", "blue moon", "nightjar")),),
+)
+
+
 def run(size: int = 4096, chunk: int = 16) -> dict[str, float]:
     compiled = compile_policy(GuardrailPolicy())
     results: dict[str, float] = {}
@@ -86,6 +96,10 @@ def run(size: int = 4096, chunk: int = 16) -> dict[str, float]:
         results[f"{label}: scan"] = _us_per_kb(partial(scan, compiled, text), size)
         results[f"{label}: apply"] = _us_per_kb(partial(apply, compiled, text), size)
         results[f"{label}: stream"] = _us_per_kb(partial(_stream, compiled, text, chunk), size)
+    tenant = compile_policy(_TENANT)
+    text = chat_text(size, True)
+    results["with PII, tenant: scan"] = _us_per_kb(partial(scan, tenant, text), size)
+    results["with PII, tenant: stream"] = _us_per_kb(partial(_stream, tenant, text, chunk), size)
     return results
 
 

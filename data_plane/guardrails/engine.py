@@ -46,10 +46,11 @@ class Action(StrEnum):
 
     @property
     def rank(self) -> int:
-        return _ORDER.index(self)
+        return _RANKS[self]
 
 
 _ORDER = (Action.ALLOW, Action.TAG, Action.REDACT, Action.BLOCK)
+_RANKS = {action: rank for rank, action in enumerate(_ORDER)}
 
 
 class GuardrailPolicyError(ValueError):
@@ -313,9 +314,11 @@ def redaction_regions(compiled: CompiledGuardrails, findings: Iterable[Span]) ->
     """Merged regions to replace (action redact or block), each named by its worst finding."""
     regions: list[Span] = []
     ranks: list[int] = []
+    actions = compiled.actions
+    redact = Action.REDACT.rank
     for span in findings:
-        rank = compiled.actions[span.category].rank
-        if rank < Action.REDACT.rank:
+        rank = actions[span.category].rank
+        if rank < redact:
             continue
         if regions and span.start < regions[-1].end:
             last = regions[-1]

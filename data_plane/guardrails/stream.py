@@ -192,7 +192,8 @@ class StreamGuard:
                 low = min(low, n - held(text))
         opened: list[Found] = []
         found = self._found
-        for index in sorted(self._active) if self._active else ():
+        active = self._active
+        for index in sorted(active) if len(active) > 1 else list(active):
             run = self._runs[index]
             if not final and not run.open and run.due() > n:  # nothing it can decide yet
                 low = min(low, run.low_water())
@@ -202,7 +203,7 @@ class StreamGuard:
                 low = min(low, run.low_water())
                 opened.extend((span, run.detector) for span in run.open)
             else:
-                self._active.discard(index)
+                active.discard(index)
         for fallback in self._fallbacks:
             found.extend((s, fallback.detector) for s in fallback.advance(text, origin, final))
             if not final:

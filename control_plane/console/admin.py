@@ -31,6 +31,7 @@ from control_plane.sso import services as sso
 from control_plane.sso.models import SsoGroup
 from control_plane.tenancy import services as tenancy
 from control_plane.tenancy.models import Membership, Project, Tenant
+from control_plane.tenancy.selectors import nameable_users
 from control_plane.usage.admin_views import tenant_timeline
 
 
@@ -61,6 +62,19 @@ class MembershipInline(ScopedInline):
     form = MembershipForm
     fields = ["user", "role", "source"]
     readonly_fields = ["source"]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        """Only users the admin may name: another tenant's member reads as an unknown name,
+        as in the API (``tenancy.selectors.nameable_users``)."""
+        users = nameable_users(request.user)
+
+        class Form(MembershipForm):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.fields["user"].queryset = users  # type: ignore[attr-defined]  # a ModelChoiceField
+
+        kwargs["form"] = Form
+        return super().get_formset(request, obj, **kwargs)
 
 
 class SsoGroupInline(ScopedInline):

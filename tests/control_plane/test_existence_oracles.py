@@ -84,3 +84,30 @@ def test_users_one_may_name_can_still_be_added(world: dict[str, Any]) -> None:
     client.force_authenticate(b_admin)
     body = {"tenant": str(world["a"].id), "user": "member-of-b", "role": "auditor"}
     assert client.post("/api/v1/memberships/", body, format="json").status_code == 201
+
+
+def test_the_admin_page_answers_a_hidden_user_like_an_unknown_one(world: dict[str, Any]) -> None:
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from control_plane.console.admin import MembershipInline
+
+    request = RequestFactory().post("/")
+    request.user = User.objects.get(username="admin-a")
+    inline = MembershipInline(Tenant, admin.site)
+    formset_class = inline.get_formset(request, world["a"])
+    prefix = formset_class.get_default_prefix()
+
+    def errors(username: str) -> str:
+        data = {
+            f"{prefix}-TOTAL_FORMS": "1",
+            f"{prefix}-INITIAL_FORMS": "0",
+            f"{prefix}-0-user": username,
+            f"{prefix}-0-role": "auditor",
+        }
+        formset = formset_class(data, instance=world["a"], prefix=prefix)
+        assert not formset.is_valid()
+        return masked(formset.errors, username)
+
+    assert errors("member-of-b") == errors(UNKNOWN)
+    assert errors("platform-admin") == errors(UNKNOWN)

@@ -131,8 +131,13 @@ def node_connected(node: Any, version: int, digest: str) -> None:
 
 
 def node_acked(node_id: str, version: int, digest: str) -> None:
+    nodes_acked([node_id], version, digest)
+
+
+def nodes_acked(node_ids: list[str], version: int, digest: str) -> None:
+    """Nodes that ACKed the same version, in one UPDATE (the gRPC process batches them)."""
     now = timezone.now()
-    DataPlaneNode.objects.filter(node_id=node_id).update(
+    DataPlaneNode.objects.filter(node_id__in=node_ids).update(
         applied_version=version, applied_hash=digest, last_ack_at=now, last_seen=now
     )
 

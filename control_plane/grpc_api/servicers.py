@@ -5,9 +5,10 @@ pushes the latest snapshot whenever its hash differs from what the node holds, w
 nonce, and keeps at most one push unacknowledged per node. The push is a delta from what the
 node holds when the watcher's history has one (``deltas.DeltaHistory``), else the whole
 snapshot; after a NACKed delta it is the whole snapshot. An ACK (the nonce echoed, no error)
-records the applied version; a NACK (error_detail set) records the error, and that snapshot is
-not pushed to the node again; the next version is. Those rules live in `push.PushState`; the
-servicer drives it with the stream's messages, the clock and fresh nonces.
+records the applied version (in bulk, off the stream's path: ``acks.AckRecorder``); a NACK
+(error_detail set) records the error, and that snapshot is not pushed to the node again; the
+next version is. Those rules live in `push.PushState`; the servicer drives it with the
+stream's messages, the clock and fresh nonces.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections
 
 from control_plane.fleet import services as fleet
+from control_plane.grpc_api.acks import AckRecorder
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.push import PushState
 from control_plane.grpc_api.watcher import SnapshotWatcher
@@ -81,6 +83,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
     def __init__(self, watcher: SnapshotWatcher, metrics: ControlPlaneMetrics) -> None:
         self.watcher = watcher
         self.metrics = metrics
+        self.acks = AckRecorder(lambda *ack: _record(fleet.nodes_acked, *ack))
 
     async def StreamSnapshots(  # gRPC method name
         self,
@@ -148,7 +151,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                     if not answer.delta:  # a refused version: a canary's stops its rollout
                         await _record(rollouts.node_refused, node_id, answer.hash, answer.error)
                 else:
-                    await _record(fleet.node_acked, node_id, push.version, push.hash)
+                    self.acks.acked(node_id, push.version, push.hash)
         finally:
             self.metrics.connected_nodes.dec()
             reader.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from control_plane.grpc_api.acks import AckRecorder
 from control_plane.grpc_api.deltas import MAX_ENTITIES, DeltaHistory, Latest
 from control_plane.grpc_api.push import PushState
 from shared.pb import snapshot_pb2
@@ -88,3 +89,19 @@ def test_a_delta_larger_than_the_limit_is_not_built() -> None:
     latest = history.latest
     assert latest is not None
     assert history.delta_for(1, _latest(1, 0).hash, latest.hash) is None
+
+
+async def test_acks_are_written_in_bulk_the_latest_per_node() -> None:
+    written: list[tuple[list[str], int, str]] = []
+
+    async def write(node_ids: list[str], version: int, hash: str) -> None:
+        written.append((node_ids, version, hash))
+
+    recorder = AckRecorder(write, interval=3600)
+    recorder.acked("n-1", 1, "h1")
+    recorder.acked("n-2", 2, "h2")
+    recorder.acked("n-1", 2, "h2")  # replaces n-1's earlier ACK
+    recorder.acked("n-3", 1, "h1")
+    assert written == [], "nothing written on the stream's path"
+    await recorder.close()
+    assert sorted(written) == [(["n-1", "n-2"], 2, "h2"), (["n-3"], 1, "h1")]

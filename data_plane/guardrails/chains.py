@@ -86,8 +86,9 @@ def decide_all(chain: Chain, text: str, candidates: list[tuple[int, int]]) -> li
     decide = chain.decide
     out: list[Span] = []
     cursor = 0
+    done = 0  # every candidate position before it is decided (ranges overlap)
     for lo, hi in sorted(candidates):
-        x = lo if lo > cursor else cursor
+        x = max(lo, done, cursor)
         while x < hi:
             decision = decide(text, x, cursor, True)
             assert decision is not None  # the text is whole: every candidate is decided
@@ -95,19 +96,23 @@ def decide_all(chain: Chain, text: str, candidates: list[tuple[int, int]]) -> li
             if decision.cursor > cursor:
                 cursor = decision.cursor
             x = x + 1 if x >= cursor else cursor
+        done = max(done, x)
     return out
 
 
 class ChainRun:
     """One chain over one text or stream: pending candidates (absolute [lo, hi) ranges of
-    positions), the cursor, and the open-ended finding still growing (certain, not final)."""
+    positions), the cursor, where the candidates decided so far end (`done`: ranges overlap,
+    and a position is decided once), and the open-ended finding still growing (certain, not
+    final)."""
 
-    __slots__ = ("chain", "cursor", "detector", "open", "pending")
+    __slots__ = ("chain", "cursor", "detector", "done", "open", "pending")
 
     def __init__(self, chain: Chain, detector: Detector) -> None:
         self.chain = chain
         self.detector = detector
         self.cursor = 0
+        self.done = 0
         self.pending: list[tuple[int, int]] = []
         self.open: list[Span] = []
 
@@ -119,33 +124,32 @@ class ChainRun:
         if len(pending) > 1:
             pending.sort()
         out: list[Span] = []
-        cursor = self.cursor
+        cursor, done = self.cursor, self.done
         self.open = []
         for i, (lo, hi) in enumerate(pending):
-            if hi <= cursor:
-                continue
-            x = lo if lo > cursor else cursor
+            x = max(lo, done, cursor)
             while x < hi:
                 decision = decide(text, x - origin, max(cursor - origin, 0), final)
                 if decision is None or not decision.settled:
                     if decision is not None:
                         self.open = _moved(decision.spans, origin)
-                    pending[: i + 1] = [(x, hi)]
-                    self.cursor = cursor
+                    del pending[:i]
+                    self.cursor, self.done = cursor, x
                     return out
                 if decision.spans:
                     out.extend(_moved(decision.spans, origin))
                 cursor = max(cursor, decision.cursor + origin)
                 x = x + 1 if x >= cursor else cursor
+            done = max(done, x)
         pending.clear()
-        self.cursor = cursor
+        self.cursor, self.done = cursor, done
         return out
 
     def low_water(self) -> int:
         """Where the next finding of this chain may start, as far as its candidates tell."""
         low = END
         if self.pending:
-            low = max(self.cursor, self.pending[0][0] - self.chain.lead)
+            low = max(self.cursor, max(self.pending[0][0], self.done) - self.chain.lead)
         if self.open:
             low = min(low, self.open[0].start)
         return low
@@ -154,7 +158,7 @@ class ChainRun:
         """The length of text at which the first pending candidate can be decided."""
         if not self.pending:
             return END
-        return max(self.cursor, self.pending[0][0]) + self.chain.need
+        return max(self.cursor, self.done, self.pending[0][0]) + self.chain.need
 
 
 class FallbackRun:

@@ -43,6 +43,7 @@ The guard is pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from data_plane.guardrails.automaton import HitStream
 from data_plane.guardrails.chains import END, ChainRun, FallbackRun
 from data_plane.guardrails.engine import (
     Action,
@@ -82,6 +83,7 @@ class StreamGuard:
         "_released",
         "_runs",
         "_scanned",
+        "_scanner",
         "_step",
         "_text",
     )
@@ -91,10 +93,11 @@ class StreamGuard:
         self._compiled = compiled
         self._blocks = Action.BLOCK in compiled.actions.values()
         self._step = max(1, step)
+        self._scanner = scanner
         self._back = scanner.back
         self._helds = scanner.helds
-        self._hits = scanner.stream()
-        self._runs = [ChainRun(chain, detector) for chain, detector in scanner.chains]
+        self._hits: HitStream | None = None  # opened on the first chunk scanned
+        self._runs: dict[int, ChainRun] = {}  # by chain index, from its first candidate
         self._active: set[int] = set()  # runs with pending candidates or an open finding
         self._fallbacks = [FallbackRun(regex, detector) for regex, detector in scanner.fallbacks]
         self._found: list[Found] = []  # decided findings not released yet
@@ -168,20 +171,28 @@ class StreamGuard:
         return released
 
     def _scan(self, text: str, origin: int, n: int, final: bool) -> None:
-        """Feed the characters not scanned yet to the automaton; queue their candidates."""
-        hits = self._hits
-        if hits is None:
-            return
-        if n > self._scanned:
+        """Feed the characters not scanned yet to the automaton; queue their candidates. A
+        stream that ends before its first piece was scanned is scanned as a whole text."""
+        scanner = self._scanner
+        if n > self._scanned and scanner.catalogs:
+            if final and self._hits is None:  # nothing released yet: `text` is the stream
+                hits = scanner.hits(text)
+            else:
+                if self._hits is None:
+                    self._hits = scanner.stream()
+                assert self._hits is not None  # the scanner has catalogs
+                hits = self._hits.scan(text[self._scanned - origin :])
             runs, active = self._runs, self._active
-            for index, ranges in hits.scan(text[self._scanned - origin :]).items():
-                pending = runs[index].pending
-                pending.extend(ranges)
-                pending.sort()
+            for index, ranges in hits.items():
+                run = runs.get(index)
+                if run is None:
+                    run = runs[index] = ChainRun(*scanner.chains[index])
+                run.pending.extend(ranges)
+                run.pending.sort()
                 active.add(index)
             self._scanned = n
-        if final:
-            hits.close()
+        if final and self._hits is not None:
+            self._hits.close()
 
     def _decide(self, text: str, origin: int, n: int, final: bool) -> tuple[int, list[Found]]:
         """Decide what the text allows; return where a finding may still start, and the

@@ -15,7 +15,7 @@ from django.db import DatabaseError, close_old_connections
 from control_plane.fleet import selectors
 from control_plane.fleet.services import load_snapshot
 from control_plane.grpc_api.deltas import DeltaHistory, Latest
-from control_plane.grpc_api.staging import Staging
+from control_plane.grpc_api.staging import Held, Staging
 from shared.pb import snapshot_pb2
 from shared.policy_index import PolicyIndex, policy_of_snapshot
 
@@ -36,9 +36,9 @@ def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest] | None:
     return snapshot, Latest(snapshot.version, snapshot.hash, snapshot.created_unix_ms, index)
 
 
-def _refresh_staging(staging: Staging) -> bool:
+def _read_staging(staging: Staging, latest: int) -> Held:
     close_old_connections()
-    return staging.refresh()
+    return staging.read(latest)
 
 
 class SnapshotWatcher:
@@ -57,13 +57,18 @@ class SnapshotWatcher:
         except DatabaseError as exc:
             log.warning("cannot read snapshots from the database: %s", exc)
             return False
-        await self.refresh_staging()  # after the latest: see control_plane/grpc_api/staging.py
+        # After the latest, for the latest this process will hold: see grpc_api/staging.py.
+        held = await self._read_staging(newer[0].version if newer else current)
         if newer is None:
+            if held is not None and self.staging.apply(held):
+                self._wake()
             return False
         snapshot, latest = newer
         step = await asyncio.to_thread(self.deltas.step_to, latest)
         self.deltas.advance(latest, step)
         self.latest = snapshot
+        if held is not None:
+            self.staging.apply(held)  # with the latest, in one step of the loop
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         log.info("serving snapshot v%d", snapshot.version)
@@ -74,15 +79,16 @@ class SnapshotWatcher:
         another version."""
         return self.staging.for_node(node_id, self.latest)
 
-    async def refresh_staging(self) -> None:
+    async def _read_staging(self, latest: int) -> Held | None:
         try:
-            changed = await sync_to_async(_refresh_staging)(self.staging)
+            return await sync_to_async(_read_staging)(self.staging, latest)
         except DatabaseError as exc:
             log.warning("cannot read rollouts from the database: %s", exc)
-            return
-        if changed:
-            woken, self._changed = self._changed, asyncio.Event()
-            woken.set()
+            return None
+
+    def _wake(self) -> None:
+        woken, self._changed = self._changed, asyncio.Event()
+        woken.set()
 
     async def wait_changed(self) -> None:
         await self._changed.wait()

@@ -67,8 +67,10 @@ class Assignment:
         return self.baseline
 
 
-def assignment() -> Assignment | None:
-    """None: no rollout holds the fleet, every node is served the latest version."""
+def assignment(latest: int | None = None) -> Assignment | None:
+    """None: no rollout holds the fleet, every node is served the latest version. ``latest``:
+    the latest version as the caller holds it (default: the database's); an undone rollout
+    holds the fleet on its baseline until a version past the staged one is that latest."""
     rollout: Rollout | None = Rollout.objects.first()
     if rollout is None:
         return None
@@ -77,7 +79,8 @@ def assignment() -> Assignment | None:
         everyone = rollout.steps[rollout.step] >= 100
         return Assignment(rollout.baseline, version, frozenset(rollout.canary_nodes), everyone)
     undone = rollout.state in (RolloutState.ROLLED_BACK, RolloutState.ABORTED)
-    if undone and rollout.version is not None and fleet.latest_version() <= rollout.version:
+    current = fleet.latest_version() if latest is None else latest
+    if undone and rollout.version is not None and current <= rollout.version:
         return Assignment(rollout.baseline, None, frozenset(), False)
     return None
 

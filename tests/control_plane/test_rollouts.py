@@ -66,9 +66,9 @@ def staged(admin: User, **kw: object) -> tuple[Rollout, PolicySnapshot]:
 
 
 def served(staging: Staging) -> dict[str, int]:
-    staging.refresh()
     latest = fleet.latest_snapshot()
     assert latest is not None
+    staging.apply(staging.read(latest.version))
     now = load_snapshot(latest)
     out = {}
     for node in NODES:
@@ -120,7 +120,7 @@ def test_steps_advance_on_soak_then_on_the_operators_word_then_complete(
     rollouts.advance(rollout.pk, actor=admin)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.COMPLETED
-    assert staging.refresh(), "the assignment changed"
+    assert staging.apply(staging.read(fleet.latest_version())), "the assignment changed"
     assert staging.assignment is None, "no rollout holds the fleet"
     decisions = [(d.action, d.by_name) for d in rollout.decisions.all()]
     assert decisions == [

@@ -8,6 +8,7 @@ real browser, with screenshots."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -128,7 +129,10 @@ def test_a_staged_change_then_a_bad_one_rolled_back_on_the_canary_alone(
     status = rollout(system, second)
     assert status["version"] == bad
     assert status["reason"].startswith("canary denial rate 100.0% over ")
-    assert "exceeds the baseline's 0.0%" in status["reason"]
+    # (the baseline may hold a denial of the first rollout's requests reported late)
+    assert re.search(
+        r"exceeds the baseline's \d\.\d% over \d+ by more than 20\.0%$", status["reason"]
+    )
     last = status["decisions"][-1]
     assert (last["action"], last["by_name"]) == ("rollback", "system")
     assert (400, "guardrail_blocked") in answers[CANARY]

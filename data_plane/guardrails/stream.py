@@ -22,16 +22,20 @@ Text is released up to the first position where a finding might still start: the
 pending candidate of any chain (minus how far before its candidate a finding can start), an
 open-ended finding that is still growing (a PEM key block before its END line, a token whose
 run goes on), or, for candidates the automaton cannot have reported yet, the longest distance
-from the end of a trigger back to where its finding may start (66 with e-mail enabled: the
-local part before the "@"). Release never cuts inside a finding, whatever its action, so no
+from the end of a trigger back to where its finding may start (25 for the built-in triggers,
+a tenant pattern's reach for its own; for an e-mail address, the local part already written,
+64 characters at most). Release never cuts inside a finding, whatever its action, so no
 finding of the whole text straddles the released boundary. A secret is therefore seen whole,
 and decided, before its first character could be released.
-The cost is latency, not throughput: the guard works when the text held would otherwise pass
-`H + step` characters (H = `compiled.hold_back`, the largest reach of the enabled detectors)
-or when a pending candidate can be decided, so output trails the model by at most H + step
-characters on text without findings (the first character reaches the client once H + step
-characters have been generated, or at the end of the stream), and a block is reported within
-H + step characters of the secret's start.
+The cost is latency, not throughput. The guard works when the text held would otherwise pass
+`H + step` characters (H = `compiled.hold_back`, the largest reach of the enabled detectors;
+131 with e-mail enabled), or, when a finding or candidate holds it longer, when the first
+pending candidate can be decided: output trails the model by at most H + step characters on
+text without findings (the first character reaches the client once H + step characters have
+been generated, or at the end of the stream), and a block is reported within H + step
+characters of the secret's start. Each time it works it scans what came since with the
+automaton (one Hyperscan call) and decides what can be decided, so its CPU cost is that of
+one whole-text scan plus a fixed cost every H + step characters or so.
 
 Tenant patterns the automaton cannot take are matched by a pass of their own over the held
 text (`chains.FallbackRun`); a custom pattern match longer than its `max_len` may be found

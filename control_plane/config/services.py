@@ -26,6 +26,8 @@ from control_plane.config.writer import ImportRefused as ImportRefused
 from control_plane.config.writer import Writer, message
 from control_plane.core.access import ADMIN, is_platform_admin, roles_by_tenant
 from control_plane.core.services import Actor, publish_change
+from control_plane.rollouts import services as rollouts
+from control_plane.rollouts.models import Rollout
 from control_plane.tenancy.models import Tenant
 
 
@@ -92,6 +94,25 @@ def import_document(
     except (ValidationError, IntegrityError) as exc:
         raise ImportRefused([message(exc)]) from exc
     return result
+
+
+def import_staged(
+    wanted: dict[str, Any], *, rollout: Mapping[str, Any], user: Actor = None, **options: Any
+) -> tuple[Result, Rollout | None]:
+    """``import_document`` as a staged rollout (``rollout``: the arguments of
+    ``rollouts.services.start``): the change goes to the canaries first, step by step. Nothing
+    is staged when the import changes nothing; raises ``ImportRefused`` when a rollout cannot
+    start (another one is in flight)."""
+    with transaction.atomic():
+        try:
+            started = rollouts.start(actor=user, **rollout)
+        except rollouts.RolloutRefused as exc:
+            raise ImportRefused([f"cannot stage the change: {exc}"]) from exc
+        result = import_document(wanted, user=user, **options)
+        if not result.changes or not result.applied:
+            transaction.set_rollback(True)
+            return result, None
+    return result, started
 
 
 def import_litellm(

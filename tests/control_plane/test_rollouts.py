@@ -6,15 +6,19 @@ decision names who or what made it."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from control_plane.config.document import from_yaml
 from control_plane.config.selectors import current_document
+from control_plane.config.services import export_yaml
 from control_plane.fleet import selectors as fleet
 from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
 from control_plane.fleet.services import load_snapshot, publish_snapshot
@@ -218,3 +222,39 @@ def test_only_platform_admins_run_rollouts(baseline: PolicySnapshot) -> None:
     with pytest.raises(rollouts.RolloutRefused, match="only platform admins"):
         rollouts.start(steps=[100], soak_s=0, actor=user)
     assert not Rollout.objects.exists()
+
+
+def test_asc_import_stages_a_reviewed_change(
+    admin: User, baseline: PolicySnapshot, tmp_path: Path
+) -> None:
+    document = export_yaml().replace("slug: acme\n", "slug: acme\n  allowed_regions:\n  - us\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(document)
+    out = io.StringIO()
+    options = ["--staged", "10,100", "--soak", "2m", "--canary-nodes", "dp-3", "--user", "root"]
+    call_command("asc_import", str(path), *options, stdout=out)
+    assert "~ tenant acme (allowed_regions: [] -> ['us'])" in out.getvalue()
+    assert "staged as rollout" in out.getvalue()
+    rollout = Rollout.objects.get()
+    assert (rollout.steps, rollout.soak_s, rollout.nodes) == ([10, 100], 120, ["dp-3"])
+    assert rollout.decisions.get().by_name == "root"
+    version = publish_snapshot("the import").snapshot
+    rollouts.tick()
+    rollout.refresh_from_db()
+    assert (rollout.version, rollout.canary_nodes) == (version.version, ["dp-3"])
+
+    with pytest.raises(CommandError, match="cannot stage the change: a staged rollout of v"):
+        call_command("asc_import", str(path), "--staged", "100", stdout=io.StringIO())
+
+
+def test_asc_import_stages_nothing_when_nothing_changes(
+    baseline: PolicySnapshot, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(export_yaml())
+    out = io.StringIO()
+    call_command("asc_import", str(path), "--staged", "5,100", "--soak", "60", stdout=out)
+    assert "nothing to stage" in out.getvalue()
+    assert not Rollout.objects.exists()
+    with pytest.raises(CommandError, match="not a duration"):
+        call_command("asc_import", str(path), "--staged", "100", "--soak", "soon")

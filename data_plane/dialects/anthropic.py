@@ -385,6 +385,29 @@ def to_message(completion: dict[str, Any], route_name: str) -> dict[str, Any]:
     }
 
 
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+def model_info(openai_model: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI model object that Anthropic's clients read too (model discovery: Claude Code
+    lists a gateway's models from ``GET /v1/models``): Anthropic's fields added."""
+    name = openai_model["id"]
+    extra = {"type": "model", "display_name": name, "created_at": EPOCH, "lifecycle": "active"}
+    return {**openai_model, **extra}
+
+
+def model_list(openai_list: dict[str, Any]) -> dict[str, Any]:
+    data = [model_info(m) for m in openai_list["data"]]
+    ids = [m["id"] for m in data]
+    return {
+        **openai_list,
+        "data": data,
+        "has_more": False,
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+    }
+
+
 def error_body(error: ApiError) -> dict[str, Any]:
     """Anthropic's error shape; ``code`` carries the gateway's stable reason code."""
     kind = ERROR_TYPES.get(error.status)

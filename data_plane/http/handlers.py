@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from data_plane import errors
+from data_plane.dialects import anthropic as anthropic_api
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
@@ -52,7 +53,16 @@ async def list_models(request: web.Request) -> web.Response:
         return pipeline.refuse(request, found, OPENAI)
     policy, principal = found
     names = [route.name for route in allowed_routes(policy, principal)]
-    return json_response(openai_api.model_list(names, principal.tenant.slug))
+    models = openai_api.model_list(names, principal.tenant.slug)
+    if _anthropic_client(request):
+        models = anthropic_api.model_list(models)
+    return json_response(models)
+
+
+def _anthropic_client(request: web.Request) -> bool:
+    """Anthropic's clients send ``anthropic-version`` on every request: they get the model
+    list with Anthropic's fields too (OpenAI's stay, so one shape serves both)."""
+    return "anthropic-version" in request.headers
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
@@ -66,7 +76,8 @@ async def retrieve_model(request: web.Request) -> web.Response:
     route = authorize(policy, principal, name)
     if isinstance(route, ApiError):
         return pipeline.error_response(errors.model_not_found(name), OPENAI)
-    return json_response(openai_api.model_object(route.name, principal.tenant.slug))
+    model = openai_api.model_object(route.name, principal.tenant.slug)
+    return json_response(anthropic_api.model_info(model) if _anthropic_client(request) else model)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -316,3 +316,17 @@ async def test_metadata_user_id_attributes_the_request_when_the_key_may_assert_i
     first, second = await gateway.events(2)
     assert first.subject == "alice@example.com"
     assert second.subject == "", "a key that may not assert it names nobody"
+
+
+async def test_model_discovery_with_the_anthropic_sdk(anthropic_client: AsyncAnthropic) -> None:
+    """Claude Code lists a gateway's models (those named claude... or anthropic...)."""
+    page = await anthropic_client.models.list()
+    ids = [model.id for model in page.data]
+    assert ids == ["claude", "gpt", "mixed", "mock"]
+    assert page.data[0].display_name == "claude"
+    assert page.data[0].type == "model"
+    assert (page.first_id, page.last_id, page.has_more) == ("claude", "mock", False)
+    one = await anthropic_client.models.retrieve("claude")
+    assert (one.id, one.type, one.created_at.year) == ("claude", "model", 1970)
+    with pytest.raises(anthropic.NotFoundError):
+        await anthropic_client.models.retrieve("nope")

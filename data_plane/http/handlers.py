@@ -14,7 +14,7 @@ from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
 from data_plane.dialects.responses import RESPONSES
 from data_plane.errors import ApiError
-from data_plane.http import pipeline
+from data_plane.http import pipeline, reads
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
 from data_plane.http.pipeline import json_response
 from data_plane.policy.auth import allowed_routes, authorize
@@ -35,12 +35,12 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 
 async def stored_response(request: web.Request) -> web.StreamResponse:
-    return await pipeline.handle(request, OPENAI, pipeline.serve_stored_response)
+    return await pipeline.handle(request, OPENAI, reads.serve_stored_response)
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
     """Anthropic's token counting (authentication and route access only)."""
-    return await pipeline.handle(request, ANTHROPIC, pipeline.serve_count_tokens)
+    return await pipeline.handle(request, ANTHROPIC, reads.serve_count_tokens)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

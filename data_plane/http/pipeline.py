@@ -25,7 +25,6 @@ import orjson
 from aiohttp import web
 
 from data_plane import errors
-from data_plane.dialects import anthropic as anthropic_api
 from data_plane.dialects import embeddings as embeddings_api
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.guarding import changed, guard_body
@@ -51,7 +50,7 @@ from data_plane.policy.health import HealthBook
 from data_plane.policy.routing import order_targets, outside_regions
 from data_plane.types import OPENAI_RESPONSES, Event, Forwarded, Usage
 from data_plane.upstream.failover import Call, Stream, Tried
-from data_plane.upstream.providers.base import ProviderError, ResponseStore, TokenCounting
+from data_plane.upstream.providers.base import ProviderError
 from data_plane.usage.audit import build_audit
 from data_plane.usage.record import RequestRecord, build_event, estimate_usage
 
@@ -205,7 +204,7 @@ def _note_tried(record: RequestRecord, tried: Tried) -> None:
         record.usage = tried.usage
 
 
-def _route(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | ApiError:
+def route_for(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | ApiError:
     context.record.route_name = name
     route = authorize(context.policy, context.principal, name)
     if isinstance(route, ApiError):
@@ -266,7 +265,7 @@ async def serve_chat(context: Context) -> web.StreamResponse:
         return context.fail(parsed)
     record.stream = parsed.stream
     _attribute(context, parsed.end_user)
-    routed = _route(context, parsed.native.model)
+    routed = route_for(context, parsed.native.model)
     if isinstance(routed, ApiError):
         return context.fail(routed)
     route, guard = routed
@@ -438,82 +437,13 @@ async def _relay(
     return True
 
 
-async def serve_stored_response(context: Context) -> web.StreamResponse:
-    """``GET /v1/responses/{id}``: a Responses API answer this node served, read back from
-    the upstream (and credential) that keeps it; route access applies. Elsewhere a 404 says
-    why: only an OpenAI-family upstream keeps responses, and only ones served through it."""
-    request = context.request
-    response_id = request.match_info["response_id"]
-    owner = request.app[OWNERS].owner(response_id, context.principal.tenant.id)
-    route = context.policy.routes.get(owner.route_id) if owner is not None else None
-    if owner is None or route is None:
-        return context.fail(errors.response_not_kept(response_id))
-    routed = _route(context, route.name)
-    if isinstance(routed, ApiError):
-        return context.fail(routed)
-    providers = request.app[PROVIDERS]
-    for target in route.targets:
-        provider = providers.get(target.kind)
-        if owner.owns(target) and isinstance(provider, ResponseStore):
-            try:
-                answer = await provider.retrieve_response(
-                    target,
-                    response_id,
-                    route.name,
-                    connect_timeout_s=route.options.connect_timeout_s,
-                )
-            except ProviderError as exc:
-                return context.fail(errors.upstream_rejected(exc.status or 502, exc.message))
-            return web.Response(body=answer.raw, content_type=JSON)
-    return context.fail(errors.response_not_kept(response_id))
-
-
-ESTIMATE_HEADER = "x-asc-token-count"
-
-
-async def serve_count_tokens(context: Context) -> web.StreamResponse:
-    """``/v1/messages/count_tokens``: authentication and route access only (nothing is
-    generated, so no limits). The first of the route's targets that counts tokens itself
-    (Anthropic) answers, the request forwarded as it is; otherwise the answer is an estimate,
-    marked so in the ``x-asc-token-count: estimate`` header."""
-    request, record = context.request, context.record
-    raw = await request.read()
-    body = anthropic_api.parse_count_request(raw)
-    if isinstance(body, ApiError):
-        return context.fail(body)
-    routed = _route(context, str(body["model"]))
-    if isinstance(routed, ApiError):
-        return context.fail(routed)
-    route = routed[0]
-    native = anthropic_api.count_request(raw, body, request.headers).native
-    regions = context.principal.tenant.allowed_regions
-    providers = request.app[PROVIDERS]
-    for target in order_targets(route.targets, request.app[RANDOM], regions, None):
-        provider = providers.get(target.kind)
-        if not isinstance(provider, TokenCounting):
-            continue
-        try:
-            answer = await provider.count_tokens(
-                target, native, connect_timeout_s=route.options.connect_timeout_s
-            )
-        except ProviderError as exc:
-            record.failed_attempt(target, exc.outcome)
-            if not exc.retryable:
-                return context.fail(errors.upstream_rejected(exc.status, exc.message))
-            continue
-        return json_response(answer)
-    response = json_response(anthropic_api.estimate_count(body))
-    response.headers[ESTIMATE_HEADER] = "estimate"
-    return response
-
-
 async def serve_embeddings(context: Context) -> web.StreamResponse:
     record = context.record
     raw = await context.request.read()
     parsed = embeddings_api.parse_embeddings_request(raw, record.request_id)
     if isinstance(parsed, ApiError):
         return context.fail(parsed)
-    routed = _route(context, str(parsed.body["model"]))
+    routed = route_for(context, str(parsed.body["model"]))
     if isinstance(routed, ApiError):
         return context.fail(routed)
     route, guard = routed

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import hyperscan
 
+from data_plane.guardrails.chains import RegexChain
 from data_plane.guardrails.spans import Chain, Detector, Trigger
 
 _FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
@@ -74,13 +75,14 @@ def compile_catalog(chains: Sequence[Chain], som: bool) -> Catalog | None:
 
 
 def accepts(trigger: Trigger) -> bool:
-    """Whether Hyperscan compiles `trigger` with start of match (it refuses, for instance, a
-    pattern that can match the empty string)."""
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    """Whether Hyperscan compiles `trigger` with start of match, for whole texts and for streams
+    (it refuses, for instance, a pattern that can match the empty string)."""
+    expression = [trigger.pattern.encode("ascii")]
     try:
-        database.compile(
-            expressions=[trigger.pattern.encode("ascii")], ids=[0], flags=[_flags(trigger, True)]
-        )
+        for mode in (hyperscan.HS_MODE_BLOCK, _STREAM_SOM):
+            hyperscan.Database(mode=mode).compile(
+                expressions=expression, ids=[0], flags=[_flags(trigger, True)]
+            )
     except hyperscan.error:
         return False
     return True
@@ -118,24 +120,32 @@ class Scanner:
 
 def build_scanner(detectors: Sequence[Detector], builtin: Catalog | None) -> Scanner:
     """The policy's scanner: its built-in chains fed by the shared `builtin` catalog, the others
-    (transpiled tenant patterns) by a catalog of their own."""
-    chains = tuple((chain, detector) for detector in detectors for chain in detector.chains)
+    (transpiled tenant patterns) by a catalog of their own. Should the tenant patterns, each
+    accepted alone, not compile together, they all keep a pass of their own."""
+    shared = {id(chain) for chain, _ in builtin.entries} if builtin is not None else set()
+    fallbacks = [(regex, detector) for detector in detectors for regex in detector.fallback]
+    pairs = [(chain, detector) for detector in detectors for chain in detector.chains]
+    own = [chain for chain, _ in pairs if id(chain) not in shared]
+    try:
+        custom = compile_catalog(own, som=True)
+    except hyperscan.error:
+        custom = None
+        fallbacks += [
+            (c.regex, d) for c, d in pairs if id(c) not in shared and isinstance(c, RegexChain)
+        ]
+        pairs = [(chain, detector) for chain, detector in pairs if id(chain) in shared]
+    chains = tuple(pairs)
     index = {id(chain): i for i, (chain, _) in enumerate(chains)}
     catalogs: list[tuple[Catalog, Routes]] = []
-    shared: set[int] = set()
     if builtin is not None:
-        shared = {id(chain) for chain, _ in builtin.entries}
         routes = tuple((index.get(id(c), -1), t.width, t.spread) for c, t in builtin.entries)
         if any(chain >= 0 for chain, _, _ in routes):
             catalogs.append((builtin, routes))
-    own = [chain for chain, _ in chains if id(chain) not in shared]
-    custom = compile_catalog(own, som=True)
     if custom is not None:
         catalogs.append((custom, tuple((index[id(c)], 0, 0) for c, _ in custom.entries)))
-    fallbacks = tuple((regex, detector) for detector in detectors for regex in detector.fallback)
     back = max((_back(c, d) for c, d in chains if c.held is None), default=0)
     helds = tuple(c.held for c, _ in chains if c.held is not None)
-    return Scanner(chains, fallbacks, tuple(catalogs), back, helds)
+    return Scanner(chains, tuple(fallbacks), tuple(catalogs), back, helds)
 
 
 def _back(chain: Chain, detector: Detector) -> int:

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-import hyperscan
-
 from data_plane.guardrails.automaton import Scanner, build_scanner, compile_catalog
 from data_plane.guardrails.chains import FallbackRun, decide_all
 from data_plane.guardrails.detectors import (
@@ -183,10 +181,7 @@ def compile_policy(policy: GuardrailPolicy) -> CompiledGuardrails:
             detectors.append(keyword_detector(keywords.name, keywords.words))
     except (re.error, ValueError, TypeError) as exc:  # re.error is not a ValueError
         raise GuardrailPolicyError(str(exc)) from exc
-    try:
-        scanner = build_scanner(detectors, _BUILTIN)
-    except hyperscan.error as exc:  # each pattern compiled alone; together they may still not
-        raise GuardrailPolicyError(f"the policy's patterns do not compile together: {exc}") from exc
+    scanner = build_scanner(detectors, _BUILTIN)
     categories = {d.category for d in detectors}
     actions: dict[str, Action] = {}
     for category, action in policy.actions.items():

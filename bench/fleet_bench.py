@@ -37,6 +37,7 @@ ROUNDS = 20
 REVOCATIONS = 5
 ACK_TARGET_S = 2.0
 REVOKE_TARGET_S = 1.0
+CHATTER_S = 10.0  # each node's usage batch and lease ask, every this many seconds (jittered)
 WAIT_S = 120.0  # longest wait for the fleet to catch up before the run fails
 DOWN_S = 3.0  # how long the gRPC process stays down in the reconnect storm
 
@@ -69,6 +70,8 @@ class Fleet:
                 str(start),
                 "--count",
                 str(min(per, first + count - start)),
+                "--every",
+                str(CHATTER_S),
                 cwd=REPO,
                 stdout=asyncio.subprocess.PIPE,
                 limit=2**20,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from control_plane.fleet import selectors
 from control_plane.fleet.services import load_snapshot
@@ -46,6 +46,10 @@ class SnapshotWatcher:
         self.poll_s = poll_s
         self.latest: snapshot_pb2.Snapshot | None = None
         self.deltas = DeltaHistory()
+        # The poll's own thread (and database connection): every other database call of the
+        # process (node status, usage batches, lease asks) queues in Django's one sync thread,
+        # and with a thousand nodes a new version must not wait behind them.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="snapshot-watcher")
         self.staging = Staging()
         self._changed = asyncio.Event()
 
@@ -53,7 +57,8 @@ class SnapshotWatcher:
         """Load a newer snapshot if there is one; True when ``latest`` changed."""
         current = self.latest.version if self.latest else 0
         try:
-            newer = await sync_to_async(_fetch_newer)(current)
+            loop = asyncio.get_running_loop()
+            newer = await loop.run_in_executor(self._reader, _fetch_newer, current)
         except DatabaseError as exc:
             log.warning("cannot read snapshots from the database: %s", exc)
             return False
@@ -81,7 +86,8 @@ class SnapshotWatcher:
 
     async def _read_staging(self, latest: int) -> Held | None:
         try:
-            return await sync_to_async(_read_staging)(self.staging, latest)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._reader, _read_staging, self.staging, latest)
         except DatabaseError as exc:
             log.warning("cannot read rollouts from the database: %s", exc)
             return None
@@ -94,6 +100,10 @@ class SnapshotWatcher:
         await self._changed.wait()
 
     async def run(self) -> None:
-        while True:
-            await self.refresh()
-            await asyncio.sleep(self.poll_s)
+        try:
+            while True:
+                await self.refresh()
+                await asyncio.sleep(self.poll_s)
+        finally:  # the poll thread's connection goes with it
+            self._reader.submit(connections.close_all).result()
+            self._reader.shutdown()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.forms import BaseForm, BaseModelFormSet, ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from control_plane.core.access import (
     CHANGE,
@@ -22,6 +23,7 @@ from control_plane.core.access import (
     may_create_in,
     roles_by_tenant,
 )
+from control_plane.core.publishing import check_guards
 from control_plane.core.services import Writes
 
 # List filters on a relation offer only values present in the (scoped) rows, so a filter never
@@ -97,6 +99,22 @@ class ServiceAdmin(ScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         pass  # saved with its many-to-many values in save_related, through the service
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        refused = _refused_by_guards(request)
+        return refused or super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        refused = _refused_by_guards(request)
+        return refused or super().delete_view(request, object_id, extra_context)
+
     def save_related(
         self, request: HttpRequest, form: ModelForm[Any], formsets: Any, change: bool
     ) -> None:
@@ -131,6 +149,19 @@ class ServiceAdmin(ScopedAdmin):
         with transaction.atomic():
             for obj in queryset:
                 self.writes.delete(obj, actor=request.user)
+
+
+def _refused_by_guards(request: HttpRequest) -> HttpResponse | None:
+    """A change the publishing guards refuse (a staged rollout in flight), said on the page
+    instead of failing the save."""
+    if request.method != "POST":
+        return None
+    try:
+        check_guards()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return HttpResponseRedirect(request.get_full_path())
+    return None
 
 
 def many_to_many(form: BaseForm) -> dict[str, Any]:

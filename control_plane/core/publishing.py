@@ -35,6 +35,13 @@ def set_guard(guard: Callable[[], None]) -> None:
     _guards[f"{guard.__module__}.{guard.__qualname__}"] = guard
 
 
+def check_guards() -> None:
+    """Raise the ValidationError a registered guard raises: what a write would meet, asked
+    before it starts (the admin asks, to say it on the page)."""
+    for guard in _guards.values():
+        guard()
+
+
 def request_publish(reason: str, user_id: int | None = None, *, first: bool = False) -> None:
     """Publish once the current transaction commits. A transaction that asks many times (an
     import of a thousand routes) publishes once, with every reason, in the name of the user
@@ -50,8 +57,7 @@ def request_publish(reason: str, user_id: int | None = None, *, first: bool = Fa
             if pending is not None:
                 pending.insert(0 if first else len(pending), reason)
                 return
-    for guard in _guards.values():  # once per transaction: later calls returned above
-        guard()
+    check_guards()  # once per transaction: later calls returned above
     reasons = [reason]
 
     def publish() -> None:

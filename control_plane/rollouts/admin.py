@@ -9,12 +9,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from control_plane.core.access import is_platform_admin
 from control_plane.core.admin import ReadOnlyAdmin
+from control_plane.fleet.admin import PolicySnapshotAdmin
+from control_plane.fleet.models import PolicySnapshot
 from control_plane.rollouts import selectors, services
 from control_plane.rollouts.models import Rollout
 
@@ -118,3 +122,31 @@ class RolloutAdmin(ReadOnlyAdmin):
         except services.RolloutRefused as exc:
             self.message_user(request, str(exc), level=messages.ERROR)
         return redirect("admin:asc_rollouts_rollout_change", rollout.pk)
+
+
+class SnapshotHistoryAdmin(PolicySnapshotAdmin):
+    """The snapshot history with each version's rollout (fleet sits below this app, so the
+    column is added here, on fleet's own page)."""
+
+    list_display = [*PolicySnapshotAdmin.list_display, "rollout"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicySnapshot]:
+        staged = Rollout.objects.filter(version=OuterRef("version")).order_by("-pk")
+        snapshots: QuerySet[PolicySnapshot] = super().get_queryset(request)
+        return snapshots.annotate(
+            rollout_pk=Subquery(staged.values("pk")[:1]),
+            rollout_state=Subquery(staged.values("state")[:1]),
+        )
+
+    @admin.display(description="Rollout")
+    def rollout(self, snapshot: PolicySnapshot) -> str:
+        pk = getattr(snapshot, "rollout_pk", None)
+        if pk is None:
+            return "to every node"
+        url = reverse("admin:asc_rollouts_rollout_change", args=[pk])
+        state = getattr(snapshot, "rollout_state", "")
+        return format_html('<a href="{}">staged, rollout {} ({})</a>', url, pk, state)
+
+
+admin.site.unregister(PolicySnapshot)
+admin.site.register(PolicySnapshot, SnapshotHistoryAdmin)

@@ -129,3 +129,6 @@ def test_the_admin_rollout_pages(platform: User) -> None:
     page = web.get(f"/admin/asc_rollouts/rollout/{rollout.pk}/change/").content.decode()
     assert '<tr class="asc-abort">' in page
     assert "Abort and restore" not in page, "nothing left to do"
+    history = web.get("/admin/asc_fleet/policysnapshot/").content.decode()
+    assert f"staged, rollout {rollout.pk} (aborted)" in history
+    assert "to every node" in history

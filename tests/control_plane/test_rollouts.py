@@ -14,8 +14,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from control_plane.catalog.models import Provider
 from control_plane.config.document import from_yaml
 from control_plane.config.selectors import current_document
 from control_plane.config.services import export_yaml
@@ -199,6 +202,12 @@ def test_a_second_change_in_flight_is_refused(admin: User, baseline: PolicySnaps
         tenancy.put_tenant(Tenant(slug="another", name="another"), actor=admin)
     with pytest.raises(rollouts.RolloutRefused, match="is in flight"):
         rollouts.start(steps=[100], soak_s=0, actor=admin)
+    api = APIClient()
+    api.force_authenticate(admin)
+    tenant = Tenant.objects.get(slug="acme")
+    refused = api.patch(f"/api/v1/tenants/{tenant.pk}/", {"name": "x"}, format="json")
+    assert refused.status_code == 400
+    assert f"a staged rollout of v{version.version} is in flight" in str(refused.json())
     rollouts.abort(rollout.pk, actor=admin, reason="changed my mind")
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.ABORTED
@@ -258,3 +267,17 @@ def test_asc_import_stages_nothing_when_nothing_changes(
     assert not Rollout.objects.exists()
     with pytest.raises(CommandError, match="not a duration"):
         call_command("asc_import", str(path), "--staged", "100", "--soak", "soon")
+
+
+def test_the_admin_says_why_a_change_is_refused_while_one_is_in_flight(
+    admin: User, baseline: PolicySnapshot
+) -> None:
+    _, version = staged(admin)
+    web = Client()
+    web.force_login(admin)
+    url = "/admin/asc_catalog/provider/add/"
+    response = web.post(url, {"name": "later", "kind": "mock", "enabled": "on"}, follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    page = response.content.decode()
+    assert f"staged rollout of v{version.version} is in flight" in page
+    assert not Provider.objects.filter(name="later").exists()

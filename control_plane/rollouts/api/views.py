@@ -29,7 +29,7 @@ class RolloutViewSet(ScopedReadOnlyViewSet):
 
     queryset = Rollout.objects.all()
     serializer_class = RolloutSerializer
-    filterset_fields = ["state"]
+    filterset_fields = ["state", "version", "baseline"]
 
     def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Response:
         try:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.stack import Stack, free_port, wait_until
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, more_data_planes
 
 pytestmark = pytest.mark.e2e
 
@@ -28,19 +28,13 @@ def spread(system: System) -> Iterator[list[Stack]]:
     two on the second."""
     second = dataclasses.replace(system.stack, grpc_port=free_port(), procs={})
     second.start_grpc()
-    extra = [
-        dataclasses.replace(on, dp_port=free_port(), node_id=f"dp-replica-{n}", procs={})
-        for n, on in enumerate([system.stack, second, second], 1)
-    ]
-    for stack in extra:
-        stack.start_data_plane()
     try:
-        for stack in extra:
-            stack.wait_data_plane()
-        yield [system.stack, *extra]
+        with (
+            more_data_planes(system, "dp-replica-1", 1) as first_planes,
+            more_data_planes(dataclasses.replace(system, stack=second), "dp-replica-2", 2) as more,
+        ):
+            yield [*first_planes, *more[1:]]  # more[0] is the replica itself, not a data plane
     finally:
-        for stack in extra:
-            stack.stop_all()
         second.stop_all()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ from control_plane.fleet.services import load_snapshot, publish_snapshot
 from control_plane.grpc_api.staging import Staging
 from control_plane.guardrails import services as guardrails
 from control_plane.guardrails.models import GuardrailPolicy
+from control_plane.limits import services as limits
+from control_plane.limits.models import Limit
+from control_plane.limits.services import acquire
 from control_plane.rollouts import services as rollouts
 from control_plane.rollouts.models import Rollout, RolloutState
 from control_plane.tenancy import services as tenancy
@@ -281,3 +285,30 @@ def test_the_admin_says_why_a_change_is_refused_while_one_is_in_flight(
     page = response.content.decode()
     assert f"staged rollout of v{version.version} is in flight" in page
     assert not Provider.objects.filter(name="later").exists()
+
+
+def test_a_budget_holds_across_the_versions_of_a_rollout(
+    admin: User, baseline: PolicySnapshot
+) -> None:
+    """Canaries and the other nodes serve one tenant under two versions; both lease the same
+    limit (its id is the same in both, and after a rollback) from the one ledger, so together
+    they never spend past the amount in force."""
+    tenant = Tenant.objects.get(slug="acme")
+    budget = limits.put_limit(
+        Limit(tenant=tenant, kind="budget", period="none", amount=Decimal("1")), actor=None
+    )
+    base = publish_snapshot("budget").snapshot
+    rollout = rollouts.start(steps=[10, 100], soak_s=60, actor=admin, nodes=["dp-0"])
+    budget.amount = Decimal("0.5")
+    limits.put_limit(budget, actor=None)
+    staged = publish_snapshot("the change").snapshot
+    rollouts.tick()
+    ids = [[x.id for x in load_snapshot(s).policy.limits] for s in (base, staged)]
+    assert ids[0] == ids[1] == [str(budget.pk)]
+    ask = control_pb2.LeaseAsk(limit_id=str(budget.pk), want=budget.units())
+    canary = acquire("dp-0", [ask], 1_795_000_000.0)[0]
+    other = acquire("dp-1", [ask], 1_795_000_000.0)[0]
+    assert canary.granted + other.granted == budget.units(), "one ledger, the amount in force"
+    rollouts.abort(rollout.pk, actor=admin)
+    assert Limit.objects.get().pk == budget.pk, "restored in place: leases keep their limit"
+    assert Limit.objects.get().amount == Decimal("1")

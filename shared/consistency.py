@@ -93,7 +93,7 @@ def problem_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, list[str
         if c.provider_id not in providers:
             out.append(f"credential {c.id} names unknown provider {c.provider_id}")
     routes = _index(policy.routes, "route", out)
-    _routes(routes, tenants, models, credentials, out)
+    yield from _routes(routes, tenants, models, credentials, out)
     projects = _index(policy.projects, "project", out)
     for p in projects.values():
         if p.tenant_id not in tenants:
@@ -113,9 +113,11 @@ def _routes(
     models: Mapping[str, snapshot_pb2.Model],
     credentials: Mapping[str, snapshot_pb2.Credential],
     out: list[str],
-) -> None:
+) -> Generator[None, None, None]:
     names: set[tuple[str, str]] = set()
-    for r in routes.values():
+    for n, r in enumerate(routes.values(), 1):
+        if n % SLICE == 0:
+            yield
         if r.tenant_id not in tenants:
             out.append(f"route {r.id} names unknown tenant {r.tenant_id}")
         if not r.name:

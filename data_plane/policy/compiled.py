@@ -145,7 +145,7 @@ def compile_steps(
             yield
     keys_by_hash = yield from _compile_keys(policy, tenants)
     guardrails = yield from _compile_guardrails(policy)
-    limits = _compile_limits(policy)
+    limits = yield from _compile_limits(policy)
     yield
     issuers = _compile_issuers(policy)
     return CompiledPolicy(
@@ -195,12 +195,16 @@ _PERIODS = {
 }
 
 
-def _compile_limits(policy: snapshot_pb2.Policy) -> dict[str, tuple[LimitEntry, ...]]:
+def _compile_limits(
+    policy: snapshot_pb2.Policy,
+) -> Generator[None, None, dict[str, tuple[LimitEntry, ...]]]:
     """Limits by subject, each with its time zone resolved: the one read of the time-zone
     database per zone name happens here, not on the request path (a serving node loads the
     zones in a thread before it compiles: ``SnapshotStore.compile_serving``)."""
     by_subject: dict[str, list[LimitEntry]] = {}
-    for pb in policy.limits:
+    for n, pb in enumerate(policy.limits, 1):
+        if n % (SLICE * 2) == 0:
+            yield
         period = _PERIODS[pb.period]  # a known period: the consistency check saw to it
         try:
             zone = windows.zone(period, pb.time_zone)

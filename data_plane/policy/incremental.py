@@ -363,7 +363,10 @@ def _limits(
             by_subject[old.subject_id] = kept
         else:
             by_subject.pop(old.subject_id, None)
-    for subject, entries in _compile_limits(snapshot_pb2.Policy(limits=after)).items():
+    fresh: dict[str, tuple[LimitEntry, ...]] = _finish(
+        _compile_limits(snapshot_pb2.Policy(limits=after))
+    )
+    for subject, entries in fresh.items():
         by_subject[subject] = by_subject.get(subject, ()) + entries
     return MappingProxyType(by_subject)
 

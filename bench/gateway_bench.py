@@ -131,9 +131,9 @@ def run() -> Report:
                 upstream.pid,
             )
             rows.append(direct)
-            rows.append(_passthrough(upstream_base, logs, work))
+            rows.append(passthrough(upstream_base, logs, work))
             rows += _asc(upstream_base, work, profiles)
-            litellm = _litellm(upstream_base, logs, work)
+            litellm = litellm_row(upstream_base, logs, work)
             if isinstance(litellm, Row):
                 rows.append(litellm)
             else:
@@ -146,12 +146,18 @@ def run() -> Report:
     return report
 
 
-def _passthrough(upstream_base: str, logs: Path, work: Path) -> Row:
+def passthrough(
+    upstream_base: str,
+    logs: Path,
+    work: Path,
+    body: bytes = BODY,
+    name: str = "bare aiohttp+uvloop pass-through",
+) -> Row:
     port = free_port()
     argv = python_module("bench.passthrough", "--port", str(port), "--upstream", upstream_base)
     with running("passthrough", argv, logs, ready_url=f"http://127.0.0.1:{port}/health") as proc:
-        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", BODY)
-        return measure("bare aiohttp+uvloop pass-through", request, 1, work, proc.pid)
+        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", body)
+        return measure(name, request, 1, work, proc.pid)
 
 
 def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
@@ -183,35 +189,9 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
 def _provision_anthropic(system: AscSystem, tenant: str, upstream_base: str) -> str:
     """An Anthropic provider at the same upstream, its route and a key for it (the tenant's
     guardrail policy applies to it too); the key's secret."""
-    api = system.api
-    provider = api.call(
-        "POST",
-        "providers/",
-        {"name": "bench-anthropic", "kind": "anthropic", "base_url": upstream_base},
-    )["id"]
-    credential = api.call(
-        "POST",
-        "credentials/",
-        {"tenant": tenant, "provider": provider, "name": "bench-a", "secret": "sk-up-bench-a"},
-    )["id"]
-    model = api.call(
-        "POST",
-        "models/",
-        {
-            "provider": provider,
-            "provider_model": "bench-model",
-            "region": "local",
-            "input_price": "0.15",
-            "output_price": "0.60",
-        },
-    )["id"]
+    model, credential = system.add_model(tenant, "bench-a", "anthropic", upstream_base)
     route = system.add_route(tenant, ANTHROPIC_ROUTE_NAME, model, credential)
-    key = api.call(
-        "POST",
-        "keys/",
-        {"tenant": tenant, "name": "bench-a", "routes": [route], "expires_at": None},
-    )
-    return str(key["secret"])
+    return system.add_key(tenant, "bench-a", route)
 
 
 def _other_dialects(
@@ -231,7 +211,7 @@ def _require_alive(proc: Proc) -> None:
         raise RuntimeError(f"{proc.name} died during the benchmark:\n{proc.tail()}")
 
 
-def _litellm(upstream_base: str, logs: Path, work: Path) -> Row | str:
+def litellm_row(upstream_base: str, logs: Path, work: Path, body: bytes = BODY) -> Row | str:
     try:
         version = litellm_proxy.ensure_venv()
     except Exception as exc:  # no network, no wheel: report it and go on with the rest
@@ -247,7 +227,7 @@ def _litellm(upstream_base: str, logs: Path, work: Path) -> Row | str:
         timeout=120,
     ) as proc:
         auth = {"Authorization": f"Bearer {litellm_proxy.MASTER_KEY}"}
-        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", BODY, auth)
+        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, auth)
         return measure(f"LiteLLM proxy {version}, 1 worker", request, 1, work, proc.pid)
 
 
@@ -292,9 +272,9 @@ def _tabulate(report: Report, rows: list[Row], direct: Row) -> None:
         f"CPU/req: CPU time of the measured processes during the max run, per request "
         f"(robust when other work shares the CPUs)."
     )
-    ceiling = _find(rows, "pass-through")
-    asc1 = _find(rows, "ASC data plane, 1 worker")
-    litellm = _find(rows, "LiteLLM")
+    ceiling = find(rows, "pass-through")
+    asc1 = find(rows, "ASC data plane, 1 worker")
+    litellm = find(rows, "LiteLLM")
     if ceiling and asc1:
         report.note(
             f"ASC (1 worker) forwards {asc1.max_rps / ceiling.max_rps:.0%} of the bare "
@@ -317,13 +297,13 @@ def _tabulate(report: Report, rows: list[Row], direct: Row) -> None:
                 )
 
 
-def _find(rows: list[Row], name: str) -> Row | None:
+def find(rows: list[Row], name: str) -> Row | None:
     return next((r for r in rows if name in r.name), None)
 
 
 def _check(report: Report, rows: list[Row], direct: Row) -> None:
-    asc1 = _find(rows, "ASC data plane, 1 worker")
-    litellm = _find(rows, "LiteLLM")
+    asc1 = find(rows, "ASC data plane, 1 worker")
+    litellm = find(rows, "LiteLLM")
     if asc1 is None:
         return
     added50 = asc1.latency["p50_us"] - direct.latency["p50_us"]
@@ -341,7 +321,7 @@ def _check(report: Report, rows: list[Row], direct: Row) -> None:
         ">= 10x",
         ratio >= 10,
     )
-    ceiling = _find(rows, "pass-through")
+    ceiling = find(rows, "pass-through")
     if ceiling is not None:
         share = asc1.max_rps / ceiling.max_rps
         report.check(

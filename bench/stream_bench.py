@@ -20,7 +20,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench import litellm_proxy
+from bench import gateway_bench
 from bench.gateway_bench import Row, measure
 from bench.loadgen import Request
 from bench.procs import free_port, python_module, running
@@ -59,9 +59,10 @@ def run() -> Report:
             request = Request(f"{upstream_base}/chat/completions", STREAM_BODY)
             direct = measure("upstream, called directly", request, 0, work, upstream.pid)
             rows.append(direct)
-            rows.append(_passthrough(upstream_base, logs, work))
+            relaying = "bare aiohttp+uvloop pass-through, relaying"
+            rows.append(gateway_bench.passthrough(upstream_base, logs, work, STREAM_BODY, relaying))
             rows += _asc(upstream_base, work)
-            litellm = _litellm(upstream_base, logs, work)
+            litellm = gateway_bench.litellm_row(upstream_base, logs, work, STREAM_BODY)
             if isinstance(litellm, Row):
                 rows.append(litellm)
             else:
@@ -70,14 +71,6 @@ def run() -> Report:
     for note in skipped:
         report.note(note)
     return report
-
-
-def _passthrough(upstream_base: str, logs: Path, work: Path) -> Row:
-    port = free_port()
-    argv = python_module("bench.passthrough", "--port", str(port), "--upstream", upstream_base)
-    with running("passthrough", argv, logs, ready_url=f"http://127.0.0.1:{port}/health") as proc:
-        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", STREAM_BODY)
-        return measure("bare aiohttp+uvloop pass-through, relaying", request, 1, work, proc.pid)
 
 
 def _asc(upstream_base: str, work: Path) -> list[Row]:
@@ -107,18 +100,9 @@ def _route_without_output_guard(system: AscSystem, provisioned: Provisioned) -> 
     """A second route on the same model with its own guardrail policy, on input only (a
     route's policy replaces its tenant's), and a key for it with the same budget and rate
     limit as the benchmark's key. Returns the key's secret."""
-    api, tenant = system.api, provisioned.tenant_id
+    tenant = provisioned.tenant_id
     route = system.add_route(tenant, PLAIN_ROUTE, provisioned.model_id, provisioned.credential_id)
-    key = api.call(
-        "POST",
-        "keys/",
-        {"tenant": tenant, "name": "bench-plain", "routes": [route], "expires_at": None},
-    )
-    subject = {"tenant": tenant, "scope": "key", "key": key["id"]}
-    budget = {"kind": "budget", "period": "month", "amount": "1000000"}
-    api.call("POST", "limits/", {**subject, **budget})
-    api.call("POST", "limits/", {**subject, "kind": "requests", "amount": "100000000"})
-    api.call(
+    system.api.call(
         "POST",
         "guardrails/",
         {
@@ -131,27 +115,7 @@ def _route_without_output_guard(system: AscSystem, provisioned: Provisioned) -> 
             "on_output": False,
         },
     )
-    return str(key["secret"])
-
-
-def _litellm(upstream_base: str, logs: Path, work: Path) -> Row | str:
-    try:
-        version = litellm_proxy.ensure_venv()
-    except Exception as exc:  # no network, no wheel: report it and go on with the rest
-        return f"LiteLLM not measured: installing it failed ({exc})."
-    config, log_config = litellm_proxy.write_config(work, upstream_base)
-    port = free_port()
-    with running(
-        "litellm",
-        litellm_proxy.argv(config, log_config, port),
-        logs,
-        env=litellm_proxy.ENV,
-        ready_url=f"http://127.0.0.1:{port}{litellm_proxy.READY_PATH}",
-        timeout=120,
-    ) as proc:
-        auth = {"Authorization": f"Bearer {litellm_proxy.MASTER_KEY}"}
-        request = Request(f"http://127.0.0.1:{port}/v1/chat/completions", STREAM_BODY, auth)
-        return measure(f"LiteLLM proxy {version}, 1 worker", request, 1, work, proc.pid)
+    return system.add_key(tenant, "bench-plain", route)
 
 
 def _tabulate(report: Report, rows: list[Row], direct: Row) -> None:
@@ -175,8 +139,8 @@ def _tabulate(report: Report, rows: list[Row], direct: Row) -> None:
             ]
         )
     report.table(headers, table)
-    ceiling = next((r for r in rows if "pass-through" in r.name), None)
-    litellm = next((r for r in rows if "LiteLLM" in r.name), None)
+    ceiling = gateway_bench.find(rows, "pass-through")
+    litellm = gateway_bench.find(rows, "LiteLLM")
     for row in rows:
         if not row.name.startswith("ASC"):
             continue

@@ -54,15 +54,32 @@ class AscSystem:
         on input and output."""
         api = self.api
         tenant = api.results("tenants/?slug=demo")[0]["id"]
-        provider = api.call(
+        model, credential = self.add_model(tenant, "bench", "openai_compatible", upstream_base_url)
+        route = self.add_route(tenant, route_name, model, credential)
+        secret = self.add_key(tenant, "bench", route)
+        api.call(
             "POST",
-            "providers/",
-            {"name": "bench-upstream", "kind": "openai_compatible", "base_url": upstream_base_url},
+            "guardrails/",
+            {
+                "tenant": tenant,
+                "name": "pii",
+                "categories": ["email", "payment_card"],
+                "actions": {"email": "redact", "payment_card": "block"},
+            },
+        )
+        return Provisioned(tenant, route, route_name, secret, model, credential)
+
+    def add_model(self, tenant: str, name: str, kind: str, base_url: str) -> tuple[str, str]:
+        """A provider of ``kind`` at ``base_url``, a credential of ``tenant`` for it and its
+        model ``bench-model``: (model id, credential id)."""
+        api = self.api
+        provider = api.call(
+            "POST", "providers/", {"name": f"{name}-upstream", "kind": kind, "base_url": base_url}
         )["id"]
         credential = api.call(
             "POST",
             "credentials/",
-            {"tenant": tenant, "provider": provider, "name": "bench", "secret": "sk-up-bench"},
+            {"tenant": tenant, "provider": provider, "name": name, "secret": f"sk-up-{name}"},
         )["id"]
         model = api.call(
             "POST",
@@ -75,11 +92,16 @@ class AscSystem:
                 "output_price": "0.60",
             },
         )["id"]
-        route = self.add_route(tenant, route_name, model, credential)
+        return str(model), str(credential)
+
+    def add_key(self, tenant: str, name: str, route: str) -> str:
+        """A key for ``route`` with a budget and a rate limit far above what a benchmark
+        spends (every policy on); its secret."""
+        api = self.api
         key = api.call(
             "POST",
             "keys/",
-            {"tenant": tenant, "name": "bench", "routes": [route], "expires_at": None},
+            {"tenant": tenant, "name": name, "routes": [route], "expires_at": None},
         )
         subject = {"tenant": tenant, "scope": "key", "key": key["id"]}
         api.call(
@@ -88,17 +110,7 @@ class AscSystem:
             {**subject, "kind": "budget", "period": "month", "amount": "1000000"},
         )
         api.call("POST", "limits/", {**subject, "kind": "requests", "amount": "100000000"})
-        api.call(
-            "POST",
-            "guardrails/",
-            {
-                "tenant": tenant,
-                "name": "pii",
-                "categories": ["email", "payment_card"],
-                "actions": {"email": "redact", "payment_card": "block"},
-            },
-        )
-        return Provisioned(tenant, route, route_name, key["secret"], model, credential)
+        return str(key["secret"])
 
     def add_route(self, tenant: str, name: str, model: str, credential: str) -> str:
         body = {

@@ -7,7 +7,7 @@ these, and nothing here imports the rest of the data plane.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +57,9 @@ class RouteOptions:
     total_timeout_s: float = 600.0
     max_retries: int = 0
     latency_aware: bool = False
+    # Serve a feature the target's format cannot carry by dropping it (recorded in the audit
+    # record) instead of refusing the request.
+    drop_untranslatable: bool = False
 
 
 DEFAULT_ROUTE_OPTIONS = RouteOptions()
@@ -154,6 +157,23 @@ class Untranslatable(Exception):
         self.what = what
 
 
+def drop_or_refuse(dropped: list[str] | None, what: str) -> None:
+    """A feature a translation cannot carry: refused (``Untranslatable``) unless the route
+    lets it be dropped (``dropped`` is then the list the drop is recorded in, once a name)."""
+    if dropped is None:
+        raise Untranslatable(what)
+    if what not in dropped:
+        dropped.append(what)
+
+
+class Translate(Protocol):
+    """``Native.translate``: the request as an OpenAI chat request, made at most once. With
+    ``dropped`` (a list), a feature that cannot be carried is left out and named there
+    instead of refused."""
+
+    def __call__(self, dropped: list[str] | None = None) -> ChatRequest: ...
+
+
 # Built for every request: not frozen (a frozen dataclass takes microseconds to build, its
 # fields set one by one through object.__setattr__); nothing changes it after construction.
 @dataclass(slots=True)
@@ -165,7 +185,8 @@ class Native:
     without re-encoding; ``model`` the name the client sent; ``headers`` the format's version
     and beta headers as the client sent them. ``translate`` gives the same request as an
     OpenAI chat request for an upstream that does not speak the wire, or raises
-    ``Untranslatable``."""
+    ``Untranslatable``; ``dropped`` is None while the route refuses that, else the list that
+    names what a translation left out (the request record's, for the audit record)."""
 
     wire: str
     request_id: str
@@ -174,7 +195,8 @@ class Native:
     model: str
     stream: bool
     headers: Mapping[str, str]
-    translate: Callable[[], ChatRequest]
+    translate: Translate
+    dropped: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

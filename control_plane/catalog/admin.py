@@ -122,6 +122,7 @@ class RouteForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable
             "total_timeout_ms",
             "max_retries",
             "latency_aware",
+            "drop_untranslatable",
         ]
 
 

@@ -120,6 +120,14 @@ class Route(UUIDModel):
     latency_aware = models.BooleanField(
         default=False, help_text="Within a priority, prefer the target answering fastest."
     )
+    drop_untranslatable = models.BooleanField(
+        default=False,
+        help_text=(
+            "Serve a request whose feature the target's format cannot carry (thinking to an"
+            " OpenAI upstream, say) without it, recording the drop in the audit record,"
+            " instead of refusing it with a 400."
+        ),
+    )
 
     objects = ScopedQuerySet.as_manager()
 

@@ -213,6 +213,7 @@ TENANT = Kind(
                 "total_timeout_ms": Field(count, 0),
                 "max_retries": Field(count, 0),
                 "latency_aware": Field(boolean, False),
+                "drop_untranslatable": Field(boolean, False),
             },
             (LIMIT, GUARDRAIL),
         ),

@@ -214,6 +214,7 @@ class _Tenants:
             "total_timeout_ms": r.total_timeout_ms,
             "max_retries": r.max_retries,
             "latency_aware": r.latency_aware,
+            "drop_untranslatable": r.drop_untranslatable,
             "limits": self.limits[(Scope.ROUTE, r.pk)],
             "guardrail": self.guardrails.get((r.tenant_id, r.pk)),
         }

@@ -195,6 +195,7 @@ class Writer:
             "total_timeout_ms",
             "max_retries",
             "latency_aware",
+            "drop_untranslatable",
         ]
         _set(route, f, names)
         targets = [self._target(tenant, t) for t in f["targets"]]

@@ -69,6 +69,7 @@ def policy_rows() -> b.PolicyRows:
                 r.total_timeout_ms,
                 r.max_retries,
                 r.latency_aware,
+                r.drop_untranslatable,
             )
             for r in Route.objects.all()
         ],

@@ -91,6 +91,7 @@ class RouteRow:
     total_timeout_ms: int = 0
     max_retries: int = 0
     latency_aware: bool = False
+    drop_untranslatable: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 total_timeout_ms=r.total_timeout_ms,
                 max_retries=r.max_retries,
                 latency_aware=r.latency_aware,
+                drop_untranslatable=r.drop_untranslatable,
             )
             for r in by_id(rows.routes)
         ],

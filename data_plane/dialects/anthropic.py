@@ -14,7 +14,10 @@ schema) is ``response_format``. ``cache_control`` marks are
 hints for Anthropic's prompt cache and are not carried (providers cache on their own). What
 the OpenAI shape has no room for is ``Untranslatable`` (the target gets a 400 naming it):
 extended thinking and thinking blocks, context management, documents, server tools, and any
-other parameter not listed in ``PARAMS``.
+other parameter not listed in ``PARAMS``. On a route that drops what cannot be translated
+(``Native.dropped``), parameters, thinking and other assistant blocks, and server tools are
+left out instead and named in the list; user content that cannot be carried (documents) is
+still refused, since leaving it out would change the question.
 
 Answers: ``input_tokens`` is the prompt less its cached part, which is
 ``cache_read_input_tokens``, as Anthropic counts. OpenAI does not say which stop sequence
@@ -35,7 +38,13 @@ from data_plane.dialects.inbound import Inbound, inbound, normalise, pick_header
 from data_plane.dialects.relay import AnthropicRelay
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, Verdict
-from data_plane.types import ANTHROPIC_MESSAGES, ChatRequest, Untranslatable, Usage
+from data_plane.types import (
+    ANTHROPIC_MESSAGES,
+    ChatRequest,
+    Untranslatable,
+    Usage,
+    drop_or_refuse,
+)
 
 PARAMS = frozenset(
     {
@@ -167,21 +176,24 @@ def _check(body: dict[str, Any]) -> None:
         raise Invalid("'stream' must be a boolean.", "stream")
 
 
-def to_chat(request_id: str, body: Mapping[str, Any]) -> ChatRequest:
-    """The request as an OpenAI chat request; ``Untranslatable`` names what cannot be."""
+def to_chat(
+    request_id: str, body: Mapping[str, Any], dropped: list[str] | None = None
+) -> ChatRequest:
+    """The request as an OpenAI chat request; ``Untranslatable`` names what cannot be (or,
+    with ``dropped``, what could be left out is, and named there)."""
     try:
-        chat = to_openai(dict(body))
+        chat = to_openai(dict(body), dropped)
     except Invalid as exc:
         raise Untranslatable(str(exc)) from None
     return ChatRequest(request_id=request_id, body=chat, stream=chat.get("stream") is True)
 
 
-def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+def to_openai(body: dict[str, Any], dropped: list[str] | None = None) -> dict[str, Any]:
     for name, value in body.items():
         if name not in PARAMS and value is not None:
             if name == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
                 continue
-            raise Untranslatable(FEATURES.get(name, f"the parameter '{name}'"))
+            drop_or_refuse(dropped, FEATURES.get(name, f"the parameter '{name}'"))
     _check(body)
     model, messages, stream = body["model"], body["messages"], body.get("stream")
     max_tokens = numbers.canonical_int(body["max_tokens"])
@@ -190,7 +202,7 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     if system:
         out["messages"].append({"role": "system", "content": system})
     for message in messages:
-        out["messages"].extend(_message(message))
+        out["messages"].extend(_message(message, dropped))
     for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
             out[name] = body[name]
@@ -198,7 +210,11 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
         out["stop"] = body["stop_sequences"]
     tools = body.get("tools")
     if tools:
-        out["tools"] = [_tool(t) for t in tools] if isinstance(tools, list) else _bad("tools")
+        if not isinstance(tools, list):
+            _bad("tools")
+        functions = [_tool(t) for t in tools if _is_function(t, dropped)]
+        if functions:
+            out["tools"] = functions
     _tool_choice(body.get("tool_choice"), out)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
@@ -227,7 +243,7 @@ def _text_block(block: Any, param: str) -> str:
     return str(block.get("text", ""))
 
 
-def _message(message: Any) -> list[dict[str, Any]]:
+def _message(message: Any, dropped: list[str] | None) -> list[dict[str, Any]]:
     if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
         raise Invalid("Every message must have the role 'user' or 'assistant'.", "messages")
     content = message.get("content")
@@ -236,7 +252,7 @@ def _message(message: Any) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise Invalid("A message's content must be a string or an array of blocks.", "messages")
     if message["role"] == "assistant":
-        return [_assistant(content)]
+        return [_assistant(content, dropped)]
     tool_messages: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for block in content:
@@ -257,7 +273,7 @@ def _message(message: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _assistant(content: list[Any]) -> dict[str, Any]:
+def _assistant(content: list[Any], dropped: list[str] | None) -> dict[str, Any]:
     texts, calls = [], []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
@@ -268,7 +284,7 @@ def _assistant(content: list[Any]) -> dict[str, Any]:
             function = {"name": block.get("name"), "arguments": arguments}
             calls.append({"id": block.get("id"), "type": "function", "function": function})
         else:
-            raise Untranslatable(f"assistant blocks of type '{kind}'")
+            drop_or_refuse(dropped, f"assistant blocks of type '{kind}'")
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
         out["tool_calls"] = calls
@@ -297,10 +313,17 @@ def _image_url(block: dict[str, Any]) -> str:
     raise Invalid("Images must have a base64 or url source.", "messages")
 
 
-def _tool(tool: Any) -> dict[str, Any]:
-    if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-        kind = tool.get("type") if isinstance(tool, dict) else tool
-        raise Untranslatable(f"server tools (type '{kind}')")
+def _is_function(tool: Any, dropped: list[str] | None) -> bool:
+    """Whether ``tool`` is a function the model may call (a server tool is refused, or left
+    out and named in ``dropped``)."""
+    if isinstance(tool, dict) and tool.get("type") in (None, "custom"):
+        return True
+    kind = tool.get("type") if isinstance(tool, dict) else tool
+    drop_or_refuse(dropped, f"server tools (type '{kind}')")
+    return False
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool.get("input_schema")}
     if tool.get("description"):
         function["description"] = tool["description"]

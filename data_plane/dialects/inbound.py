@@ -15,9 +15,10 @@ from typing import Any
 
 from data_plane.dialects import numbers
 from data_plane.errors import ApiError
-from data_plane.types import ChatRequest, Native
+from data_plane.types import ChatRequest, Native, Translate
 
-ToChat = Callable[[str, Mapping[str, Any]], ChatRequest]
+# (request id, body, dropped): see ``types.Translate``.
+ToChat = Callable[[str, Mapping[str, Any], list[str] | None], ChatRequest]
 END_USER_MAX = 200
 
 
@@ -78,12 +79,12 @@ def with_body(request: Inbound, body: Mapping[str, Any]) -> Inbound:
     return replace(request, native=native)
 
 
-def _once(to_chat: ToChat, request_id: str, body: Mapping[str, Any]) -> Callable[[], ChatRequest]:
+def _once(to_chat: ToChat, request_id: str, body: Mapping[str, Any]) -> Translate:
     done: list[ChatRequest] = []
 
-    def translate() -> ChatRequest:
+    def translate(dropped: list[str] | None = None) -> ChatRequest:
         if not done:
-            done.append(to_chat(request_id, body))
+            done.append(to_chat(request_id, body, dropped))
         return done[0]
 
     return translate

@@ -87,7 +87,7 @@ def parse_chat(raw: bytes, request_id: str, headers: Mapping[str, str]) -> Inbou
         admission=body,
         end_user=end_user(body),
         guarded=GUARDED,
-        to_chat=lambda rid, b: ChatRequest(rid, b, b.get("stream") is True),
+        to_chat=lambda rid, b, _dropped: ChatRequest(rid, b, b.get("stream") is True),
     )
 
 

@@ -11,7 +11,10 @@ function tools are chat tools; ``text.format`` is ``response_format``; ``max_out
 is ``max_tokens``; ``store``, ``metadata``, ``include``, ``truncation``, ``service_tier`` and
 ``prompt_cache_key`` are advisory and left out. ``Untranslatable`` (a 400 naming it):
 ``previous_response_id`` and ``conversation`` (the conversation is kept by the upstream that
-answered, and a translated request has none), built-in tools, other input item types.
+answered, and a translated request has none), built-in tools, other input item types. On a
+route that drops what cannot be translated (``Native.dropped``), unknown parameters and
+built-in tools are left out instead and named in the list (the stateful parameters and input
+items are still refused: leaving them out would change the conversation).
 
 Answers from the other providers (chat completions and chunks) become a ``response`` object
 and its event stream (``responses_stream``).
@@ -31,7 +34,13 @@ from data_plane.dialects.relay import ResponsesRelay
 from data_plane.dialects.responses_stream import ResponsesEncoder, response_object
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, Verdict
-from data_plane.types import OPENAI_RESPONSES, ChatRequest, Untranslatable, Usage
+from data_plane.types import (
+    OPENAI_RESPONSES,
+    ChatRequest,
+    Untranslatable,
+    Usage,
+    drop_or_refuse,
+)
 
 GUARDED = ("instructions", "input", "tools")
 BOUNDS = {
@@ -92,15 +101,18 @@ def parse_responses_request(
     )
 
 
-def to_chat(request_id: str, body: Mapping[str, Any]) -> ChatRequest:
-    """The request as a chat request; ``Untranslatable`` names what cannot be."""
+def to_chat(
+    request_id: str, body: Mapping[str, Any], dropped: list[str] | None = None
+) -> ChatRequest:
+    """The request as a chat request; ``Untranslatable`` names what cannot be (or, with
+    ``dropped``, what could be left out is, and named there)."""
     for name, value in body.items():
         if value is None or name in ADVISORY or name in COPIED:
             continue
         if name in STATEFUL:
             raise Untranslatable(STATEFUL[name])
         if name not in TRANSLATED:
-            raise Untranslatable(f"the parameter '{name}'")
+            drop_or_refuse(dropped, f"the parameter '{name}'")
     chat: dict[str, Any] = {"model": body["model"], "messages": _messages(body)}
     for name in COPIED:
         if body.get(name) is not None:
@@ -111,8 +123,10 @@ def to_chat(request_id: str, body: Mapping[str, Any]) -> ChatRequest:
     if isinstance(user, str):
         chat["user"] = user
     tools = body.get("tools")
-    if tools:
-        chat["tools"] = [_tool(t) for t in tools] if isinstance(tools, list) else []
+    if isinstance(tools, list):
+        functions = [_tool(t) for t in tools if _is_function(t, dropped)]
+        if functions:
+            chat["tools"] = functions
     choice = _tool_choice(body.get("tool_choice"))
     if choice is not None:
         chat["tool_choice"] = choice
@@ -192,10 +206,17 @@ def _text(parts: Any) -> str:
     return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
 
 
-def _tool(tool: Any) -> dict[str, Any]:
-    if not isinstance(tool, dict) or tool.get("type") != "function":
-        kind = tool.get("type") if isinstance(tool, dict) else tool
-        raise Untranslatable(f"built-in tools (type '{kind}')")
+def _is_function(tool: Any, dropped: list[str] | None) -> bool:
+    """Whether ``tool`` is a function tool (a built-in one is refused, or left out and named
+    in ``dropped``)."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        return True
+    kind = tool.get("type") if isinstance(tool, dict) else tool
+    drop_or_refuse(dropped, f"built-in tools (type '{kind}')")
+    return False
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     function = {"name": tool.get("name"), "parameters": tool.get("parameters") or {}}
     for name in ("description", "strict"):
         if tool.get(name) is not None:

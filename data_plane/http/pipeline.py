@@ -277,6 +277,8 @@ async def serve_chat(context: Context) -> web.StreamResponse:
         if body is not parsed.body:
             parsed = with_body(parsed, body)
     output_guard = guard.compiled if guard is not None and guard.on_output else None
+    if route.options.drop_untranslatable:  # what a translation leaves out, for the audit
+        parsed.native.dropped = record.dropped
     owner = _previous_owner(context, parsed)
     call = await _admit(context, route, len(raw), parsed.admission, owner)
     if isinstance(call, ApiError):
@@ -486,4 +488,5 @@ def finish(app: web.Application, record: RequestRecord) -> asyncio.Future[bool] 
     durable = tenant is not None and not app[SETTINGS].durable_audit_tenants.isdisjoint(
         (tenant.id, tenant.slug)
     )
-    return app[USAGE].record(event, build_audit(event, record.verdicts), durable=durable)
+    audit = build_audit(event, record.verdicts, record.dropped)
+    return app[USAGE].record(event, audit, durable=durable)

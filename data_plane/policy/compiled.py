@@ -300,6 +300,7 @@ def _compile_route(
         total_timeout_s=_seconds(route.total_timeout_ms, DEFAULT_ROUTE_OPTIONS.total_timeout_s),
         max_retries=route.max_retries,
         latency_aware=route.latency_aware,
+        drop_untranslatable=route.drop_untranslatable,
     )
     return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets), options)
 

@@ -20,7 +20,8 @@ client: a later failure ends the stream with an error, never a silent replay els
 A request in a client wire format (``types.Native``) is forwarded as it is to a target whose
 adapter speaks that format, and translated to an OpenAI chat request for any other target; a
 feature the translation cannot carry passes that target over (``Unsupported``, a 400 naming
-the feature when no target can take the request).
+the feature when no target can take the request), unless the route says to drop it
+(``RouteOptions.drop_untranslatable``: ``Native.dropped`` then names what was left out).
 
 When every target failed: 429 with Retry-After when all the answers were 429s (or targets
 waiting out a Retry-After), 503 when breakers kept every target out, 400 when no target
@@ -280,7 +281,7 @@ def as_chat(request: ChatRequest | Native, target: Target) -> ChatRequest:
     if isinstance(request, ChatRequest):
         return request
     try:
-        return request.translate()
+        return request.translate(request.dropped)
     except Untranslatable as exc:
         kind = snapshot_pb2.ProviderKind.Name(target.kind).removeprefix("PROVIDER_KIND_")
         raise Unsupported(kind.lower(), exc.what) from None

@@ -35,10 +35,11 @@ class AuditChain:
 
 
 def build_audit(
-    event: control_pb2.UsageEvent, verdicts: Sequence[Verdict]
+    event: control_pb2.UsageEvent, verdicts: Sequence[Verdict], dropped: Sequence[str] = ()
 ) -> control_pb2.AuditRecord:
     """The (unsealed) audit record of a request: who, what, under which snapshot version, the
-    decision, and the guardrail categories found (never the text)."""
+    decision, the guardrail categories found (never the text) and the features of the
+    request a translation left out (``dropped``)."""
     verdict = combine(verdicts)
     refused = 400 <= event.status_code < 500
     return control_pb2.AuditRecord(
@@ -47,4 +48,5 @@ def build_audit(
         reason=event.error_code,
         categories=verdict.categories,
         guardrail_action=verdict.decision.value,
+        dropped_features=dropped,
     )

@@ -39,6 +39,8 @@ class RequestRecord:
     fallbacks: list[control_pb2.Attempt] = field(default_factory=list)
     # Guardrail verdicts of the input and the output (categories, never text).
     verdicts: list[Verdict] = field(default_factory=list)
+    # What a translation for the target left out, on a route that drops rather than refuses.
+    dropped: list[str] = field(default_factory=list)
     # Budget and rate-limit reservations to settle when the request ends.
     admission: Admission = field(default_factory=Admission)
 

@@ -146,7 +146,7 @@ class UsageEvent(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., ts_unix_ms: _Optional[int] = ..., tenant_id: _Optional[str] = ..., key_id: _Optional[str] = ..., route_id: _Optional[str] = ..., route_name: _Optional[str] = ..., model_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., region: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., latency_ms: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., snapshot_version: _Optional[int] = ..., status_code: _Optional[int] = ..., stream: _Optional[bool] = ..., error_code: _Optional[str] = ..., subject: _Optional[str] = ..., fallbacks: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
 
 class AuditRecord(_message.Message):
-    __slots__ = ("chain_id", "seq", "prev_hash", "hash", "event", "decision", "reason", "categories", "guardrail_action", "content_sha256")
+    __slots__ = ("chain_id", "seq", "prev_hash", "hash", "event", "decision", "reason", "categories", "guardrail_action", "content_sha256", "dropped_features")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class AuditRecord(_message.Message):
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     GUARDRAIL_ACTION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FEATURES_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     seq: int
     prev_hash: str
@@ -167,7 +168,8 @@ class AuditRecord(_message.Message):
     categories: _containers.RepeatedScalarFieldContainer[str]
     guardrail_action: str
     content_sha256: str
-    def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ..., event: _Optional[_Union[UsageEvent, _Mapping]] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., guardrail_action: _Optional[str] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+    dropped_features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ..., event: _Optional[_Union[UsageEvent, _Mapping]] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., guardrail_action: _Optional[str] = ..., content_sha256: _Optional[str] = ..., dropped_features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UsageBatch(_message.Message):
     __slots__ = ("batch_id", "node_id", "events", "audit", "spool_depth", "health")

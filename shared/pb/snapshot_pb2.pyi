@@ -283,7 +283,7 @@ class RouteTarget(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "targets", "connect_timeout_ms", "first_token_timeout_ms", "total_timeout_ms", "max_retries", "latency_aware")
+    __slots__ = ("id", "tenant_id", "name", "targets", "connect_timeout_ms", "first_token_timeout_ms", "total_timeout_ms", "max_retries", "latency_aware", "drop_untranslatable")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +293,7 @@ class Route(_message.Message):
     TOTAL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     LATENCY_AWARE_FIELD_NUMBER: _ClassVar[int]
+    DROP_UNTRANSLATABLE_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -302,7 +303,8 @@ class Route(_message.Message):
     total_timeout_ms: int
     max_retries: int
     latency_aware: bool
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., connect_timeout_ms: _Optional[int] = ..., first_token_timeout_ms: _Optional[int] = ..., total_timeout_ms: _Optional[int] = ..., max_retries: _Optional[int] = ..., latency_aware: _Optional[bool] = ...) -> None: ...
+    drop_untranslatable: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., connect_timeout_ms: _Optional[int] = ..., first_token_timeout_ms: _Optional[int] = ..., total_timeout_ms: _Optional[int] = ..., max_retries: _Optional[int] = ..., latency_aware: _Optional[bool] = ..., drop_untranslatable: _Optional[bool] = ...) -> None: ...
 
 class VirtualKey(_message.Message):
     __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user", "project_id", "max_parallel", "max_body_bytes", "max_tokens")

@@ -53,7 +53,9 @@ def build_configuration() -> dict[str, Any]:
     main = factories.credential(acme, mock, "main", SECRETS["main"])
     backup = factories.credential(acme, compat, "backup", SECRETS["backup"])
     chat = catalog.put_route(
-        Route(tenant=acme, name="chat", max_retries=2, latency_aware=True),
+        Route(
+            tenant=acme, name="chat", max_retries=2, latency_aware=True, drop_untranslatable=True
+        ),
         actor=None,
         targets=[catalog.TargetSpec(m1, main, 0, 3), catalog.TargetSpec(m2, backup, 1, 1)],
     )
@@ -132,6 +134,8 @@ def test_export_wipe_import_export_gives_the_same_yaml(
     report = run_import(first, tmp_path)
     assert "+ tenant acme / route chat" in report
     assert export() == first
+    assert "drop_untranslatable: true" in first
+    assert Route.objects.get(tenant__slug="acme", name="chat").drop_untranslatable
 
     # What came back works: secrets from the environment, the key by its old secret's hash.
     main = ProviderCredential.objects.get(tenant__slug="acme", name="main")

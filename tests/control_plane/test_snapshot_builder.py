@@ -100,3 +100,10 @@ def test_every_dangling_or_cross_tenant_reference_is_reported() -> None:
     for expected, bad in cases.items():
         found = problems(b.build_policy(bad))
         assert any(expected in p for p in found), (expected, found)
+
+
+def test_a_route_that_drops_what_cannot_be_translated_says_so_in_the_snapshot() -> None:
+    base = rows()
+    routes = [replace(base.routes[0], drop_untranslatable=True), *base.routes[1:]]
+    policy = b.build_policy(replace(base, routes=routes))
+    assert {r.id: r.drop_untranslatable for r in policy.routes} == {"r1": True, "r2": False}

@@ -77,6 +77,7 @@ class RouteSerializer(ScopedSerializer):
             "total_timeout_ms",
             "max_retries",
             "latency_aware",
+            "drop_untranslatable",
             "created_at",
             "updated_at",
         ]

@@ -94,9 +94,18 @@ def _bookkeeping(
         metrics.tokens.labels(route.name, "prompt").inc(usage.prompt_tokens)
         metrics.tokens.labels(route.name, "completion").inc(usage.completion_tokens)
 
+    def observe_bound() -> None:  # what pipeline.finish does: the route's children bound once
+        series = metrics.route(route.name)
+        series.requests(200).inc()
+        series.latency.observe(0.001)
+        series.ttft.observe(0.001)
+        series.prompt.inc(usage.prompt_tokens)
+        series.completion.inc(usage.completion_tokens)
+
     event = build_event(record, 3)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("Prometheus: 5 labelled metrics", observe),
+        ("Prometheus: 5 labelled metrics, labels() each", observe),
+        ("Prometheus: the same, children bound per route", observe_bound),
         ("usage event (protobuf)", lambda: build_event(record, 3)),
         ("audit record (protobuf, event copied in)", lambda: build_audit(event, record.verdicts)),
         ("seal it into the hash chain", lambda: chain.seal(build_audit(event, record.verdicts))),

@@ -68,10 +68,10 @@ def measure(
     """Warm up, find the maximum throughput (and the CPU time process ``pid`` and its children
     spent per request meanwhile), then the latency at ``RATE`` (or, for a gateway that cannot
     sustain it, at half its maximum)."""
-    _max_throughput(request, 1.0, work_dir)  # warm-up: pools, leases, caches
+    max_throughput(request, 1.0, work_dir)  # warm-up: pools, leases, caches
     cpu_before = cpu_seconds(pid)
     side_before = sum(cpu_seconds(p) for p in side)
-    throughput = _max_throughput(request, MAX_SECONDS, work_dir)
+    throughput = max_throughput(request, MAX_SECONDS, work_dir)
     cpu = cpu_seconds(pid) - cpu_before
     side_cpu = sum(cpu_seconds(p) for p in side) - side_before
     rate = RATE if throughput.rps >= RATE * 1.25 else max(5.0, round(throughput.rps / 2))
@@ -87,7 +87,7 @@ def measure(
     return row
 
 
-def _max_throughput(request: Request, seconds: float, work_dir: Path) -> WrkResult:
+def max_throughput(request: Request, seconds: float, work_dir: Path) -> WrkResult:
     if loadgen.wrk_available():
         return loadgen.run_wrk(request, seconds, CONNECTIONS, work_dir)
     return loadgen.run_closed_loop(request, seconds, CONNECTIONS)
@@ -179,7 +179,7 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
                 rows += _other_dialects(dp.url, auth, {"x-api-key": claude_key}, work, dp.pid)
             if workers == 1 and profile.enabled():
                 recording = profile.record(dp.pid, MAX_SECONDS, work / "dp-max.prof")
-                _max_throughput(request, MAX_SECONDS, work)
+                max_throughput(request, MAX_SECONDS, work)
                 profiles += profile.lines("ASC data plane at maximum throughput", recording, 25)
             _require_alive(dp)
             system.stop_data_planes()

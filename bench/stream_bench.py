@@ -20,7 +20,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench import gateway_bench
+from bench import gateway_bench, profile
 from bench.gateway_bench import Row, measure
 from bench.loadgen import Request
 from bench.procs import free_port, python_module, running
@@ -45,6 +45,7 @@ def run() -> Report:
     report = Report()
     rows: list[Row] = []
     skipped: list[str] = []
+    profiles: list[str] = []
     with tempfile.TemporaryDirectory(prefix="asc-bench-stream-") as tmp:
         work = Path(tmp)
         logs = work / "logs"
@@ -61,7 +62,7 @@ def run() -> Report:
             rows.append(direct)
             relaying = "bare aiohttp+uvloop pass-through, relaying"
             rows.append(gateway_bench.passthrough(upstream_base, logs, work, STREAM_BODY, relaying))
-            rows += _asc(upstream_base, work)
+            rows += _asc(upstream_base, work, profiles)
             litellm = gateway_bench.litellm_row(upstream_base, logs, work, STREAM_BODY)
             if isinstance(litellm, Row):
                 rows.append(litellm)
@@ -70,10 +71,11 @@ def run() -> Report:
     _tabulate(report, rows, direct)
     for note in skipped:
         report.note(note)
+    report.lines += profiles
     return report
 
 
-def _asc(upstream_base: str, work: Path) -> list[Row]:
+def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
     rows = []
     with asc_system() as system:
         provisioned = system.provision(upstream_base)
@@ -92,6 +94,11 @@ def _asc(upstream_base: str, work: Path) -> list[Row]:
             auth = {"Authorization": f"Bearer {key or provisioned.key_secret}"}
             request = Request(f"{dp.url}/v1/chat/completions", json.dumps(body).encode(), auth)
             rows.append(measure(label, request, 1, work, dp.pid, control_plane))
+            if profile.enabled():  # ASC_BENCH_PROFILE=1: where each case's CPU goes
+                seconds = gateway_bench.MAX_SECONDS
+                recording = profile.record(dp.pid, seconds, work / f"dp-{route}.prof")
+                gateway_bench.max_throughput(request, seconds, work)
+                profiles += profile.lines(label, recording, 25)
         system.stop_data_planes()
     return rows
 

@@ -474,12 +474,13 @@ def finish(app: web.Application, record: RequestRecord) -> asyncio.Future[bool] 
     latency = time.monotonic() - record.started
     label = record.route.name if record.route else "-"  # never a client-chosen label value
     metrics = app[METRICS]
-    metrics.requests.labels(label, str(record.status)).inc()
-    metrics.latency.labels(label).observe(latency)
+    series = metrics.route(label)
+    series.requests(record.status).inc()
+    series.latency.observe(latency)
     if record.target is not None:
-        metrics.ttft.labels(label).observe(record.ttft_ms / 1000)
-        metrics.tokens.labels(label, "prompt").inc(record.usage.prompt_tokens)
-        metrics.tokens.labels(label, "completion").inc(record.usage.completion_tokens)
+        series.ttft.observe(record.ttft_ms / 1000)
+        series.prompt.inc(record.usage.prompt_tokens)
+        series.completion.inc(record.usage.completion_tokens)
     for attempt in record.fallbacks:
         metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
     event = build_event(record, int(latency * 1000))

@@ -132,19 +132,60 @@ def truncated() -> ProviderError:
     )
 
 
-async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
-    """(event name, data) of each server-sent event; multi-line data is joined with
-    newlines, comments and ``id``/``retry`` fields are skipped."""
-    event, data = b"", list[bytes]()
-    async for raw in content:
-        line = raw.rstrip(b"\r\n")
+# The longest line of a stream, as aiohttp's readline allows (twice its 64 KiB buffer limit).
+MAX_LINE = 2**17
+
+
+class SseLines:
+    """Server-sent events from their lines, fed one at a time: multi-line data is joined
+    with newlines, comments and ``id``/``retry`` fields are skipped."""
+
+    __slots__ = ("data", "event")
+
+    def __init__(self) -> None:
+        self.event, self.data = b"", list[bytes]()
+
+    def line(self, line: bytes) -> tuple[bytes, bytes] | None:
+        """The (event name, data) this line (without its end) completes, if any."""
         if not line:
-            if data:
-                yield event, b"\n".join(data)
-            event, data = b"", list[bytes]()
-        elif line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
+            done = self.end()
+            self.event, self.data = b"", []
+            return done
+        if line.startswith(b"data:"):
+            self.data.append(line[5:].lstrip(b" "))
         elif line.startswith(b"event:"):
-            event = line[6:].strip()
-    if data:
-        yield event, b"\n".join(data)
+            self.event = line[6:].strip()
+        return None
+
+    def end(self) -> tuple[bytes, bytes] | None:
+        return (self.event, b"\n".join(self.data)) if self.data else None
+
+
+async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+    """(event name, data) of each server-sent event (``SseLines``), read as it arrives:
+    every line a read brings is split in one go, not awaited line by line. Lines end at
+    ``\n``, a trailing ``\r`` dropped, as aiohttp's readline splits them."""
+    events = SseLines()
+    partial: list[bytes] = []  # the start of a line not yet ended
+    size = 0
+    while chunk := await content.readany():
+        if b"\n" not in chunk:
+            partial.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE:
+                raise ValueError("Chunk too big")
+            continue
+        if partial:
+            partial.append(chunk)
+            chunk = b"".join(partial)
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        partial, size = ([tail], len(tail)) if tail else ([], 0)
+        for raw in lines:
+            done = events.line(raw.rstrip(b"\r"))
+            if done is not None:
+                yield done
+    last = events.line(b"".join(partial).rstrip(b"\r")) if partial else None  # not ended
+    done = last or events.end()
+    if done is not None:
+        yield done

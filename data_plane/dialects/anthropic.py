@@ -26,7 +26,7 @@ ended an answer, so ``stop_sequence`` is always null and such an end is ``end_tu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -154,8 +154,11 @@ def count_request(raw: bytes, body: dict[str, Any], headers: Mapping[str, str]) 
     )
 
 
-def estimate_count(body: dict[str, Any]) -> dict[str, Any]:
-    return {"input_tokens": guarding.estimate_tokens(body, GUARDED)}
+def estimate_count(
+    body: Mapping[str, Any], count: Callable[[str], int] | None = None
+) -> dict[str, Any]:
+    """An estimated count: the request's texts by ``count`` (a tokenizer) or by characters."""
+    return {"input_tokens": guarding.estimate_tokens(body, GUARDED, count)}
 
 
 def _check(body: dict[str, Any]) -> None:

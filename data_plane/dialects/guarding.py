@@ -17,7 +17,7 @@ a blocked one is withheld, ending with ``stop_reason: "refusal"`` (Anthropic) or
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from data_plane.guardrails import Action, CompiledGuardrails, Verdict, apply, combine
@@ -98,13 +98,17 @@ def texts(node: Any) -> Iterator[str]:
                 yield from texts(value)
 
 
-def estimate_tokens(body: Mapping[str, Any], fields: tuple[str, ...]) -> int:
-    """An estimate of a request's input tokens: about four characters a token (OpenAI's
-    rule of thumb), and a few tokens of framing per message."""
-    chars = sum(len(text) for name in fields for text in texts(body.get(name)))
+def estimate_tokens(
+    body: Mapping[str, Any], fields: tuple[str, ...], count: Callable[[str], int] | None = None
+) -> int:
+    """An estimate of a request's input tokens: its texts counted by ``count`` (a tokenizer),
+    or without one about four characters a token (OpenAI's rule of thumb), and a few tokens
+    of framing per message."""
+    found = (text for name in fields for text in texts(body.get(name)))
+    tokens = sum(map(count, found)) if count else -(-sum(map(len, found)) // 4)
     messages = body.get("messages")
     framing = 3 * len(messages) if isinstance(messages, list) else 0
-    return -(-chars // 4) + framing
+    return tokens + framing
 
 
 def _guard_texts(

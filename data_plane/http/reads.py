@@ -5,6 +5,9 @@ stored Responses API answer. Authentication and route access as on every endpoin
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiohttp import web
 
 from data_plane import errors
@@ -14,6 +17,7 @@ from data_plane.http import pipeline
 from data_plane.http.appkeys import PROVIDERS, RANDOM
 from data_plane.http.pipeline import JSON, Context, json_response
 from data_plane.policy.routing import order_targets
+from data_plane.tokens import encoding
 from data_plane.upstream.providers.base import ProviderError, ResponseStore, TokenCounting
 
 
@@ -48,13 +52,15 @@ async def serve_stored_response(context: Context) -> web.StreamResponse:
 
 
 ESTIMATE_HEADER = "x-asc-token-count"
+TOKENIZER_HEADER = "x-asc-tokenizer"
 
 
 async def serve_count_tokens(context: Context) -> web.StreamResponse:
     """``/v1/messages/count_tokens``: authentication and route access only (nothing is
     generated, so no limits). The first of the route's targets that counts tokens itself
-    (Anthropic) answers, the request forwarded as it is; otherwise the answer is an estimate,
-    marked so in the ``x-asc-token-count: estimate`` header."""
+    (Anthropic) answers, the request forwarded as it is; otherwise the answer is an estimate
+    by the tokenizer shipped with the gateway (``tokens.encoding``), marked so in the
+    ``x-asc-token-count: estimate`` header, ``x-asc-tokenizer`` naming what counted."""
     request, record = context.request, context.record
     raw = await request.read()
     body = anthropic_api.parse_count_request(raw)
@@ -81,6 +87,16 @@ async def serve_count_tokens(context: Context) -> web.StreamResponse:
                 return context.fail(errors.upstream_rejected(exc.status, exc.message))
             continue
         return json_response(answer)
-    response = json_response(anthropic_api.estimate_count(body))
+    answer, tokenizer = await asyncio.to_thread(_estimate, body)
+    response = json_response(answer)
     response.headers[ESTIMATE_HEADER] = "estimate"
+    response.headers[TOKENIZER_HEADER] = tokenizer
     return response
+
+
+def _estimate(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """An estimated count by the shipped tokenizer (loaded on the first call), or by
+    characters when it cannot be loaded; and which of the two counted."""
+    count = encoding.load()
+    tokenizer = encoding.NAME if count is not None else "characters/4"
+    return anthropic_api.estimate_count(body, count), tokenizer

@@ -235,7 +235,8 @@ async def test_count_tokens_native_and_estimated(
         model="gpt", messages=messages
     )
     assert raw.headers["x-asc-token-count"] == "estimate"
-    assert (await raw.parse()).input_tokens > 0
+    assert raw.headers["x-asc-tokenizer"] == "o200k_base"
+    assert (await raw.parse()).input_tokens == 5 + 3, "the shipped tokenizer's 5, and framing"
     with pytest.raises(anthropic.NotFoundError):
         await anthropic_client.messages.count_tokens(model="nope", messages=messages)
 

@@ -1,0 +1,1 @@
+"""The tokenizer shipped with the data plane, for token estimates (``encoding``)."""

@@ -81,10 +81,13 @@ def main() -> None:
     for label, with_audit in (("usage", False), ("usage+audit", True)):
         first, *prepared = batches(count, with_audit, f"bench-{label}")
         ingest_batch(first)  # warm-up (connection, temporary table, plans), in chain order
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for batch in prepared:
             ingest_batch(batch)
         elapsed = time.perf_counter() - started
+        results[f"{label}_cpu_us_per_event"] = (
+            (time.process_time() - cpu) / (len(prepared) * BATCH) * 1e6
+        )
         results[f"{label}_events_per_s"] = len(prepared) * BATCH / elapsed
         results[f"{label}_ms_per_batch"] = elapsed / len(prepared) * 1000
     started = time.perf_counter()

@@ -16,6 +16,7 @@ Records sealed before the digest existed (empty ``content_sha256``) hash everyth
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from shared.pb import control_pb2
 
@@ -77,6 +78,38 @@ def content_intact(record: control_pb2.AuditRecord) -> bool:
     """Whether the content a (not purged) record carries is the content its hash vouches
     for. Records without a digest hash their content directly (``record_hash``)."""
     return not record.content_sha256 or content_sha256(record) == record.content_sha256
+
+
+def hashes_hold(records: Iterable[control_pb2.AuditRecord]) -> list[bool]:
+    """For each record, whether ``record_hash`` recomputes its hash and its content is
+    intact (``content_intact``): the same encodings, built in two scratch messages reused
+    across the records instead of new messages per record (what ingesting a batch checks)."""
+    kept, content = control_pb2.AuditRecord(), control_pb2.AuditRecord()
+    out = []
+    for record in records:
+        kept.CopyFrom(record)
+        if record.content_sha256:
+            event = kept.event
+            for name in EVENT_CONTENT:
+                event.ClearField(name)
+            for name in RECORD_CONTENT:
+                kept.ClearField(name)
+            content.Clear()
+            content.categories.extend(record.categories)
+            source, target = record.event, content.event
+            target.request_id = source.request_id
+            target.subject = source.subject
+            target.route_name = source.route_name
+            target.fallbacks.extend(source.fallbacks)
+            digest = hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
+            if digest != record.content_sha256:
+                out.append(False)
+                continue
+        kept.hash = ""
+        hashed = hashlib.sha256(record.prev_hash.encode())
+        hashed.update(kept.SerializeToString(deterministic=True))
+        out.append(hashed.hexdigest() == record.hash)
+    return out
 
 
 def seal(record: control_pb2.AuditRecord, prev_hash: str, seq: int) -> control_pb2.AuditRecord:

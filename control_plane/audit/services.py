@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from control_plane.audit import signing
 from control_plane.audit.models import AuditChain, AuditCheckpoint, AuditRecord
 from control_plane.core.bulk import insert_ignoring_conflicts, uuid_or_none
 from control_plane.tenancy.models import Tenant
-from shared.audit import checkpoint_message, content_intact, purged, record_hash
+from shared.audit import checkpoint_message, hashes_hold, purged
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
@@ -74,36 +75,53 @@ def to_row(record: control_pb2.AuditRecord, chain_ok: bool) -> dict[str, Any]:
     }
 
 
-def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> int:
-    """Store records in chain order, checking each extends its chain; call inside the ingest
-    transaction. A record that breaks its chain is stored all the same (nothing is lost),
-    flagged, counted on the chain and logged."""
-    rows: list[dict[str, Any]] = []
-    heads: dict[str, AuditChain] = {}
-    for record in records:
-        head = heads.get(record.chain_id)
-        if head is None:
-            head, _ = AuditChain.objects.select_for_update().get_or_create(
-                chain_id=record.chain_id, defaults={"node_id": node_id}
-            )
-            heads[record.chain_id] = head
-        ok = (
-            record.seq == head.last_seq + 1
-            and record.prev_hash == head.last_hash
-            and record.hash == record_hash(record)
-            and content_intact(record)
-        )
+@dataclass
+class Head:
+    """Where a chain stands: its last record's seq and hash, and the breaks seen so far (the
+    fields of an ``AuditChain`` row, which ``link_records`` takes as well)."""
+
+    last_seq: int
+    last_hash: str
+    breaks: int
+
+
+def link_records(
+    records: Sequence[control_pb2.AuditRecord], hashes_ok: Sequence[bool], heads: dict[str, Any]
+) -> list[bool]:
+    """Check, in one pass in chain order, that each record extends its chain (``heads``, by
+    chain id, moved along) and that its hash held (``hashes_ok``, from
+    ``shared.audit.hashes_hold``): whether each record is sound. A record that is not is
+    counted on its chain's head and logged."""
+    oks = []
+    for record, hash_ok in zip(records, hashes_ok, strict=True):
+        head = heads[record.chain_id]
+        ok = hash_ok and record.seq == head.last_seq + 1 and record.prev_hash == head.last_hash
         if not ok:
             head.breaks += 1
             log.error(
                 "audit chain %s broken at seq %d (head %d)",
-                head.chain_id,
+                record.chain_id,
                 record.seq,
                 head.last_seq,
             )
         if record.seq > head.last_seq:
             head.last_seq, head.last_hash = record.seq, record.hash
-        rows.append(to_row(record, ok))
+        oks.append(ok)
+    return oks
+
+
+def append_records(records: Sequence[control_pb2.AuditRecord], node_id: str) -> int:
+    """Store records in chain order, checking each extends its chain; call inside the ingest
+    transaction. A record that breaks its chain is stored all the same (nothing is lost),
+    flagged, counted on the chain and logged. (On PostgreSQL, ingestion stores them through
+    ``usage.copy_ingest`` with the same checks.)"""
+    heads: dict[str, Any] = {}
+    for chain_id in sorted({r.chain_id for r in records}):
+        heads[chain_id], _ = AuditChain.objects.select_for_update().get_or_create(
+            chain_id=chain_id, defaults={"node_id": node_id}
+        )
+    oks = link_records(records, hashes_hold(records), heads)
+    rows = [to_row(record, ok) for record, ok in zip(records, oks, strict=True)]
     insert_ignoring_conflicts(AuditRecord, rows, ["chain_id", "seq"])
     for head in heads.values():
         head.save()

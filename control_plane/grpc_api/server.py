@@ -14,7 +14,12 @@ from django.conf import settings
 from prometheus_client import start_http_server
 
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
-from control_plane.grpc_api.servicers import ConfigServicer, LeaseServicer, UsageServicer
+from control_plane.grpc_api.servicers import (
+    ConfigServicer,
+    LeaseServicer,
+    UsageServicer,
+    close_ingest_connections,
+)
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2_grpc
 from shared.tls import TlsFiles
@@ -112,4 +117,5 @@ async def serve(address: str, grace_s: float = 5.0) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await poller
         await server.stop(grace_s)
+        await close_ingest_connections()
         log.info("control-plane gRPC stopped")

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection, connections
 
 from control_plane.fleet import services as fleet
 from control_plane.grpc_api.acks import AckRecorder
@@ -32,7 +36,7 @@ from control_plane.grpc_api.push import PushState
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.limits.services import acquire
 from control_plane.rollouts import services as rollouts
-from control_plane.usage.services import ingest_batch
+from control_plane.usage.services import Ingested, ingest_batch
 from shared.pb import control_pb2, control_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,40 @@ def _db[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         return fn(*args, **kwargs)
 
     return sync_to_async(call)
+
+
+@functools.cache
+def _ingesters() -> tuple[ThreadPoolExecutor, int]:
+    """Usage batches are stored by a few threads of their own, each with its own connection,
+    so several batches are in flight at once (a batch id is still stored once: a replay
+    running beside the first waits on its receipt row, then is told it is a duplicate). One
+    on SQLite, which has one writer at a time anyway."""
+    threads = int(os.environ.get("ASC_INGEST_THREADS", "3"))
+    if connection.vendor != "postgresql":
+        threads = 1
+    return ThreadPoolExecutor(threads, thread_name_prefix="asc-ingest"), threads
+
+
+async def close_ingest_connections() -> None:
+    """Close the ingesting threads' connections (when the server stops): one task on each
+    thread, held at a barrier until every thread has one."""
+    pool, threads = _ingesters()
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        barrier.wait(timeout=30)
+        connections.close_all()
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, close) for _ in range(threads)))
+
+
+async def _ingest(batch: control_pb2.UsageBatch) -> Ingested:
+    def call() -> Ingested:
+        close_old_connections()
+        return ingest_batch(batch)
+
+    return await asyncio.get_running_loop().run_in_executor(_ingesters()[0], call)
 
 
 async def _record(fn: Callable[..., None], *args: object) -> None:
@@ -195,7 +233,7 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch_id is required")
         await _check_node(context, request.node_id)
         try:
-            result = await _db(ingest_batch)(request)
+            result = await _ingest(request)
         except DatabaseError as exc:
             log.warning("cannot store usage batch %s: %s", request.batch_id, exc)
             self.metrics.usage_batches.labels("error").inc()

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, models, transaction
 
 from control_plane.audit.services import append_records
 from control_plane.core.bulk import insert_ignoring_conflicts, uuid_or_none
+from control_plane.usage import copy_ingest
 from control_plane.usage.models import NONE, SpendDaily, UsageBatchReceipt, UsageRecord
 from shared.pb import control_pb2
 
@@ -61,19 +62,23 @@ def to_row(event: control_pb2.UsageEvent, node_id: str) -> dict[str, Any]:
 def ingest_batch(batch: control_pb2.UsageBatch) -> Ingested:
     if not batch.batch_id:
         raise ValueError("a usage batch needs a batch_id")
-    rows = [to_row(e, batch.node_id) for e in batch.events if e.request_id]
     try:
         with transaction.atomic():
-            UsageBatchReceipt.objects.create(
-                batch_id=batch.batch_id, node_id=batch.node_id, events=len(rows)
-            )
-            insert_ignoring_conflicts(UsageRecord, rows, ["request_id"])
-            append_records(batch.audit, batch.node_id)
+            if connection.vendor == "postgresql":
+                accepted = copy_ingest.ingest(batch)
+            else:
+                rows = [to_row(e, batch.node_id) for e in batch.events if e.request_id]
+                UsageBatchReceipt.objects.create(
+                    batch_id=batch.batch_id, node_id=batch.node_id, events=len(rows)
+                )
+                insert_ignoring_conflicts(UsageRecord, rows, ["request_id"])
+                append_records(batch.audit, batch.node_id)
+                accepted = len(rows)
     except IntegrityError:
         if UsageBatchReceipt.objects.filter(batch_id=batch.batch_id).exists():
             return Ingested(accepted=0, duplicate=True)
         raise
-    return Ingested(accepted=len(rows), duplicate=False)
+    return Ingested(accepted=accepted, duplicate=False)
 
 
 _ROLLUP_SELECT = """

@@ -15,6 +15,7 @@ from django.db import connections
 from control_plane.fleet.models import DataPlaneNode
 from control_plane.fleet.services import publish_snapshot
 from control_plane.grpc_api.server import build_server
+from control_plane.grpc_api.servicers import close_ingest_connections
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.usage.models import UsageRecord
 from shared.pb import control_pb2, control_pb2_grpc
@@ -35,6 +36,7 @@ async def channel() -> AsyncIterator[tuple[grpc.aio.Channel, SnapshotWatcher]]:
         yield ch, watcher
     poller.cancel()
     await server.stop(0)
+    await close_ingest_connections()  # the ingesting threads' connections too
     await sync_to_async(connections.close_all)()  # the ORM thread's connection, before teardown
 
 

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from control_plane.grpc_api.server import build_server
-from control_plane.grpc_api.servicers import may_speak_for
+from control_plane.grpc_api.servicers import close_ingest_connections, may_speak_for
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.usage.models import UsageRecord
 from data_plane import rpc
@@ -49,6 +49,7 @@ async def address(pki: Path) -> AsyncIterator[str]:
     await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop(0)
+    await close_ingest_connections()  # the ingesting threads' connections too
     await sync_to_async(connections.close_all)()
 
 

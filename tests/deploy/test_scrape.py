@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.server import build_server, serve_metrics
+from control_plane.grpc_api.servicers import close_ingest_connections
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from data_plane import rpc
 from shared.pb import control_pb2
@@ -69,6 +70,7 @@ async def test_the_dashboard_and_alerts_find_their_metrics_on_both_planes(tmp_pa
         httpd.shutdown()
         httpd.server_close()
         await server.stop(0)
+        await close_ingest_connections()  # the ingesting threads' connections too
         await sync_to_async(connections.close_all)()
 
     assert 'asc_dp_requests_total{route="chat",status="200"} 1.0' in data_plane

@@ -10,7 +10,9 @@ then ``response.output_text.done``, ``response.content_part.done`` and
 ``response.function_call_arguments.done`` and ``response.output_item.done``; last
 ``response.completed`` (or ``response.incomplete`` when the answer was cut by its token limit
 or a content filter) with the whole response and its usage. Every event carries a
-``sequence_number``; each is an SSE ``event:`` line and a ``data:`` line.
+``sequence_number``; each is an SSE ``event:`` line and a ``data:`` line. Objects and events
+follow both OpenAI's description and the Open Responses specification
+(``tests/providers/test_open_responses.py``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ def response_object(
     usage: Usage | None,
     status: str | None = None,
 ) -> dict[str, Any]:
-    """A ``response`` built by the gateway: the request's settings echoed as OpenAI does."""
+    """A ``response`` built by the gateway: the request's settings echoed as OpenAI does, with
+    every field the Open Responses specification requires. ``completed_at`` is null: the
+    gateway stamps no completion time of its own (this core reads no clock), and the
+    provider's answer says only when it was created."""
     body = request.body
     reason = INCOMPLETE.get(str(finish_reason))
     if status is None:
@@ -58,6 +63,7 @@ def response_object(
         "id": f"resp_{request.native.request_id}",
         "object": "response",
         "created_at": created,
+        "completed_at": None,
         "status": status,
         "error": None,
         "incomplete_details": {"reason": reason} if reason and status == "incomplete" else None,
@@ -70,15 +76,39 @@ def response_object(
         "reasoning": {"effort": None, "summary": None},
         "store": False,
         "temperature": body.get("temperature", 1.0),
+        "presence_penalty": body.get("presence_penalty") or 0.0,
+        "frequency_penalty": body.get("frequency_penalty") or 0.0,
+        "top_logprobs": body.get("top_logprobs") or 0,
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
+        "tools": _function_tools(body.get("tools")),
+        "max_tool_calls": body.get("max_tool_calls"),
         "top_p": body.get("top_p", 1.0),
         "truncation": "disabled",
         "usage": usage_object(usage) if usage is not None else None,
         "user": body.get("user"),
+        "safety_identifier": body.get("safety_identifier"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "background": False,
+        "service_tier": "default",
         "metadata": body.get("metadata") or {},
     }
+
+
+def _function_tools(tools: Any) -> list[dict[str, Any]]:
+    """The request's function tools as a response lists them (the model was offered only
+    those: a translation carries no other)."""
+    return [
+        {
+            "type": "function",
+            "name": tool.get("name"),
+            "description": tool.get("description"),
+            "parameters": tool.get("parameters"),
+            "strict": tool.get("strict"),
+        }
+        for tool in (tools if isinstance(tools, list) else ())
+        if isinstance(tool, dict) and tool.get("type") == "function"
+    ]
 
 
 class ResponsesEncoder:
@@ -238,5 +268,7 @@ class ResponsesEncoder:
         return b"".join(out)
 
     def error(self, error: ApiError) -> bytes:
+        """An ``error`` event: its fields flat, as OpenAI sends them, and also under
+        ``error``, as the Open Responses specification has them."""
         data = {"code": error.code, "message": error.message, "param": error.param}
-        return self._event("error", data)
+        return self._event("error", {**data, "error": error.body()["error"]})

@@ -213,9 +213,11 @@ class Event:
     """One server-sent event of a stream in the request's own wire format: its ``event:``
     name (b"" when none), its data bytes as the upstream sent them (the model renamed to
     the one the client asked for), the data parsed (None for OpenAI's closing ``[DONE]``),
-    and the usage reported so far when this event reported some."""
+    the usage reported so far when this event reported some, and whether the next event is
+    already at hand (read with this one: a relay may write the two at once)."""
 
     name: bytes
     data: bytes
     body: dict[str, Any] | None
     usage: Usage | None = None
+    more: bool = False

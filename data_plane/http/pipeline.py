@@ -370,6 +370,7 @@ async def _relay_native(
     """Pass the upstream's own events on (through the relay's output guard); False when the
     client went away."""
     record = context.record
+    pending: list[bytes] = []  # events read together, written together
     try:
         async for event in stream:
             if event.usage is not None:
@@ -378,11 +379,15 @@ async def _relay_native(
                 _remember(context, event.body.get("response"))
             data = relay.event(event)
             if data:
-                await response.write(data)
-        await response.write(relay.end())
+                pending.append(data)
+            if pending and not event.more:
+                await response.write(b"".join(pending))
+                pending.clear()
+        await response.write(b"".join(pending) + relay.end())
     except ProviderError as exc:
         record.error_code = errors.STREAM_INTERRUPTED
-        await response.write(relay.error(errors.stream_broken(record.route_name)))
+        error = relay.error(errors.stream_broken(record.route_name))
+        await response.write(b"".join(pending) + error)
         log.warning("upstream stream broke for request %s: %s", record.request_id, exc.outcome)
     except ConnectionResetError:
         record.error_code = errors.CLIENT_DISCONNECTED

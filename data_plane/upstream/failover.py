@@ -306,6 +306,7 @@ class Stream:
         self._call = call
         self._target = target
         self.native = native
+        self._at_hand = False  # the last event said the next one was read with it
 
     def __aiter__(self) -> Stream:
         return self
@@ -313,10 +314,15 @@ class Stream:
     async def __anext__(self) -> Any:
         if self._head:
             return self._head.popleft()
-        remaining = self._call.deadline - self._call.clock()
         try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                return await anext(self._chunks)
+            if self._at_hand:  # no wait for it: no timer to arm (as a timeout would not fire)
+                item = await anext(self._chunks)
+            else:
+                remaining = self._call.deadline - self._call.clock()
+                async with asyncio.timeout(max(0.0, remaining)):
+                    item = await anext(self._chunks)
+            self._at_hand = getattr(item, "more", False) is True
+            return item
         except TimeoutError:
             failure = ProviderError("total_timeout", retryable=True)
         except ProviderError as exc:

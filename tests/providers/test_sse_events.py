@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 from aiohttp import streams
 
+from data_plane.upstream.providers import native
 from data_plane.upstream.providers.http import MAX_LINE, SseLines, sse_events
 
 ATOMS = [b"data: ", b"event: ", b"x", b"{}", b"\n", b"\r\n", b"\r", b": c\n", b"id: 1\n",
@@ -65,3 +66,24 @@ async def test_a_line_that_never_ends_is_refused() -> None:
     payload = b"data: " + b"x" * (MAX_LINE + 10)
     with pytest.raises(ValueError, match="too big"):
         await _all(sse_events(_reader(payload, list(range(0, len(payload), 4096)))))
+
+
+async def test_events_read_together_say_the_next_is_at_hand() -> None:
+    chunk = b'data: {"choices":[],"model":"m"}\n\n'
+    reader = streams.StreamReader(
+        mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop()
+    )
+    reader.feed_data(chunk * 3 + chunk[:5])  # three whole events, the fourth's start
+    events = native.events(reader, "client-model")
+    got = [await anext(events) for _ in range(3)]
+    reader.feed_data(chunk[5:] + b"data: [DONE]\n\n")
+    reader.feed_eof()
+    got += [e async for e in events]
+    assert [e.more for e in got] == [True, True, False, True, False]
+    assert [e.body["model"] if e.body else None for e in got] == ["client-model"] * 4 + [None]
+
+
+async def test_the_event_that_ends_a_stream_has_none_after_it() -> None:
+    payload = b'event: message_stop\ndata: {"type":"message_stop"}\n\ndata: {"x":1}\n\n'
+    got = [e async for e in native.events(_reader(payload, []), "m")]
+    assert [(e.name, e.more) for e in got] == [(b"message_stop", False)]

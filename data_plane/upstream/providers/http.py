@@ -162,9 +162,16 @@ class SseLines:
 
 
 async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
-    """(event name, data) of each server-sent event (``SseLines``), read as it arrives:
-    every line a read brings is split in one go, not awaited line by line. Lines end at
-    ``\n``, a trailing ``\r`` dropped, as aiohttp's readline splits them."""
+    """(event name, data) of each server-sent event (``SseLines``), one at a time."""
+    async for burst in sse_bursts(content):
+        for event in burst:
+            yield event
+
+
+async def sse_bursts(content: aiohttp.StreamReader) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """The server-sent events each read completes (never an empty list), read as they
+    arrive: every line a read brings is split in one go, not awaited line by line. Lines end
+    at ``\n``, a trailing ``\r`` dropped, as aiohttp's readline splits them."""
     events = SseLines()
     partial: list[bytes] = []  # the start of a line not yet ended
     size = 0
@@ -181,11 +188,14 @@ async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes
         lines = chunk.split(b"\n")
         tail = lines.pop()
         partial, size = ([tail], len(tail)) if tail else ([], 0)
+        burst = []
         for raw in lines:
             done = events.line(raw.rstrip(b"\r"))
             if done is not None:
-                yield done
+                burst.append(done)
+        if burst:
+            yield burst
     last = events.line(b"".join(partial).rstrip(b"\r")) if partial else None  # not ended
     done = last or events.end()
     if done is not None:
-        yield done
+        yield [done]

@@ -20,7 +20,7 @@ import orjson
 
 from data_plane.types import Event, Forwarded, Native, Usage
 from data_plane.upstream.providers.base import ProviderError
-from data_plane.upstream.providers.http import json_object, sse_events
+from data_plane.upstream.providers.http import json_object, sse_bursts
 from data_plane.upstream.providers.translate import count
 
 Body = dict[str, Any]
@@ -168,21 +168,25 @@ async def events(content: aiohttp.StreamReader, model: str) -> AsyncIterator[Eve
     """The upstream's server-sent events, parsed and naming ``model`` (the client's), up to
     and including the one that ends the stream (OpenAI chat's ``[DONE]``, Anthropic's
     ``message_stop``, a Responses terminal event); an error event is a ``ProviderError``.
-    A stream that stops before its end is cut short: the caller raises ``truncated``."""
+    A stream that stops before its end is cut short: the caller raises ``truncated``.
+    Events read together say so (``Event.more``), so a relay can write them together."""
     usage = StreamUsage()
-    async for name, data in sse_events(content):
-        if data == b"[DONE]":
-            yield Event(name, data, None)
-            return
-        body = json_object(data)
-        kind = body.get("type")
-        if kind == "error" or (not kind and "error" in body):
-            error = body.get("error", body)
-            message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
-            raise ProviderError("stream_error", status=502, retryable=True, message=message)
-        yield Event(name, renamed(data, body, model), body, usage.feed(body))
-        if kind in ENDS:
-            return
+    async for burst in sse_bursts(content):
+        last = len(burst) - 1
+        for i, (name, data) in enumerate(burst):
+            if data == b"[DONE]":
+                yield Event(name, data, None)
+                return
+            body = json_object(data)
+            kind = body.get("type")
+            if kind == "error" or (not kind and "error" in body):
+                error = body.get("error", body)
+                message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+                raise ProviderError("stream_error", status=502, retryable=True, message=message)
+            more = i < last and kind not in ENDS
+            yield Event(name, renamed(data, body, model), body, usage.feed(body), more)
+            if kind in ENDS:
+                return
 
 
 BEFORE_OUTPUT = frozenset(

@@ -38,6 +38,7 @@ from data_plane.dialects.inbound import Inbound, inbound, normalise, pick_header
 from data_plane.dialects.relay import AnthropicRelay
 from data_plane.errors import ApiError
 from data_plane.guardrails import CompiledGuardrails, Verdict
+from data_plane.tokens import encoding
 from data_plane.types import (
     ANTHROPIC_MESSAGES,
     ChatRequest,
@@ -75,6 +76,10 @@ ERROR_TYPES = {
 
 
 PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+# A client sending "x-asc-input-tokens: estimate" gets, in a translated stream's message_start,
+# its input tokens estimated by the shipped tokenizer instead of 0 (when the upstream's first
+# chunk does not report the real count).
+ESTIMATE_ASK = "x-asc-input-tokens"
 GUARDED = ("system", "messages", "tools")
 BOUNDS = {name: numbers.CHAT[name] for name in ("max_tokens", "temperature", "top_p", "top_k")}
 FEATURES = {
@@ -121,6 +126,7 @@ def parse_messages_request(
         end_user=metadata.get("user_id") if isinstance(metadata, dict) else None,
         guarded=GUARDED,
         to_chat=to_chat,
+        estimate_input=(headers or {}).get(ESTIMATE_ASK) == "estimate",
     )
 
 
@@ -470,7 +476,11 @@ class AnthropicDialect:
 
     @staticmethod
     def encoder(request: Inbound, route_name: str) -> AnthropicEncoder:
-        return AnthropicEncoder(f"msg_{request.native.request_id}", route_name, error_body)
+        estimate = None
+        if request.estimate_input:  # the shipped tokenizer, loaded by the handler
+            estimate = guarding.estimate_tokens(request.body, GUARDED, encoding.loaded())
+        message_id = f"msg_{request.native.request_id}"
+        return AnthropicEncoder(message_id, route_name, error_body, input_estimate=estimate)
 
 
 ANTHROPIC = AnthropicDialect()

@@ -4,8 +4,10 @@ Anthropic's sequence: ``message_start``; per content block ``content_block_start
 ``content_block_delta``s and ``content_block_stop``; ``message_delta`` with the stop reason
 and usage; ``message_stop``. Text opens a text block, each tool call a ``tool_use`` block
 whose arguments arrive as ``input_json_delta``s. OpenAI reports usage at the end, so
-``message_start`` carries zero input tokens and ``message_delta`` the real (cumulative) counts,
-which Anthropic's SDK applies. Each event is an SSE ``event:`` line and a ``data:`` line.
+``message_start`` carries the real input tokens only when the upstream's first chunk reports
+them; otherwise the estimate the client asked for (``input_estimate``, by the shipped
+tokenizer), or else 0. ``message_delta`` carries the real (cumulative) counts, which Anthropic's
+SDK applies over those. Each event is an SSE ``event:`` line and a ``data:`` line.
 """
 
 from __future__ import annotations
@@ -37,9 +39,15 @@ def event(kind: str, data: dict[str, Any]) -> bytes:
 
 class AnthropicEncoder:
     def __init__(
-        self, message_id: str, model: str, error_body: Callable[[ApiError], dict[str, Any]]
+        self,
+        message_id: str,
+        model: str,
+        error_body: Callable[[ApiError], dict[str, Any]],
+        *,
+        input_estimate: int | None = None,
     ) -> None:
         self.message_id = message_id
+        self._input_estimate = input_estimate
         self.model = model
         self._error_body = error_body
         self._started = False
@@ -51,11 +59,11 @@ class AnthropicEncoder:
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
         out: list[bytes] = []
+        if chunk.get("usage"):
+            self._usage = Usage.from_openai(chunk["usage"])
         if not self._started:
             self._started = True
             out.append(self._message_start())
-        if chunk.get("usage"):
-            self._usage = Usage.from_openai(chunk["usage"])
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
@@ -78,9 +86,22 @@ class AnthropicEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": self._start_usage(),
         }
         return event("message_start", {"type": "message_start", "message": message})
+
+    def _start_usage(self) -> dict[str, int]:
+        """The upstream's input count when it already gave one, else the estimate asked for,
+        else 0; never output tokens (none yet)."""
+        usage = self._usage
+        if usage.prompt_tokens:
+            cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+            return {
+                "input_tokens": usage.prompt_tokens - cached,
+                "output_tokens": 0,
+                "cache_read_input_tokens": cached,
+            }
+        return {"input_tokens": self._input_estimate or 0, "output_tokens": 0}
 
     def _text(self, text: str) -> list[bytes]:
         out = []

@@ -32,6 +32,9 @@ class Inbound:
     # The top-level fields holding text a guardrail must see.
     guarded: tuple[str, ...]
     to_chat: ToChat
+    # The client asked for an estimate of its input tokens where the answer must otherwise
+    # say 0 until the upstream reports them (a translated Anthropic stream's message_start).
+    estimate_input: bool = False
 
     @property
     def body(self) -> Mapping[str, Any]:
@@ -53,6 +56,7 @@ def inbound(
     end_user: Any,
     guarded: tuple[str, ...],
     to_chat: ToChat,
+    estimate_input: bool = False,
 ) -> Inbound:
     native = Native(
         wire=wire,
@@ -65,7 +69,7 @@ def inbound(
         translate=_once(to_chat, request_id, body),
     )
     user = end_user.strip()[:END_USER_MAX] if isinstance(end_user, str) else ""
-    return Inbound(native, admission, user, guarded, to_chat)
+    return Inbound(native, admission, user, guarded, to_chat, estimate_input)
 
 
 def with_body(request: Inbound, body: Mapping[str, Any]) -> Inbound:

@@ -4,6 +4,8 @@ an error in the client's API format with a stable code."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -18,6 +20,7 @@ from data_plane.http import pipeline, reads
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
 from data_plane.http.pipeline import json_response
 from data_plane.policy.auth import allowed_routes, authorize
+from data_plane.tokens import encoding
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -25,7 +28,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    """Anthropic's Messages API, through the same pipeline."""
+    """Anthropic's Messages API, through the same pipeline. A client asking for an input
+    token estimate gets the shipped tokenizer loaded first (once, off the event loop)."""
+    if request.headers.get(anthropic_api.ESTIMATE_ASK) == "estimate" and not encoding.loaded():
+        await asyncio.to_thread(encoding.load)
     return await pipeline.handle(request, ANTHROPIC, pipeline.serve_chat)
 
 

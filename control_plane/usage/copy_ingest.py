@@ -120,18 +120,29 @@ def event_fields(e: control_pb2.UsageEvent, request_id: str) -> str:
     )
 
 
-def usage_line(e: control_pb2.UsageEvent) -> str:
+# Events already turned into fields, by request id (an audit record carries its event again).
+Fields = dict[str, tuple[control_pb2.UsageEvent, str]]
+
+
+def usage_line(e: control_pb2.UsageEvent, done: Fields) -> str:
+    fields = event_fields(e, e.request_id)
+    done[e.request_id] = (e, fields)
     return (
-        f"u\t{event_fields(e, e.request_id)}\t{e.cached_prompt_tokens}\t"
+        f"u\t{fields}\t{e.cached_prompt_tokens}\t"
         f"{'t' if e.stream else 'f'}\t{text(e.error_code[:64])}\t{_USAGE_PAD}\n"
     )
 
 
-def audit_line(record: control_pb2.AuditRecord) -> str:
+def audit_line(record: control_pb2.AuditRecord, done: Fields) -> str:
     """An audit record's COPY line without its last field (chain_ok) and line end."""
     e = record.event
+    seen = done.get(e.request_id)
+    if seen is not None and len(e.request_id) <= 128 and seen[0] == e:
+        fields = seen[1]
+    else:
+        fields = event_fields(e, e.request_id[:128])
     return (
-        f"a\t{event_fields(e, e.request_id[:128])}\t{_AUDIT_PAD}\t{text(record.chain_id)}\t"
+        f"a\t{fields}\t{_AUDIT_PAD}\t{text(record.chain_id)}\t"
         f"{record.seq}\t{text(record.prev_hash)}\t{text(record.hash)}\t"
         f"{text(record.decision[:16])}\t{text(record.reason[:64])}\t"
         f"{_json(list(record.categories))}\t{text(record.guardrail_action[:16])}\t"
@@ -144,8 +155,9 @@ def ingest(batch: control_pb2.UsageBatch) -> int:
     when its batch id was stored before. Returns the number of usage events accepted."""
     events = [e for e in batch.events if e.request_id]
     records: Sequence[control_pb2.AuditRecord] = batch.audit
-    lines = [usage_line(e) for e in events]
-    audit = [audit_line(r) for r in records]
+    done: Fields = {}
+    lines = [usage_line(e, done) for e in events]
+    audit = [audit_line(r, done) for r in records]
     hashes_ok = hashes_hold(records)
     chain = AuditChain._meta.db_table
     with connection.wrap_database_errors, connection.cursor() as wrapper:

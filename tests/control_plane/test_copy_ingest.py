@@ -98,6 +98,23 @@ def test_awkward_text_is_stored_as_sent() -> None:
     assert (usage.node_id, usage.rolled_up, usage.cost_nano_usd) == ("n", False, 1)
 
 
+@pytest.mark.django_db
+def test_an_audit_record_keeps_its_own_event_when_the_usage_event_differs() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    (record,) = records("own", 1)
+    usage = control_pb2.UsageEvent()
+    usage.CopyFrom(record.event)
+    usage.subject, usage.cost_nano_usd = "someone else", 99
+    ingest_batch(
+        control_pb2.UsageBatch(batch_id="own:1", node_id="n", events=[usage], audit=[record])
+    )
+    stored = AuditRecord.objects.get(chain_id="own")
+    assert (stored.subject, stored.cost_nano_usd) == (record.event.subject.replace("\x00", ""), 1)
+    assert stored.chain_ok
+    assert UsageRecord.objects.get().subject == "someone else"
+
+
 def _side_by_side(calls: list[Callable[[], Ingested]]) -> list[Ingested]:
     """Run the calls at once, each in a thread (and connection) of its own."""
     results: list[Ingested | None] = [None] * len(calls)

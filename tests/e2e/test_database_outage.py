@@ -20,7 +20,7 @@ import pytest
 from scripts.stack import fresh_database
 from tests.e2e.conftest import System
 from tests.e2e.test_foundation import PROPAGATION_LIMIT_S, add_key, ask, client, eventually
-from tests.e2e.test_loss import CLIENTS, PAUSE_S, post
+from tests.e2e.test_loss import steady_load
 
 pytestmark = [
     pytest.mark.e2e,
@@ -114,37 +114,13 @@ def test_usage_survives_a_database_outage(system: System, proxy: CuttableProxy) 
     key = add_key(system, "through-outage", [route_id])
     eventually(lambda: ask(client(system, key["secret"])), PROPAGATION_LIMIT_S)
 
-    answered: list[str] = []
-    unanswered = 0
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def load(worker: int) -> None:
-        nonlocal unanswered
-        n = 0
-        while not stop.is_set():
-            request_id = post(system.stack.dp_url, key["secret"], worker * 1_000_000 + n)
-            with lock:
-                if request_id is None:
-                    unanswered += 1
-                else:
-                    answered.append(request_id)
-            n += 1
-            time.sleep(PAUSE_S)
-
-    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    try:
+    with steady_load(system.stack.dp_url, key["secret"]) as load:
         time.sleep(3)
         proxy.cut()
         time.sleep(OUTAGE_S)
         proxy.restore()
         time.sleep(5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=15)
+    answered, unanswered = load.answered, load.unanswered
     assert unanswered == 0, "the data plane kept serving through the outage"
     expected = set(answered)
 

@@ -10,6 +10,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -41,43 +44,58 @@ def post(url: str, key: str, n: int) -> str | None:
         return None
 
 
+@dataclass
+class Load:
+    """What ``steady_load``'s clients saw: the request ids answered, and requests that got no
+    answer at all."""
+
+    answered: list[str] = field(default_factory=list)
+    unanswered: int = 0
+
+
+@contextmanager
+def steady_load(url: str, key: str) -> Iterator[Load]:
+    """``CLIENTS`` threads sending chat requests with ``key`` until the block ends."""
+    load = Load()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            request_id = post(url, key, worker * 1_000_000 + n)
+            with lock:
+                if request_id is None:
+                    load.unanswered += 1
+                else:
+                    load.answered.append(request_id)
+            n += 1
+            time.sleep(PAUSE_S)
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield load
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+
+
 def test_usage_and_audit_survive_two_control_plane_outages(system: System) -> None:
     route_id = system.api.one("routes/?name=demo")["id"]
     key = add_key(system, "steady", [route_id])
     eventually(lambda: ask(client(system, key["secret"])), PROPAGATION_LIMIT_S)
 
-    answered: list[str] = []
-    unanswered = 0
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def load(worker: int) -> None:
-        nonlocal unanswered
-        n = 0
-        while not stop.is_set():
-            request_id = post(system.stack.dp_url, key["secret"], worker * 1_000_000 + n)
-            with lock:
-                if request_id is None:
-                    unanswered += 1
-                else:
-                    answered.append(request_id)
-            n += 1
-            time.sleep(PAUSE_S)
-
-    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    try:
+    with steady_load(system.stack.dp_url, key["secret"]) as load:
         time.sleep(3)
         for _ in range(2):
             system.stack.kill("grpc")
             time.sleep(OUTAGE_S)
             system.stack.start_grpc()
             time.sleep(5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=15)
+    answered, unanswered = load.answered, load.unanswered
     print(f"{len(answered)} requests answered, {unanswered} without an answer")
     assert unanswered == 0, "the data plane kept serving through both outages"
     # the propagation probe above is one more request of this key

@@ -133,3 +133,19 @@ def test_reservations_under_a_lease_never_pass_the_grant(
         if isinstance(admission, Admission):
             book.settle(admission, Demand(1, 0, min(actual, reserved)))
         assert book.leases[BUDGET_LIMIT.id].committed <= grant
+
+
+def test_a_lease_is_renewed_per_slice_never_per_request() -> None:
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    granted(book, RPM, 100)
+    asked_at = []
+    for n in range(1, 101):
+        admission = book.admit([RPM], Demand(), NOW, UNIX)
+        assert isinstance(admission, Admission)
+        book.settle(admission, Demand())
+        if book.asks(NOW, UNIX):
+            asked_at.append(n)
+            granted(book, RPM, book.leases[RPM.id].granted + 25)
+    assert 1 <= len(asked_at) <= 100 // 10, asked_at
+    assert asked_at[0] > 50, "no ask while the slice holds most of its room"

@@ -81,7 +81,12 @@ def write_config(directory: Path, upstream_base_url: str) -> tuple[Path, Path]:
 
 
 def argv(config: Path, log_config: Path, port: int) -> list[str]:
+    # Without a database: DATABASE_URL, when set, names ASC's (measured on PostgreSQL). env
+    # execs LiteLLM, so the process measured is LiteLLM's.
     return [
+        "env",
+        "-u",
+        "DATABASE_URL",
         str(executable()),
         "--config",
         str(config),

@@ -157,8 +157,10 @@ def _tabulate(report: Report, rows: list[Row], direct: Row) -> None:
                 f"req/s, {row.cpu_us / ceiling.cpu_us:.1f}x its CPU per request; the control "
                 f"plane spent {row.side_cpu_us:,.0f} us CPU per request meanwhile."
             )
-        if litellm:
+        if litellm and litellm.max_rps:
             report.note(
                 f"{row.name}: {row.max_rps / litellm.max_rps:.1f}x LiteLLM's req/s, "
                 f"{litellm.cpu_us / row.cpu_us:.1f}x less CPU per request."
             )
+        elif litellm:
+            report.note(f"{row.name}: LiteLLM completed no streamed request in its run.")

@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,20 @@ def _all_workers_serve(request: Request, attempts: int = 40) -> None:
         raise RuntimeError(f"the data plane does not serve the benchmark request (status {status})")
 
 
+@contextmanager
+def fake_upstream(logs: Path) -> Iterator[tuple[str, Proc]]:
+    """The fixed fast fake upstream (``bench.upstream``) in its own process: its base URL
+    and process."""
+    port = free_port()
+    with running(
+        "upstream",
+        python_module("bench.upstream", "--port", str(port)),
+        logs,
+        ready_url=f"http://127.0.0.1:{port}/health",
+    ) as upstream:
+        yield f"http://127.0.0.1:{port}/v1", upstream
+
+
 def run() -> Report:
     report = Report()
     rows: list[Row] = []
@@ -115,14 +130,7 @@ def run() -> Report:
     with tempfile.TemporaryDirectory(prefix="asc-bench-gw-") as tmp:
         work = Path(tmp)
         logs = work / "logs"
-        up_port = free_port()
-        upstream_base = f"http://127.0.0.1:{up_port}/v1"
-        with running(
-            "upstream",
-            python_module("bench.upstream", "--port", str(up_port)),
-            logs,
-            ready_url=f"http://127.0.0.1:{up_port}/health",
-        ) as upstream:
+        with fake_upstream(logs) as (upstream_base, upstream):
             direct = measure(
                 "upstream, called directly",
                 Request(f"{upstream_base}/chat/completions", BODY),

@@ -23,7 +23,6 @@ from pathlib import Path
 from bench import gateway_bench, profile
 from bench.gateway_bench import Row, measure
 from bench.loadgen import Request
-from bench.procs import free_port, python_module, running
 from bench.report import Report, ms
 from bench.system import AscSystem, Provisioned, asc_system, wait_serving
 from bench.workload import BODY
@@ -49,14 +48,7 @@ def run() -> Report:
     with tempfile.TemporaryDirectory(prefix="asc-bench-stream-") as tmp:
         work = Path(tmp)
         logs = work / "logs"
-        up_port = free_port()
-        upstream_base = f"http://127.0.0.1:{up_port}/v1"
-        with running(
-            "upstream",
-            python_module("bench.upstream", "--port", str(up_port)),
-            logs,
-            ready_url=f"http://127.0.0.1:{up_port}/health",
-        ) as upstream:
+        with gateway_bench.fake_upstream(logs) as (upstream_base, upstream):
             request = Request(f"{upstream_base}/chat/completions", STREAM_BODY)
             direct = measure("upstream, called directly", request, 0, work, upstream.pid)
             rows.append(direct)

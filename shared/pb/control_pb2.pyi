@@ -98,7 +98,7 @@ class Attempt(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
 
 class UsageEvent(_message.Message):
-    __slots__ = ("request_id", "ts_unix_ms", "tenant_id", "key_id", "route_id", "route_name", "model_id", "provider_id", "credential_id", "region", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cost_nano_usd", "latency_ms", "ttft_ms", "snapshot_version", "status_code", "stream", "error_code", "subject", "fallbacks")
+    __slots__ = ("request_id", "ts_unix_ms", "tenant_id", "key_id", "route_id", "route_name", "model_id", "provider_id", "credential_id", "region", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cost_nano_usd", "latency_ms", "ttft_ms", "snapshot_version", "status_code", "stream", "error_code", "subject", "fallbacks", "tags", "cache_hit", "cost_saved_nano_usd")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TS_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,9 @@ class UsageEvent(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    COST_SAVED_NANO_USD_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     ts_unix_ms: int
     tenant_id: str
@@ -143,7 +146,10 @@ class UsageEvent(_message.Message):
     error_code: str
     subject: str
     fallbacks: _containers.RepeatedCompositeFieldContainer[Attempt]
-    def __init__(self, request_id: _Optional[str] = ..., ts_unix_ms: _Optional[int] = ..., tenant_id: _Optional[str] = ..., key_id: _Optional[str] = ..., route_id: _Optional[str] = ..., route_name: _Optional[str] = ..., model_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., region: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., latency_ms: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., snapshot_version: _Optional[int] = ..., status_code: _Optional[int] = ..., stream: _Optional[bool] = ..., error_code: _Optional[str] = ..., subject: _Optional[str] = ..., fallbacks: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+    tags: _containers.RepeatedCompositeFieldContainer[_snapshot_pb2.Tag]
+    cache_hit: bool
+    cost_saved_nano_usd: int
+    def __init__(self, request_id: _Optional[str] = ..., ts_unix_ms: _Optional[int] = ..., tenant_id: _Optional[str] = ..., key_id: _Optional[str] = ..., route_id: _Optional[str] = ..., route_name: _Optional[str] = ..., model_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., region: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., cost_nano_usd: _Optional[int] = ..., latency_ms: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., snapshot_version: _Optional[int] = ..., status_code: _Optional[int] = ..., stream: _Optional[bool] = ..., error_code: _Optional[str] = ..., subject: _Optional[str] = ..., fallbacks: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[_snapshot_pb2.Tag, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cost_saved_nano_usd: _Optional[int] = ...) -> None: ...
 
 class AuditRecord(_message.Message):
     __slots__ = ("chain_id", "seq", "prev_hash", "hash", "event", "decision", "reason", "categories", "guardrail_action", "content_sha256", "dropped_features")

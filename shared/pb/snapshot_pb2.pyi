@@ -14,6 +14,7 @@ class LimitScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIMIT_SCOPE_PROJECT: _ClassVar[LimitScope]
     LIMIT_SCOPE_KEY: _ClassVar[LimitScope]
     LIMIT_SCOPE_ROUTE: _ClassVar[LimitScope]
+    LIMIT_SCOPE_TAG: _ClassVar[LimitScope]
 
 class LimitKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -46,6 +47,7 @@ LIMIT_SCOPE_TENANT: LimitScope
 LIMIT_SCOPE_PROJECT: LimitScope
 LIMIT_SCOPE_KEY: LimitScope
 LIMIT_SCOPE_ROUTE: LimitScope
+LIMIT_SCOPE_TAG: LimitScope
 LIMIT_KIND_UNSPECIFIED: LimitKind
 LIMIT_KIND_BUDGET: LimitKind
 LIMIT_KIND_REQUESTS: LimitKind
@@ -174,14 +176,32 @@ class RoleRoutes(_message.Message):
     def __init__(self, role: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Project(_message.Message):
-    __slots__ = ("id", "tenant_id", "name")
+    __slots__ = ("id", "tenant_id", "name", "tags")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    tags: _containers.RepeatedCompositeFieldContainer[Tag]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ...) -> None: ...
+
+class Tag(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class TagRule(_message.Message):
+    __slots__ = ("key", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Limit(_message.Message):
     __slots__ = ("id", "tenant_id", "scope", "subject_id", "kind", "period", "time_zone", "amount", "hard")
@@ -206,16 +226,22 @@ class Limit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., scope: _Optional[_Union[LimitScope, str]] = ..., subject_id: _Optional[str] = ..., kind: _Optional[_Union[LimitKind, str]] = ..., period: _Optional[_Union[LimitPeriod, str]] = ..., time_zone: _Optional[str] = ..., amount: _Optional[int] = ..., hard: _Optional[bool] = ...) -> None: ...
 
 class Tenant(_message.Message):
-    __slots__ = ("id", "slug", "active", "allowed_regions")
+    __slots__ = ("id", "slug", "active", "allowed_regions", "allowed_tags", "drop_unknown_tags", "trace_prompts")
     ID_FIELD_NUMBER: _ClassVar[int]
     SLUG_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_TAGS_FIELD_NUMBER: _ClassVar[int]
+    DROP_UNKNOWN_TAGS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PROMPTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     slug: str
     active: bool
     allowed_regions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., slug: _Optional[str] = ..., active: _Optional[bool] = ..., allowed_regions: _Optional[_Iterable[str]] = ...) -> None: ...
+    allowed_tags: _containers.RepeatedCompositeFieldContainer[TagRule]
+    drop_unknown_tags: bool
+    trace_prompts: bool
+    def __init__(self, id: _Optional[str] = ..., slug: _Optional[str] = ..., active: _Optional[bool] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., allowed_tags: _Optional[_Iterable[_Union[TagRule, _Mapping]]] = ..., drop_unknown_tags: _Optional[bool] = ..., trace_prompts: _Optional[bool] = ...) -> None: ...
 
 class Provider(_message.Message):
     __slots__ = ("id", "name", "kind", "base_url", "options", "enabled")
@@ -283,7 +309,7 @@ class RouteTarget(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "targets", "connect_timeout_ms", "first_token_timeout_ms", "total_timeout_ms", "max_retries", "latency_aware", "drop_untranslatable")
+    __slots__ = ("id", "tenant_id", "name", "targets", "connect_timeout_ms", "first_token_timeout_ms", "total_timeout_ms", "max_retries", "latency_aware", "drop_untranslatable", "cache_ttl_s")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -294,6 +320,7 @@ class Route(_message.Message):
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     LATENCY_AWARE_FIELD_NUMBER: _ClassVar[int]
     DROP_UNTRANSLATABLE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TTL_S_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -304,10 +331,11 @@ class Route(_message.Message):
     max_retries: int
     latency_aware: bool
     drop_untranslatable: bool
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., connect_timeout_ms: _Optional[int] = ..., first_token_timeout_ms: _Optional[int] = ..., total_timeout_ms: _Optional[int] = ..., max_retries: _Optional[int] = ..., latency_aware: _Optional[bool] = ..., drop_untranslatable: _Optional[bool] = ...) -> None: ...
+    cache_ttl_s: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., connect_timeout_ms: _Optional[int] = ..., first_token_timeout_ms: _Optional[int] = ..., total_timeout_ms: _Optional[int] = ..., max_retries: _Optional[int] = ..., latency_aware: _Optional[bool] = ..., drop_untranslatable: _Optional[bool] = ..., cache_ttl_s: _Optional[int] = ...) -> None: ...
 
 class VirtualKey(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user", "project_id", "max_parallel", "max_body_bytes", "max_tokens")
+    __slots__ = ("id", "tenant_id", "name", "key_hash", "route_ids", "expires_at_unix", "owner", "asserts_end_user", "project_id", "max_parallel", "max_body_bytes", "max_tokens", "tags")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +348,7 @@ class VirtualKey(_message.Message):
     MAX_PARALLEL_FIELD_NUMBER: _ClassVar[int]
     MAX_BODY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -332,7 +361,8 @@ class VirtualKey(_message.Message):
     max_parallel: int
     max_body_bytes: int
     max_tokens: int
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ..., owner: _Optional[str] = ..., asserts_end_user: _Optional[bool] = ..., project_id: _Optional[str] = ..., max_parallel: _Optional[int] = ..., max_body_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    tags: _containers.RepeatedCompositeFieldContainer[Tag]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., key_hash: _Optional[str] = ..., route_ids: _Optional[_Iterable[str]] = ..., expires_at_unix: _Optional[int] = ..., owner: _Optional[str] = ..., asserts_end_user: _Optional[bool] = ..., project_id: _Optional[str] = ..., max_parallel: _Optional[int] = ..., max_body_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ...) -> None: ...
 
 class GuardrailPolicy(_message.Message):
     __slots__ = ("id", "tenant_id", "route_id", "on_input", "on_output", "categories", "actions", "default_action", "custom_patterns", "keyword_lists")

@@ -180,11 +180,13 @@ def latency_aware(route: snapshot_pb2.Route) -> None:
 async def test_latency_aware_routes_prefer_the_faster_target(
     client: openai.AsyncOpenAI, gateway: Gateway, primary: FakeOpenAI
 ) -> None:
-    primary.default = Behaviour(latency_s=0.15)
-    for _ in range(30):
+    # The backup's first answer comes over a new connection, which a loaded machine can make
+    # slow; the primary is slower by a margin that such a cold start does not reach.
+    primary.default = Behaviour(latency_s=0.5)
+    for _ in range(20):
         await client.chat.completions.create(model="chat", messages=MESSAGES)
-    served = Counter(e.model_id for e in await gateway.events(30))
-    assert served["m-backup"] >= 24, served
+    served = Counter(e.model_id for e in await gateway.events(20))
+    assert served["m-backup"] >= 16, served
     assert served["m-primary"] >= 1, "the slower one was measured too"
 
 

@@ -38,6 +38,8 @@ class TenantEntry:
     slug: str
     active: bool
     allowed_regions: frozenset[str]
+    # The tenant consents to prompt and completion text in its traces (data_plane/tracing.py).
+    trace_prompts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,9 @@ def compile_steps(
     if problems:
         raise consistency.InconsistentSnapshot(problems)
     tenants = {
-        t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
+        t.id: TenantEntry(
+            t.id, t.slug, t.active, frozenset(t.allowed_regions), trace_prompts=t.trace_prompts
+        )
         for t in policy.tenants
     }
     providers = {p.id: p for p in policy.providers}

@@ -159,7 +159,13 @@ def apply_changes(
         compiled.tenants,
         removed.get("tenants", ()),
         {
-            t.id: TenantEntry(t.id, t.slug, t.active, frozenset(t.allowed_regions))
+            t.id: TenantEntry(
+                t.id,
+                t.slug,
+                t.active,
+                frozenset(t.allowed_regions),
+                trace_prompts=t.trace_prompts,
+            )
             for t in after.tenants
         },
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from shared import rules
+from shared import rules, tags
 from shared.pb import snapshot_pb2
 
 # Problems quoted in the exception's message (all of them are in ``problems``).
@@ -81,6 +81,7 @@ def problem_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, list[str
     milliseconds in all)."""
     out: list[str] = []
     tenants = _index(policy.tenants, "tenant", out)
+    tag_rules = _tag_rules(tenants, out)
     providers = _index(policy.providers, "provider", out)
     models = _index(policy.models, "model", out)
     for m in models.values():
@@ -98,11 +99,13 @@ def problem_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, list[str
     for p in projects.values():
         if p.tenant_id not in tenants:
             out.append(f"project {p.id} names unknown tenant {p.tenant_id}")
+        if p.tags:
+            _tag_problems(f"project {p.id}", p.tags, out)
     yield
     keys = yield from _keys(policy.keys, tenants, routes, projects, out)
     _guardrails(policy.guardrails, tenants, routes, out)
     yield
-    yield from _limits(policy.limits, tenants, projects, keys, routes, out)
+    yield from _limits(policy.limits, tenants, projects, keys, routes, tag_rules, out)
     _identity_providers(policy.identity_providers, tenants, routes, out)
     return out
 
@@ -171,6 +174,8 @@ def _keys(
             wrong = grants[grant] = _grant_problems(tenant_id, grant[1], routes)
         if wrong:
             out.extend(f"key {key_id} {problem}" for problem in wrong)
+        if k.tags:
+            _tag_problems(f"key {key_id}", k.tags, out)
         project_id = k.project_id
         if project_id:
             project = projects.get(project_id)
@@ -233,6 +238,7 @@ def _limits(
     projects: Mapping[str, snapshot_pb2.Project],
     keys: Mapping[str, str],
     routes: Mapping[str, snapshot_pb2.Route],
+    tag_rules: Mapping[str, tags.Rules],
     out: list[str],
 ) -> Generator[None, None, None]:
     # Subject id -> its tenant id, per scope.
@@ -248,12 +254,35 @@ def _limits(
         if not lim.tenant_id or lim.tenant_id not in tenants:
             out.append(f"limit {lim.id} names unknown tenant {lim.tenant_id}")
         owner = owners.get(lim.scope)
-        if owner is None:
+        if lim.scope == snapshot_pb2.LIMIT_SCOPE_TAG:
+            tag = tags.parse_subject(lim.subject_id)
+            if tag is None or not tags.allows(tag_rules.get(lim.tenant_id, {}), *tag):
+                out.append(f"limit {lim.id} names tag {lim.subject_id} its tenant does not allow")
+        elif owner is None:
             out.append(f"limit {lim.id} has no valid scope")
         elif owner.get(lim.subject_id) != lim.tenant_id:
             out.append(f"limit {lim.id} names {lim.subject_id} outside tenant {lim.tenant_id}")
         for field, messages in rules.limit_problems(lim.kind, lim.period, lim.amount).items():
             out.extend(f"limit {lim.id} {field}: {message}" for message in messages)
+
+
+def _tag_rules(tenants: Mapping[str, snapshot_pb2.Tenant], out: list[str]) -> dict[str, tags.Rules]:
+    """Each tenant's tag rules as key -> values; a malformed or repeated key is a problem."""
+    found: dict[str, tags.Rules] = {}
+    for t in tenants.values():
+        rules_: dict[str, list[str]] = {}
+        for rule in t.allowed_tags:
+            if rule.key in rules_:
+                out.append(f"tenant {t.id} repeats tag rule {rule.key}")
+            rules_[rule.key] = list(rule.values)
+        out.extend(f"tenant {t.id} allowed_tags: {p}" for p in tags.rules_problems(rules_))
+        found[t.id] = rules_
+    return found
+
+
+def _tag_problems(owner: str, set_tags: Iterable[snapshot_pb2.Tag], out: list[str]) -> None:
+    pairs = {t.key: t.value for t in set_tags}
+    out.extend(f"{owner} tags: {p}" for p in tags.tags_problems(pairs))
 
 
 def _identity_providers(

@@ -6,7 +6,7 @@ from django.db import models
 
 from control_plane.catalog.models import Route, RouteGroup
 from control_plane.core.models import ScopedQuerySet, UUIDModel
-from control_plane.tenancy.models import Tenant
+from control_plane.tenancy.models import Tenant, set_tags_problems
 from shared import rules
 
 
@@ -39,6 +39,12 @@ class VirtualKey(UUIDModel):
     max_tokens = models.PositiveIntegerField(
         default=0, blank=True, help_text="Largest max_tokens a request may ask for; 0: no cap."
     )
+    tags = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Tags every request with this key carries (the client cannot override them), "
+        'e.g. {"feature": "summarizer"}.',
+    )
     asserts_end_user = models.BooleanField(
         default=False,
         help_text="Trust this key's x-asc-end-user header to name the person behind a request "
@@ -60,6 +66,11 @@ class VirtualKey(UUIDModel):
 
     def __str__(self) -> str:
         return f"{self.tenant}/{self.name} ({self.key_hint})"
+
+    def clean(self) -> None:
+        tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
+        if problems := set_tags_problems(self.tags, tenant):
+            raise ValidationError({"tags": "; ".join(problems)})
 
 
 class IdentityProvider(UUIDModel):

@@ -20,7 +20,7 @@ from control_plane.catalog.models import Route
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.keys.models import VirtualKey
 from control_plane.tenancy.models import Project, Tenant
-from shared import rules, windows
+from shared import rules, tags, windows
 
 
 class Scope(models.TextChoices):
@@ -28,6 +28,7 @@ class Scope(models.TextChoices):
     PROJECT = "project", "Project"
     KEY = "key", "Key"
     ROUTE = "route", "Route"
+    TAG = "tag", "Tag value"
 
 
 class Kind(models.TextChoices):
@@ -50,6 +51,11 @@ class Limit(UUIDModel):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True)
     key = models.ForeignKey(VirtualKey, on_delete=models.CASCADE, null=True, blank=True)
     route = models.ForeignKey(Route, on_delete=models.CASCADE, null=True, blank=True)
+    tag = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='Tag limits: the tag value it applies to, "key=value" (e.g. feature=summarizer).',
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.BUDGET)
     period = models.CharField(
         max_length=8,
@@ -86,6 +92,7 @@ class Limit(UUIDModel):
             Scope.PROJECT: self.project_id,
             Scope.KEY: self.key_id,
             Scope.ROUTE: self.route_id,
+            Scope.TAG: self.tag,
         }[Scope(self.scope)]
         return str(subject or "")
 
@@ -99,6 +106,8 @@ class Limit(UUIDModel):
                 errors[scope.value] = f"only a {scope.label.lower()} limit names a {scope.value}"
             elif row is not None and self.tenant_id and row.tenant_id != self.tenant_id:
                 errors[scope.value] = f"the {scope.value} belongs to another tenant"
+        if tag_problem := self._tag_problem():
+            errors["tag"] = tag_problem
         if self.kind != Kind.BUDGET:
             self.period = Period.MINUTE
         elif self.period == Period.MINUTE:
@@ -119,6 +128,17 @@ class Limit(UUIDModel):
             errors["alert_thresholds"] = "a list of fractions of the amount, e.g. [0.8, 1]"
         if errors:
             raise ValidationError(errors)
+
+    def _tag_problem(self) -> str | None:
+        if self.scope != Scope.TAG:
+            return "only a tag limit names a tag" if self.tag else None
+        parsed = tags.parse_subject(self.tag)
+        if parsed is None:
+            return 'a tag limit names a well-formed tag "key=value", e.g. feature=summarizer'
+        tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
+        if tenant is not None and not tags.allows(tenant.allowed_tags, *parsed):
+            return f"the tenant does not allow the tag {self.tag}"
+        return None
 
     def units(self) -> int:
         """The amount in lease units: nano-USD for budgets, requests or tokens otherwise."""

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from control_plane.core.models import ScopedQuerySet, UUIDModel
+from shared import tags
 
 
 class TenantQuerySet(ScopedQuerySet):
@@ -22,6 +24,19 @@ class Tenant(UUIDModel):
     audit_retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Purge audit record contents after this many days."
     )
+    allowed_tags = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Request tags accepted, key -> allowed values (empty list: any value), e.g. "
+        '{"feature": ["summarizer", "search"], "team": []}.',
+    )
+    drop_unknown_tags = models.BooleanField(
+        default=False,
+        help_text="Drop request tags outside the allowed ones instead of refusing the request.",
+    )
+    trace_prompts = models.BooleanField(
+        default=False, help_text="Traces of this tenant's requests may carry prompt text."
+    )
 
     objects = TenantQuerySet.as_manager()
 
@@ -30,6 +45,10 @@ class Tenant(UUIDModel):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        if problems := tags.rules_problems(self.allowed_tags):
+            raise ValidationError({"allowed_tags": "; ".join(problems)})
 
 
 class Role(models.TextChoices):
@@ -75,6 +94,11 @@ class Project(UUIDModel):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=100)
+    tags = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Tags every request of the project\'s keys carries, e.g. {"team": "search"}.',
+    )
 
     objects = ScopedQuerySet.as_manager()
 
@@ -86,3 +110,17 @@ class Project(UUIDModel):
 
     def __str__(self) -> str:
         return f"{self.tenant}/{self.name}"
+
+    def clean(self) -> None:
+        tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
+        if problems := set_tags_problems(self.tags, tenant):
+            raise ValidationError({"tags": "; ".join(problems)})
+
+
+def set_tags_problems(tags_: object, tenant: Tenant | None) -> list[str]:
+    """Problems of tags set on a key or project: well formed, and allowed by the tenant."""
+    problems = tags.tags_problems(tags_)
+    if problems or tenant is None or not isinstance(tags_, dict):
+        return problems
+    refused = tags.not_allowed(tenant.allowed_tags, tags_)
+    return [f"tags the tenant does not allow: {', '.join(refused)}"] if refused else []

@@ -28,7 +28,7 @@ from control_plane.audit.services import Head, link_records
 from control_plane.core.bulk import uuid_or_none
 from control_plane.usage.models import UsageBatchReceipt, UsageRecord
 from shared.audit import hashes_hold
-from shared.pb import control_pb2
+from shared.pb import control_pb2, snapshot_pb2
 
 STAGING = "asc_ingest_in"
 NULL = "\\N"
@@ -40,14 +40,17 @@ _EVENT_COLUMNS = (
     "latency_ms bigint, ttft_ms bigint, snapshot_version bigint, status_code integer, "
     "fallbacks jsonb"
 )
-_USAGE_COLUMNS = "cached_prompt_tokens bigint, stream boolean, error_code text"
+_USAGE_COLUMNS = (
+    "cached_prompt_tokens bigint, stream boolean, error_code text, tags jsonb, cache_hit boolean, "
+    "cost_saved_nano_usd bigint"
+)
 _AUDIT_COLUMNS = (
     "chain_id text, seq bigint, prev_hash text, hash text, decision text, reason text, "
     "categories jsonb, guardrail_action text, payload bytea, chain_ok boolean"
 )
 _STAGING_COLUMNS = f"kind text, {_EVENT_COLUMNS}, {_USAGE_COLUMNS}, {_AUDIT_COLUMNS}"
 _USAGE_PAD = "\t".join([NULL] * 10)  # a usage line's audit columns
-_AUDIT_PAD = "\t".join([NULL] * 3)  # an audit line's usage columns
+_AUDIT_PAD = "\t".join([NULL] * 6)  # an audit line's usage columns
 _TS = "to_timestamp(0) + ts_ms * interval '1 millisecond'"
 _SHARED = (
     "request_id, {ts}, tenant_id, key_id, route_id, route_name, model_id, provider_id, "
@@ -56,7 +59,8 @@ _SHARED = (
 )
 # Every column of the two tables but the id and ingest_xid (a test checks none is missing).
 USAGE_INSERT = (
-    f"{_SHARED.format(ts='ts')}, node_id, cached_prompt_tokens, stream, error_code, rolled_up"
+    f"{_SHARED.format(ts='ts')}, node_id, cached_prompt_tokens, stream, error_code, tags, "
+    f"cache_hit, cost_saved_nano_usd, rolled_up"
 )
 AUDIT_INSERT = (
     f"{_SHARED.format(ts='ts')}, chain_id, seq, prev_hash, hash, decision, reason, categories, "
@@ -65,7 +69,8 @@ AUDIT_INSERT = (
 _MOVE = """
 WITH u AS (
     INSERT INTO {usage} ({usage_cols})
-    SELECT {shared}, %(node)s, cached_prompt_tokens, stream, error_code, false
+    SELECT {shared}, %(node)s, cached_prompt_tokens, stream, error_code, tags, cache_hit,
+           cost_saved_nano_usd, false
     FROM {staging} WHERE kind = 'u' ON CONFLICT (request_id) DO NOTHING RETURNING 1
 ), a AS (
     INSERT INTO {audit} ({audit_cols})
@@ -108,6 +113,10 @@ def _fallbacks(attempts: Iterable[control_pb2.Attempt]) -> str:
     ])  # fmt: skip
 
 
+def _tags(tags: Iterable[snapshot_pb2.Tag]) -> str:
+    return text(json.dumps({t.key: t.value for t in tags}))
+
+
 def event_fields(e: control_pb2.UsageEvent, request_id: str) -> str:
     """The columns usage rows and audit rows share, from the event, as COPY fields."""
     return (
@@ -129,7 +138,9 @@ def usage_line(e: control_pb2.UsageEvent, done: Fields) -> str:
     done[e.request_id] = (e, fields)
     return (
         f"u\t{fields}\t{e.cached_prompt_tokens}\t"
-        f"{'t' if e.stream else 'f'}\t{text(e.error_code[:64])}\t{_USAGE_PAD}\n"
+        f"{'t' if e.stream else 'f'}\t{text(e.error_code[:64])}\t"
+        f"{_tags(e.tags) if e.tags else '{}'}\t{'t' if e.cache_hit else 'f'}\t"
+        f"{e.cost_saved_nano_usd}\t{_USAGE_PAD}\n"
     )
 
 

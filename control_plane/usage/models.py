@@ -34,6 +34,11 @@ class UsageRecord(models.Model):
     stream = models.BooleanField(default=False)
     error_code = models.CharField(max_length=64, blank=True)
     fallbacks = models.JSONField(default=list, blank=True)
+    # The request's validated tags (request, key and project): {"feature": "summarizer"}.
+    tags = models.JSONField(default=dict, blank=True)
+    # Served from the response cache: cost_nano_usd is 0, cost_saved_nano_usd what it saved.
+    cache_hit = models.BooleanField(default=False)
+    cost_saved_nano_usd = models.BigIntegerField(default=0)
     # Counted into SpendDaily yet (by usage.services.rollup_spend).
     rolled_up = models.BooleanField(default=False)
     # The writing transaction: the order lists page in (control_plane.core.ingestion).

@@ -55,6 +55,9 @@ def to_row(event: control_pb2.UsageEvent, node_id: str) -> dict[str, Any]:
             {"model_id": a.model_id, "provider_id": a.provider_id, "outcome": a.outcome}
             for a in event.fallbacks
         ],
+        "tags": {t.key: t.value for t in event.tags},
+        "cache_hit": event.cache_hit,
+        "cost_saved_nano_usd": event.cost_saved_nano_usd,
         "rolled_up": False,
     }
 

@@ -15,7 +15,7 @@ from control_plane.usage import copy_ingest
 from control_plane.usage.models import UsageBatchReceipt, UsageRecord
 from control_plane.usage.services import Ingested, ingest_batch
 from shared.audit import content_intact, hashes_hold, record_hash, seal
-from shared.pb import control_pb2
+from shared.pb import control_pb2, snapshot_pb2
 
 AWKWARD = "tab\there, line\nbreak, back\\slash \\N, cr\r, nul\x00 and é"
 
@@ -96,6 +96,29 @@ def test_awkward_text_is_stored_as_sent() -> None:
     usage = UsageRecord.objects.get(request_id="awk-req-1")
     assert usage.subject == AWKWARD.replace("\x00", "")
     assert (usage.node_id, usage.rolled_up, usage.cost_nano_usd) == ("n", False, 1)
+
+
+@pytest.mark.django_db
+def test_tags_and_cache_hits_are_stored_on_either_ingest_path() -> None:
+    """The ORM path (SQLite here) and the COPY path (PostgreSQL) store the same columns."""
+    tagged = control_pb2.UsageEvent(
+        request_id="tagged",
+        ts_unix_ms=1_767_225_600_000,
+        tags=[
+            snapshot_pb2.Tag(key="feature", value="summarizer"),
+            snapshot_pb2.Tag(key="team", value="a\tb"),
+        ],
+        cache_hit=True,
+        cost_saved_nano_usd=12_345,
+    )
+    plain = control_pb2.UsageEvent(request_id="plain", ts_unix_ms=1_767_225_600_000)
+    ingest_batch(control_pb2.UsageBatch(batch_id="tags:1", node_id="n", events=[tagged, plain]))
+    stored = UsageRecord.objects.get(request_id="tagged")
+    assert stored.tags == {"feature": "summarizer", "team": "a\tb"}
+    assert (stored.cache_hit, stored.cost_saved_nano_usd) == (True, 12_345)
+    other = UsageRecord.objects.get(request_id="plain")
+    assert (other.tags, other.cache_hit, other.cost_saved_nano_usd) == ({}, False, 0)
+    assert UsageRecord.objects.filter(tags__feature="summarizer").count() == 1
 
 
 @pytest.mark.django_db

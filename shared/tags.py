@@ -14,7 +14,7 @@ values it may take; an empty list allows any well-formed value.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 
 MAX_TAGS = 16
 MAX_KEY_LEN = 64
@@ -23,7 +23,7 @@ _KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_KEY_LEN}}}")
 _VALUE = re.compile(rf"[A-Za-z0-9_.:/@+-]{{1,{MAX_VALUE_LEN}}}")
 
 # A tenant's rules: tag key -> allowed values (empty: any well-formed value).
-Rules = Mapping[str, Sequence[str]]
+Rules = Mapping[str, Collection[str]]
 
 
 def key_problem(key: object) -> str | None:

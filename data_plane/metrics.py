@@ -140,6 +140,27 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self.cache_lookups = Counter(
+            "asc_dp_cache_lookups",
+            "Response cache lookups by route and result (hit, miss).",
+            ["route", "result"],
+            registry=r,
+        )
+        self.cache_stores = Counter(
+            "asc_dp_cache_stores", "Answers stored in the response cache.", ["route"], registry=r
+        )
+        self.cache_bytes = Counter(
+            "asc_dp_cache_bytes",
+            "Bytes of cached answers by route and direction (stored, served).",
+            ["route", "direction"],
+            registry=r,
+        )
+        self.cache_errors = Counter(
+            "asc_dp_cache_backend_errors",
+            "Response cache backend failures (the request went on without the cache).",
+            ["backend", "operation"],
+            registry=r,
+        )
 
     def route(self, route: str) -> RouteMetrics:
         """The bound series of ``route`` (a route name or "-": never a client-chosen value,

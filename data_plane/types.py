@@ -60,6 +60,8 @@ class RouteOptions:
     # Serve a feature the target's format cannot carry by dropping it (recorded in the audit
     # record) instead of refusing the request.
     drop_untranslatable: bool = False
+    # Exact-match response cache: answers kept this many seconds (0: no caching).
+    cache_ttl_s: int = 0
 
 
 DEFAULT_ROUTE_OPTIONS = RouteOptions()

@@ -123,6 +123,7 @@ class RouteForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable
             "max_retries",
             "latency_aware",
             "drop_untranslatable",
+            "cache_ttl_s",
         ]
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from control_plane.core.models import ScopedQuerySet, UUIDModel
 from control_plane.tenancy.models import Tenant
+
+# The longest a route may keep cached answers (30 days).
+CACHE_TTL_MAX_S = 30 * 24 * 3600
 
 
 class ProviderKind(models.TextChoices):
@@ -126,6 +129,15 @@ class Route(UUIDModel):
             "Serve a request whose feature the target's format cannot carry (thinking to an"
             " OpenAI upstream, say) without it, recording the drop in the audit record,"
             " instead of refusing it with a 400."
+        ),
+    )
+    cache_ttl_s = models.PositiveIntegerField(
+        default=0,
+        blank=True,
+        validators=[MaxValueValidator(CACHE_TTL_MAX_S)],
+        help_text=(
+            "Exact-match response cache: keep successful answers this many seconds and serve"
+            " a repeat of the same request from the cache (0: off). See docs/cache.md."
         ),
     )
 

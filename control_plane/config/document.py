@@ -214,6 +214,7 @@ TENANT = Kind(
                 "max_retries": Field(count, 0),
                 "latency_aware": Field(boolean, False),
                 "drop_untranslatable": Field(boolean, False),
+                "cache_ttl_s": Field(count, 0),
             },
             (LIMIT, GUARDRAIL),
         ),

@@ -215,6 +215,7 @@ class _Tenants:
             "max_retries": r.max_retries,
             "latency_aware": r.latency_aware,
             "drop_untranslatable": r.drop_untranslatable,
+            "cache_ttl_s": r.cache_ttl_s,
             "limits": self.limits[(Scope.ROUTE, r.pk)],
             "guardrail": self.guardrails.get((r.tenant_id, r.pk)),
         }

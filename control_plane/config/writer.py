@@ -196,6 +196,7 @@ class Writer:
             "max_retries",
             "latency_aware",
             "drop_untranslatable",
+            "cache_ttl_s",
         ]
         _set(route, f, names)
         targets = [self._target(tenant, t) for t in f["targets"]]

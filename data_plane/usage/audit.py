@@ -15,6 +15,8 @@ from shared.audit import GENESIS, seal
 from shared.pb import control_pb2
 
 ALLOWED, REFUSED = "allowed", "refused"
+# The reason of an allowed request answered from the response cache.
+CACHE_HIT = "cache_hit"
 
 
 class AuditChain:
@@ -39,13 +41,14 @@ def build_audit(
 ) -> control_pb2.AuditRecord:
     """The (unsealed) audit record of a request: who, what, under which snapshot version, the
     decision, the guardrail categories found (never the text) and the features of the
-    request a translation left out (``dropped``)."""
+    request a translation left out (``dropped``). An answer from the response cache says so
+    in its reason (and in the event it embeds)."""
     verdict = combine(verdicts)
     refused = 400 <= event.status_code < 500
     return control_pb2.AuditRecord(
         event=event,
         decision=REFUSED if refused else ALLOWED,
-        reason=event.error_code,
+        reason=event.error_code or (CACHE_HIT if event.cache_hit else ""),
         categories=verdict.categories,
         guardrail_action=verdict.decision.value,
         dropped_features=dropped,

@@ -78,6 +78,7 @@ class RouteSerializer(ScopedSerializer):
             "max_retries",
             "latency_aware",
             "drop_untranslatable",
+            "cache_ttl_s",
             "created_at",
             "updated_at",
         ]

@@ -4,7 +4,8 @@ One rule for both planes: the control plane applies it when a tenant's tag rules
 project's tags, or a tag-scoped limit are saved, ``shared.consistency`` before a snapshot is
 stored or applied, and the data plane to a request's tags (``data_plane.policy.tags``).
 
-A tag is ``key=value``. Keys are 1-64 characters of letters, digits and ``_ . -``; values are
+A tag is ``key=value``. Keys are 1-64 characters of letters, digits and ``_ . -``, starting with
+a letter (a key that reads as a number would be a list index in a JSON path); values are
 1-128 characters of letters, digits and ``_ . - : / @ +`` (no ``=`` or ``,``, so a tag always
 reads back from the ``x-asc-tags`` header form ``k=v,k2=v2`` and a limit's subject ``k=v``).
 A request carries at most ``MAX_TAGS`` tags. A tenant's rules map each allowed key to the
@@ -19,7 +20,7 @@ from collections.abc import Collection, Mapping
 MAX_TAGS = 16
 MAX_KEY_LEN = 64
 MAX_VALUE_LEN = 128
-_KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_KEY_LEN}}}")
+_KEY = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_KEY_LEN - 1}}}")
 _VALUE = re.compile(rf"[A-Za-z0-9_.:/@+-]{{1,{MAX_VALUE_LEN}}}")
 
 # A tenant's rules: tag key -> allowed values (empty: any well-formed value).
@@ -28,7 +29,10 @@ Rules = Mapping[str, Collection[str]]
 
 def key_problem(key: object) -> str | None:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        return f"tag key {str(key)[:80]!r} must be 1-{MAX_KEY_LEN} letters, digits, '_', '.' or '-'"
+        return (
+            f"tag key {str(key)[:80]!r} must be 1-{MAX_KEY_LEN} letters, digits, '_', '.' or '-', "
+            f"starting with a letter"
+        )
     return None
 
 

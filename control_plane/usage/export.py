@@ -34,6 +34,9 @@ COLUMNS = [
     "stream",
     "error_code",
     "fallbacks",
+    "tags",
+    "cache_hit",
+    "cost_saved_nano_usd",
 ]
 REFS = ("tenant_id", "key_id", "route_id", "model_id", "provider_id", "credential_id")
 ORDER = ("ts", "id")
@@ -63,4 +66,4 @@ def usage_export(records: QuerySet[Any], filters: dict[str, Any]) -> Export:
     def trailer() -> dict[str, Any]:
         return {"order": list(ORDER), "filters": filters, "totals": dict(totals)}
 
-    return Export("usage", COLUMNS, rows(), trailer, lists=frozenset({"fallbacks"}))
+    return Export("usage", COLUMNS, rows(), trailer, lists=frozenset({"fallbacks", "tags"}))

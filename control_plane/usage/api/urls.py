@@ -1,7 +1,8 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from control_plane.usage.api.views import UsageRecordViewSet
+from control_plane.usage.api.views import SpendView, UsageRecordViewSet
 
 router = SimpleRouter()
 router.register("usage", UsageRecordViewSet)
-urlpatterns = router.urls
+urlpatterns = [path("spend/", SpendView.as_view(), name="spend"), *router.urls]

@@ -35,7 +35,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = os.environ.get("ASC_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "control_plane.console.admin_app.ConsoleAdminConfig",  # django.contrib.admin + console index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from control_plane.catalog.models import ProviderCredential, Route
 from control_plane.config.services import export_yaml
+from control_plane.console.timeline import tenant_timeline
 from control_plane.core.access import CHANGE, is_platform_admin
 from control_plane.core.admin import LinkInline, ScopedInline, ServiceAdmin
 from control_plane.core.services import Writes
@@ -32,7 +33,6 @@ from control_plane.sso.models import SsoGroup
 from control_plane.tenancy import services as tenancy
 from control_plane.tenancy.models import Membership, Project, Tenant
 from control_plane.tenancy.selectors import nameable_users
-from control_plane.usage.admin_views import tenant_timeline
 
 
 class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
@@ -92,7 +92,18 @@ class ProjectInline(ScopedInline):
 class LimitInline(ScopedInline):
     model = Limit
     writes = Writes(limits.put_limit, limits.delete_limit)
-    fields = ["scope", "project", "key", "route", "kind", "period", "amount", "hard", "enabled"]
+    fields = [
+        "scope",
+        "project",
+        "key",
+        "route",
+        "tag",
+        "kind",
+        "period",
+        "amount",
+        "hard",
+        "enabled",
+    ]
     verbose_name_plural = "Budgets and rate limits"
 
 

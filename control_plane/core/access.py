@@ -82,6 +82,8 @@ RULES: dict[str, Rule] = {
     "auditrecord": _r({ADMIN, AUDITOR}, set()),
     "policysnapshot": _r(set(), set()),
     "dataplanenode": _r(set(), set()),
+    # Open circuits a tenant's requests ran into (fleet.CircuitOpening): its timeline's marks.
+    "circuitopening": _r({ADMIN, DEV, AUDITOR}, set()),
     # Platform-wide; auditors of any tenant read them, only platform admins act on them.
     "rollout": _r({AUDITOR}, set()),
 }

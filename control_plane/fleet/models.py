@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from control_plane.core.models import ScopedQuerySet
+from control_plane.core.models import ScopedQuerySet, loose_ref
 
 
 class PolicySnapshot(models.Model):
@@ -60,3 +60,30 @@ class DataPlaneNode(models.Model):
 
     def __str__(self) -> str:
         return self.node_id
+
+
+class CircuitOpening(models.Model):
+    """A target's circuit breaker found open by a tenant's requests on one node.
+
+    Data planes do not report breaker changes; what reaches the control plane is each
+    request's attempts, and an attempt skipped because the breaker was open has the outcome
+    ``circuit_open``. One row spans a run of such requests (``fleet.services.circuits_seen``):
+    ``opened_at`` is the first request of the run that found it open, ``last_seen_at`` the
+    latest; a run ends when none is seen for ``selectors.CIRCUIT_QUIET``."""
+
+    node_id = models.CharField(max_length=200)
+    tenant = loose_ref("asc_tenancy.Tenant")
+    provider = loose_ref("asc_catalog.Provider")
+    model = loose_ref("asc_catalog.Model")
+    opened_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    requests = models.PositiveIntegerField(default=0)  # requests that found it open
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["tenant", "opened_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}: {self.provider_id}/{self.model_id} open since {self.opened_at}"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,10 +20,10 @@ from django.utils import timezone
 
 from control_plane.fleet import selectors
 from control_plane.fleet.documents import Document, export_document
-from control_plane.fleet.models import DataPlaneNode, PolicySnapshot
+from control_plane.fleet.models import CircuitOpening, DataPlaneNode, PolicySnapshot
 from control_plane.fleet.snapshot_builder import build_policy
 from shared.consistency import InconsistentSnapshot, check
-from shared.pb import snapshot_pb2
+from shared.pb import control_pb2, snapshot_pb2
 from shared.snapshots import policy_hash
 
 log = logging.getLogger(__name__)
@@ -158,3 +160,70 @@ def node_seen(node_id: str, spool_depth: int | None = None) -> None:
     if spool_depth is not None:
         changes["spool_depth"] = spool_depth
     DataPlaneNode.objects.filter(node_id=node_id).update(**changes)
+
+
+CIRCUIT_OPEN = "circuit_open"  # the attempt outcome of a target skipped by its open breaker
+
+
+@dataclass(frozen=True)
+class CircuitSighting:
+    tenant_id: str
+    provider_id: str
+    model_id: str
+    first: datetime
+    last: datetime
+    requests: int
+
+
+def circuit_sightings(events: Iterable[control_pb2.UsageEvent]) -> list[CircuitSighting]:
+    """Pure: the open circuits a batch's requests ran into, per tenant and target (a request
+    whose attempts include one skipped with ``circuit_open``). Costs a look at each event's
+    fallbacks, which are empty for almost every request."""
+    seen: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for event in events:
+        if not event.fallbacks:
+            continue
+        for attempt in event.fallbacks:
+            if attempt.outcome != CIRCUIT_OPEN:
+                continue
+            key = (event.tenant_id, attempt.provider_id, attempt.model_id)
+            first, last, count = seen.get(key, (event.ts_unix_ms, event.ts_unix_ms, 0))
+            seen[key] = (min(first, event.ts_unix_ms), max(last, event.ts_unix_ms), count + 1)
+    return [
+        CircuitSighting(*key, _utc(first), _utc(last), count)
+        for key, (first, last, count) in seen.items()
+    ]
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def circuits_seen(node_id: str, sightings: list[CircuitSighting]) -> None:
+    """Record open circuits a node's requests ran into: a sighting extends the latest run of
+    the same node, tenant and target when within ``selectors.CIRCUIT_QUIET`` of it, else
+    starts a new one (an opening marked on the tenant's timeline)."""
+    for s in sightings:
+        ids = {"tenant_id": s.tenant_id or None, "provider_id": s.provider_id or None}
+        with transaction.atomic():
+            run = (
+                CircuitOpening.objects.select_for_update()
+                .filter(node_id=node_id, model_id=s.model_id or None, **ids)
+                .filter(last_seen_at__gte=s.first - selectors.CIRCUIT_QUIET)
+                .order_by("-last_seen_at")
+                .first()
+            )
+            if run is None:
+                CircuitOpening.objects.create(
+                    node_id=node_id,
+                    model_id=s.model_id or None,
+                    opened_at=s.first,
+                    last_seen_at=s.last,
+                    requests=s.requests,
+                    **ids,
+                )
+                continue
+            run.opened_at = min(run.opened_at, s.first)
+            run.last_seen_at = max(run.last_seen_at, s.last)
+            run.requests += s.requests
+            run.save(update_fields=["opened_at", "last_seen_at", "requests"])

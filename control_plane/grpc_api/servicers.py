@@ -242,6 +242,8 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
         self.metrics.usage_events.inc(result.accepted)
         if not result.duplicate:
             await _record(rollouts.record_health, request.node_id, list(request.health))
+            if circuits := fleet.circuit_sightings(request.events):
+                await _record(fleet.circuits_seen, request.node_id, circuits)
         await _record(fleet.node_seen, request.node_id, request.spool_depth)
         return control_pb2.UsageAck(
             batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate

@@ -20,6 +20,7 @@ from django.db import transaction
 from control_plane.core.bulk import uuid_or_none
 from control_plane.core.services import Actor, delete_row, save_row
 from control_plane.limits.models import LeaseHolding, LeaseWindow, Limit
+from control_plane.limits.selectors import alerted_thresholds
 from shared import windows
 from shared.pb import control_pb2
 
@@ -93,7 +94,7 @@ def _grant(
     mine.last_seen = seen
     mine.save()
     claimed = sum(c.units for c in others) + max(mine.granted, mine.committed)
-    _alert(limit, row, sum(c.committed for c in others) + mine.committed, amount)
+    _alert(limit, row, sum(c.committed for c in others) + mine.committed, amount, seen)
     return control_pb2.LeaseGrant(
         limit_id=str(limit.pk),
         window=window,
@@ -105,13 +106,16 @@ def _grant(
     )
 
 
-def _alert(limit: Limit, row: LeaseWindow, committed: int, amount: int) -> None:
-    """Log each alert threshold once per window as committed spend passes it."""
+def _alert(limit: Limit, row: LeaseWindow, committed: int, amount: int, at: datetime) -> None:
+    """Log and record (with the time, for the tenant's timeline) each alert threshold once per
+    window as committed spend passes it."""
     if not amount:
         return
-    passed = [t for t in limit.alert_thresholds if committed >= t * amount and t not in row.alerted]
+    done = {t for t, _ in alerted_thresholds(row)}
+    passed = [t for t in limit.alert_thresholds if committed >= t * amount and t not in done]
     if passed:
-        row.alerted = [*row.alerted, *passed]
+        entries = [{"threshold": t, "at": at.isoformat(), "committed": committed} for t in passed]
+        row.alerted = [*row.alerted, *entries]
         row.save(update_fields=["alerted"])
         log.warning(
             "limit %s (%s) of tenant %s passed %s of %s in window %s",

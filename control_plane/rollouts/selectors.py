@@ -26,6 +26,12 @@ def in_flight() -> Rollout | None:
     return rollout
 
 
+def in_flight_for(user: object) -> Rollout | None:
+    """The rollout in flight, when the user may see rollouts (the console's front page)."""
+    rollout: Rollout | None = Rollout.objects.restrict(user).filter(state__in=IN_FLIGHT).first()
+    return rollout
+
+
 def staged_version(rollout: Rollout) -> int | None:
     """The version the rollout stages: the first one published after its baseline."""
     if rollout.version is not None:

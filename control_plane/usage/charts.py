@@ -1,63 +1,250 @@
-"""Server-side SVG charts for the admin (no JavaScript, no CDN): pure functions of the data."""
+"""Server-side SVG charts for the admin (no JavaScript, nothing fetched): pure functions of the
+data, every text escaped.
+
+``timeline_chart`` draws several series as lanes stacked over one shared time axis (each lane
+scaled to its own maximum, so spend in dollars and requests in thousands both read), and the
+events of the range as vertical marks crossing every lane, labelled at the top."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.utils.html import format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH, HEIGHT, PAD = 720, 160, 36
-BOTTOM, RIGHT = HEIGHT - PAD, WIDTH - PAD
+WIDTH = 1080
+GUTTER = 168  # the lanes' titles and maxima, left of the plot
+RIGHT = 16
+MARK_BAND = 30  # the marks' labels, above the lanes
+LANE_H, LANE_GAP = 64, 14
+AXIS_H = 26
+GRID, AXIS, TEXT, MUTED = "#e6e9ed", "#9aa3ad", "#1f2933", "#66707a"
+
+# Colours of the kinds of marks, and their names in the legend.
+MARKS = {
+    "version": ("#3d5a80", "snapshot version published"),
+    "threshold": ("#d08700", "budget threshold crossed"),
+    "circuit": ("#c62828", "circuit found open"),
+}
 
 
-def _polyline(points: Sequence[tuple[datetime, float]]) -> str:
-    t0, t1 = points[0][0].timestamp(), points[-1][0].timestamp()
-    span = max(t1 - t0, 1.0)
-    top = max(v for _, v in points) or 1.0
-    return " ".join(
-        f"{PAD + (t.timestamp() - t0) / span * (RIGHT - PAD):.1f},"
-        f"{BOTTOM - v / top * (BOTTOM - PAD):.1f}"
-        for t, v in points
-    )
+@dataclass(frozen=True)
+class Lane:
+    title: str
+    unit: str
+    values: Sequence[float]  # one per bucket
+    color: str
+    style: str = "bars"  # "bars", "line" (gaps where ``present`` is false) or "area"
+    present: Sequence[bool] | None = None  # buckets where a line has a value at all
+    digits: int = 0  # decimals shown for this lane's figures
 
 
-def line_chart(title: str, unit: str, points: Sequence[tuple[datetime, float]]) -> SafeString:
-    """A polyline over time, its maximum and its time range labelled; every text escaped."""
-    if not points:
-        return format_html(
-            '<figure class="asc-chart" data-title="{}"><figcaption>{}</figcaption>'
-            '<p class="asc-empty">No data in this range.</p></figure>',
-            title,
-            title,
+@dataclass(frozen=True)
+class Mark:
+    at: datetime
+    kind: str  # a key of MARKS
+    label: str  # short, drawn on the chart
+    detail: str  # the tooltip and the events table
+    url: str = ""
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _ticks(start: datetime, end: datetime) -> tuple[timedelta, str]:
+    """A tick step giving 4 to 12 grid lines over the range, and the format of its labels."""
+    span = (end - start).total_seconds()
+    for seconds, fmt in (
+        (600, "%H:%M"),
+        (1800, "%H:%M"),
+        (3600, "%H:%M"),
+        (3 * 3600, "%d %b %H:%M"),
+        (6 * 3600, "%d %b %H:%M"),
+        (12 * 3600, "%d %b %H:%M"),
+        (86400, "%d %b"),
+        (7 * 86400, "%d %b"),
+    ):
+        if span / seconds <= 12:
+            return timedelta(seconds=seconds), fmt
+    return timedelta(days=30), "%b %Y"
+
+
+class _Frame:
+    """Where a time and a value fall on the drawing."""
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.t0, self.span = start.timestamp(), max((end - start).total_seconds(), 1.0)
+        self.x0, self.x1 = GUTTER, WIDTH - RIGHT
+
+    def x(self, at: datetime) -> float:
+        return self.x0 + (at.timestamp() - self.t0) / self.span * (self.x1 - self.x0)
+
+
+def _lane(lane: Lane, top: float, starts: Sequence[datetime], step: timedelta, f: _Frame) -> str:
+    peak = max(lane.values, default=0.0)
+    scale = (LANE_H - 6) / peak if peak > 0 else 0.0
+    base = top + LANE_H
+    width = max(f.x(starts[0] + step) - f.x(starts[0]), 0.5) if starts else 0.0
+    parts = [
+        f'<g class="asc-lane" data-title="{escape(lane.title)}">',
+        f'<line x1="{f.x0}" y1="{base}" x2="{f.x1}" y2="{base}" stroke="{AXIS}"/>',
+        f'<line x1="{f.x0}" y1="{top}" x2="{f.x1}" y2="{top}" stroke="{GRID}"/>',
+        f'<text x="12" y="{top + 16}" font-size="13" font-weight="600" fill="{TEXT}">'
+        f"{escape(lane.title)}</text>",
+        f'<text x="12" y="{top + 33}" font-size="11" fill="{MUTED}">max '
+        f"{escape(_fmt(peak, lane.digits))} {escape(lane.unit)}</text>",
+        f'<text x="12" y="{top + 48}" font-size="11" fill="{MUTED}">total '
+        f"{escape(_fmt(sum(lane.values), lane.digits))}</text>"
+        if lane.style == "bars" or lane.style == "area"
+        else "",
+    ]
+    if lane.style == "bars":
+        gap = 1.0 if width > 3 else 0.0
+        d = "".join(
+            f"M{f.x(s) + gap / 2:.1f} {base:.1f}"
+            f"v{-v * scale:.1f}h{width - gap:.1f}v{v * scale:.1f}z"
+            for s, v in zip(starts, lane.values, strict=True)
+            if v > 0
         )
-    top = max(v for _, v in points)
-    axes = mark_safe(  # constants only
-        f'<line x1="{PAD}" y1="{BOTTOM}" x2="{RIGHT}" y2="{BOTTOM}" stroke="#999"/>'
-        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{BOTTOM}" stroke="#999"/>'
+        parts.append(f'<path class="asc-series" fill="{lane.color}" d="{d}"/>')
+    else:
+        present = lane.present or [True] * len(lane.values)
+        runs: list[list[str]] = [[]]
+        for s, v, here in zip(starts, lane.values, present, strict=True):
+            if here:
+                runs[-1].append(f"{f.x(s) + width / 2:.1f} {base - v * scale:.1f}")
+            elif runs[-1]:
+                runs.append([])
+        line = "".join("M" + "L".join(r) for r in runs if r)
+        if lane.style == "area" and line:
+            area = "".join(
+                f"M{r[0].split()[0]} {base}L" + "L".join(r) + f"L{r[-1].split()[0]} {base}z"
+                for r in runs
+                if r
+            )
+            parts.append(f'<path fill="{lane.color}" fill-opacity="0.18" d="{area}"/>')
+        parts.append(
+            f'<path class="asc-series" fill="none" stroke="{lane.color}" stroke-width="2" '
+            f'stroke-linejoin="round" d="{line}"/>'
+        )
+        for r in runs:
+            if len(r) == 1:  # a lone point: a dot, not an invisible line
+                x, y = r[0].split()
+                parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{lane.color}"/>')
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _grid(start: datetime, end: datetime, top: float, bottom: float, f: _Frame) -> str:
+    step, fmt = _ticks(start, end)
+    first = datetime.fromtimestamp(
+        (start.timestamp() // step.total_seconds() + 1) * step.total_seconds(), start.tzinfo
     )
-    return format_html(
-        '<figure class="asc-chart" data-title="{title}"><figcaption>{title}</figcaption>'
-        '<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{title}">'
-        "{axes}"
-        '<text x="{ylabel_x}" y="{ylabel_y}" font-size="10">max {top} {unit}</text>'
-        '<text x="{pad}" y="{tlabel_y}" font-size="10">{first}</text>'
-        '<text x="{right}" y="{tlabel_y}" text-anchor="end" font-size="10">{last}</text>'
-        '<polyline class="asc-series" fill="none" stroke="#417690" stroke-width="2" '
-        'points="{coords}"/></svg></figure>',
-        title=title,
-        w=WIDTH,
-        h=HEIGHT,
-        axes=axes,
-        ylabel_x=PAD + 4,
-        ylabel_y=PAD - 6,
-        pad=PAD,
-        top=f"{top:g}",
-        unit=unit,
-        tlabel_y=BOTTOM + 14,
-        first=f"{points[0][0]:%Y-%m-%d %H:%M}",
-        right=RIGHT,
-        last=f"{points[-1][0]:%Y-%m-%d %H:%M}",
-        coords=_polyline(points),
+    parts, at = [], first
+    while at < end:
+        x = f.x(at)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{GRID}"/>'
+            f'<text x="{x:.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle" '
+            f'fill="{MUTED}">{escape(f"{at:{fmt}}")}</text>'
+        )
+        at += step
+    return "".join(parts)
+
+
+def _marks(marks: Sequence[Mark], top: float, bottom: float, f: _Frame) -> str:
+    parts, last_x = [], -100.0
+    for m in sorted(marks, key=lambda m: m.at):
+        color = MARKS.get(m.kind, (MUTED, ""))[0]
+        x = f.x(m.at)
+        if not f.x0 <= x <= f.x1:
+            continue
+        labelled = x - last_x > 64  # labels of marks close together would overlap
+        if labelled:
+            last_x = x
+        anchor = "end" if x > f.x1 - 60 else "start"
+        dx = -4 if anchor == "end" else 4
+        body = (
+            f"<title>{escape(f'{m.at:%Y-%m-%d %H:%M:%S} UTC — {m.detail}')}</title>"
+            f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" '
+            f'stroke-width="1.5" stroke-dasharray="4 3"/>'
+            f'<path d="M{x - 5:.1f} {top - 14}h10l-5 7z" fill="{color}"/>'
+            + (
+                f'<text x="{x + dx:.1f}" y="{top - 17}" font-size="11" font-weight="600" '
+                f'text-anchor="{anchor}" fill="{color}">{escape(m.label)}</text>'
+                if labelled
+                else ""
+            )
+        )
+        group = f'<g class="asc-mark asc-mark-{escape(m.kind)}">{body}</g>'
+        parts.append(f'<a href="{escape(m.url)}">{group}</a>' if m.url else group)
+    return "".join(parts)
+
+
+def _hover(
+    starts: Sequence[datetime], step: timedelta, lanes: Sequence[Lane], top: float, f: _Frame
+) -> str:
+    """An invisible column per bucket whose tooltip gives every lane's figure there."""
+    if not starts:
+        return ""
+    width = max(f.x(starts[0] + step) - f.x(starts[0]), 0.5)
+    height = len(lanes) * (LANE_H + LANE_GAP)
+    cols = []
+    for i, s in enumerate(starts):
+        figures = "; ".join(
+            f"{lane.title} {_fmt(lane.values[i], lane.digits)} {lane.unit}" for lane in lanes
+        )
+        cols.append(
+            f'<rect x="{f.x(s):.1f}" y="{top}" width="{width:.1f}" height="{height}">'
+            f"<title>{escape(f'{s:%Y-%m-%d %H:%M} UTC: {figures}')}</title></rect>"
+        )
+    return f'<g class="asc-hover" fill="transparent">{"".join(cols)}</g>'
+
+
+def timeline_chart(
+    starts: Sequence[datetime],
+    step: timedelta,
+    lanes: Sequence[Lane],
+    marks: Sequence[Mark] = (),
+    title: str = "Timeline",
+) -> SafeString:
+    """Lanes over one time axis (the buckets starting at ``starts``, each ``step`` long) with
+    ``marks`` drawn across them."""
+    if not starts:
+        return mark_safe('<p class="asc-empty">No data in this range.</p>')  # constant
+    start, end = starts[0], starts[-1] + step
+    f = _Frame(start, end)
+    top = MARK_BAND
+    bottom = top + len(lanes) * (LANE_H + LANE_GAP) - LANE_GAP
+    height = bottom + AXIS_H
+    body = [_grid(start, end, top, bottom, f)]
+    for i, lane in enumerate(lanes):
+        body.append(_lane(lane, top + i * (LANE_H + LANE_GAP), starts, step, f))
+    body.append(_hover(starts, step, lanes, top, f))
+    body.append(_marks(marks, top, bottom, f))
+    svg = (
+        f'<svg class="asc-timeline" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(title)}" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
+        f"{''.join(body)}</svg>"
+    )
+    return mark_safe(svg)  # every text above went through escape()
+
+
+def legend() -> SafeString:
+    items = "".join(
+        f'<span class="asc-legend-item"><i style="background:{color}"></i>{escape(name)}</span>'
+        for color, name in MARKS.values()
+    )
+    return mark_safe(f'<div class="asc-legend">{items}</div>')  # constants, escaped
+
+
+def share_bar(value: float, peak: float, color: str = "#417690") -> SafeString:
+    """A horizontal bar of ``value`` against ``peak`` (for tables of figures)."""
+    pct = 0.0 if peak <= 0 else max(0.0, min(100.0, value / peak * 100))
+    return mark_safe(
+        f'<span class="asc-bar"><i style="width:{pct:.1f}%;background:{escape(color)}"></i></span>'
     )

@@ -140,7 +140,8 @@ API_KEY_LIST_QUERIES = 7  # session, user, memberships, count, keys, their route
 ADMIN_PAGE_QUERIES = {
     "/admin/asc_keys/virtualkey/": 9,  # session, user, memberships, tenants for the filter,
     # two counts, the user's Django permissions (two), keys
-    "/admin/": 6,  # every model's "may this user see it" from the one membership query
+    "/admin/": 7,  # every model's "may this user see it" from the one membership query, and
+    # the console's panels: today's usage by tenant, its top denials (the rollout: none to see)
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from data_plane.tracing import outgoing_metadata
 from shared.pb import control_pb2
 from shared.tls import TlsFiles
 
@@ -63,7 +64,8 @@ class GrpcUsageClient:
 
 
 class GrpcLeaseSource:
-    """LeaseService.Acquire with a deadline on every call."""
+    """LeaseService.Acquire with a deadline on every call, and the trace context (gRPC
+    metadata ``traceparent``) of the request that waits for it, if any."""
 
     def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
         self._timeout = timeout_s
@@ -76,4 +78,4 @@ class GrpcLeaseSource:
         )
 
     async def acquire(self, request: control_pb2.LeaseRequest) -> control_pb2.LeaseResponse:
-        return await self._call(request, timeout=self._timeout)
+        return await self._call(request, timeout=self._timeout, metadata=outgoing_metadata())

@@ -22,6 +22,7 @@ import grpc
 
 from data_plane.limits.leases import LeaseBook
 from data_plane.supervisor import Supervisor
+from data_plane.tracing import carrier, remote_parent
 from shared.pb import control_pb2
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class LeaseClient:
         self.max_wait = max_wait
         self._kick = asyncio.Event()
         self._round = asyncio.Event()
+        # The trace context of the first traced request waiting for the next round, if any:
+        # that round's ask joins its trace (the control plane's span becomes its child).
+        self._waiting_trace: dict[str, str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._supervisor = supervisor or Supervisor()
         book.reachable = source is not None
@@ -68,6 +72,8 @@ class LeaseClient:
         if self._source is None:
             return
         done = self._round
+        if self._waiting_trace is None:
+            self._waiting_trace = carrier()
         self._kick.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.max_wait):
@@ -85,13 +91,15 @@ class LeaseClient:
             finished.set()
 
     async def _renew(self, source: LeaseSource) -> None:
+        trace, self._waiting_trace = self._waiting_trace, None
         sent_at = time.monotonic()
         asks = self.book.asks(sent_at, time.time())
         if not asks:
             return
         request = control_pb2.LeaseRequest(node_id=self._node_id, asks=asks)
         try:
-            response = await source.acquire(request)
+            with remote_parent(trace):
+                response = await source.acquire(request)
         except (grpc.aio.AioRpcError, ConnectionError, OSError, TimeoutError) as exc:
             if self.book.reachable:
                 log.warning("cannot renew leases: %s", exc)

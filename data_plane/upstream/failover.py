@@ -43,6 +43,7 @@ from data_plane import errors
 from data_plane.backoff import backoff_delay
 from data_plane.errors import ApiError
 from data_plane.policy.health import HealthBook
+from data_plane.tracing import RequestTrace
 from data_plane.types import (
     ChatRequest,
     EmbeddingsRequest,
@@ -109,6 +110,7 @@ class Call:
         route_name: str = "",
         note: str = "",
         clock: Callable[[], float] = time.monotonic,
+        trace: RequestTrace | None = None,
     ) -> None:
         self.providers = providers
         self.health = health
@@ -119,6 +121,7 @@ class Call:
         self.route_name = route_name
         self.note = note
         self.clock = clock
+        self.trace = trace  # one span per attempt when the request is traced
         self.deadline = started + options.total_timeout_s
         self.tried = Tried()
         self._failures: list[ProviderError] = []  # retryable failures
@@ -201,12 +204,15 @@ class Call:
                 if blocked is not None:
                     tried.failed.append((target, blocked))
                     self._skipped.append((target, blocked))
+                    if self.trace is not None:
+                        self.trace.skipped(target, self.route_name, blocked)
                     break
                 remaining = self.deadline - now
                 if remaining <= 0:
                     tried.failed.append((target, "total_timeout"))
                     return self._error()
                 health.begin(target, now)
+                traced = self.trace.attempt(target, self.route_name) if self.trace else None
                 try:
                     async with asyncio.timeout(min(options.first_token_timeout_s, remaining)):
                         result = await attempt(provider, target)
@@ -216,13 +222,19 @@ class Call:
                     failure = exc
                 except BaseException:
                     health.abandoned(target, self.clock())
+                    if traced is not None:
+                        traced.failed("abandoned")
                     raise
                 else:
                     done = self.clock()
                     health.succeeded(target, done, done - now)
                     tried.target = target
                     tried.first_output_s = done - self.started
+                    if traced is not None:
+                        traced.succeeded(result, tried.usage)
                     return result
+                if traced is not None:
+                    traced.failed(failure.outcome)
                 if isinstance(failure, Unsupported):
                     self._passed_over(target, failure)
                     break
@@ -313,7 +325,10 @@ class Stream:
 
     async def __anext__(self) -> Any:
         if self._head:
-            return self._head.popleft()
+            item = self._head.popleft()
+            if self._call.trace is not None:
+                self._call.trace.observe(item)
+            return item
         try:
             if self._at_hand:  # no wait for it: no timer to arm (as a timeout would not fire)
                 item = await anext(self._chunks)
@@ -322,6 +337,8 @@ class Stream:
                 async with asyncio.timeout(max(0.0, remaining)):
                     item = await anext(self._chunks)
             self._at_hand = getattr(item, "more", False) is True
+            if self._call.trace is not None:
+                self._call.trace.observe(item)
             return item
         except TimeoutError:
             failure = ProviderError("total_timeout", retryable=True)

@@ -42,6 +42,7 @@ class VirtualKeyForm(TenantRoutesForm):
             "max_body_bytes",
             "max_tokens",
             "asserts_end_user",
+            "tags",
         ]
 
 

@@ -68,6 +68,8 @@ class VirtualKey(UUIDModel):
         return f"{self.tenant}/{self.name} ({self.key_hint})"
 
     def clean(self) -> None:
+        if self.tags is None:  # an emptied form field
+            self.tags = {}
         tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
         if problems := set_tags_problems(self.tags, tenant):
             raise ValidationError({"tags": "; ".join(problems)})

@@ -33,6 +33,7 @@ SETTINGS = (
     "max_body_bytes",
     "max_tokens",
     "asserts_end_user",
+    "tags",
 )
 
 

@@ -13,4 +13,4 @@ class LimitAdmin(ServiceAdmin):
     writes = Writes(services.put_limit, services.delete_limit)
     list_display = ["tenant", "scope", "kind", "amount", "period", "hard", "enabled"]
     list_filter = [("tenant", RelatedOnly), "scope", "kind", "period", "hard", "enabled"]
-    search_fields = ["tenant__slug", "key__name", "project__name", "route__name"]
+    search_fields = ["tenant__slug", "key__name", "project__name", "route__name", "tag"]

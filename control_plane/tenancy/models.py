@@ -47,8 +47,24 @@ class Tenant(UUIDModel):
         return self.slug
 
     def clean(self) -> None:
+        if self.allowed_tags is None:  # an emptied form field
+            self.allowed_tags = {}
         if problems := tags.rules_problems(self.allowed_tags):
             raise ValidationError({"allowed_tags": "; ".join(problems)})
+        if not self._state.adding and (refused := self._tag_limits_refused()):
+            raise ValidationError(
+                {"allowed_tags": f"tag limits name tags these rules refuse: {', '.join(refused)}"}
+            )
+
+    def _tag_limits_refused(self) -> list[str]:
+        """Tag values of the tenant's enabled tag limits the rules would no longer allow."""
+        limited = self.limits.filter(scope="tag", enabled=True).values_list("tag", flat=True)
+        return sorted(
+            t
+            for t in set(limited)
+            if (parsed := tags.parse_subject(t)) is None
+            or not tags.allows(self.allowed_tags, *parsed)
+        )
 
 
 class Role(models.TextChoices):
@@ -112,6 +128,8 @@ class Project(UUIDModel):
         return f"{self.tenant}/{self.name}"
 
     def clean(self) -> None:
+        if self.tags is None:  # an emptied form field
+            self.tags = {}
         tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
         if problems := set_tags_problems(self.tags, tenant):
             raise ValidationError({"tags": "; ".join(problems)})

@@ -20,6 +20,7 @@ from control_plane.keys.models import VirtualKey
 from control_plane.limits.models import Limit
 from control_plane.tenancy.models import Membership, Project, Tenant
 from control_plane.usage.models import UsageRecord
+from shared.pb.snapshot_pb2 import LIMIT_SCOPE_TAG
 from tests.control_plane import factories
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -314,3 +315,62 @@ def test_a_tag_limit_names_an_allowed_tag_value(db: None) -> None:
     key_limit = Limit(tenant=tenant, scope="key", key=stack["key"], tag="feature=x", amount=1)
     with pytest.raises(ValidationError, match="only a tag limit"):
         key_limit.full_clean()
+
+
+def test_tags_through_the_api_are_checked_and_published(api: APIClient) -> None:
+    stack = factories.stack()
+    tenant, key = stack["tenant"], stack["key"]
+    url = f"/api/v1/tenants/{tenant.pk}/"
+    bad = api.patch(url, {"allowed_tags": {"bad key": []}}, format="json")
+    assert bad.status_code == 400
+    assert "allowed_tags" in bad.json()["error"]["details"]
+    rules = {"feature": ["summarizer"], "team": []}
+    ok = api.patch(url, {"allowed_tags": rules, "drop_unknown_tags": True}, format="json")
+    assert ok.status_code == 200, ok.content
+    assert (ok.json()["allowed_tags"], ok.json()["drop_unknown_tags"]) == (rules, True)
+    refused = api.patch(f"/api/v1/keys/{key.pk}/", {"tags": {"feature": "x"}}, format="json")
+    assert refused.status_code == 400
+    assert "feature=x" in str(refused.json()["error"]["details"])
+    tagged = api.patch(f"/api/v1/keys/{key.pk}/", {"tags": {"team": "ml"}}, format="json")
+    assert tagged.status_code == 200, tagged.content
+    assert tagged.json()["tags"] == {"team": "ml"}
+    project = api.post(
+        "/api/v1/projects/",
+        {"tenant": str(tenant.pk), "name": "p", "tags": {"team": "search"}},
+        format="json",
+    )
+    assert project.status_code == 201, project.content
+    limit = api.post(
+        "/api/v1/limits/",
+        {"tenant": str(tenant.pk), "scope": "tag", "tag": "feature=summarizer", "amount": "5"},
+        format="json",
+    )
+    assert limit.status_code == 201, limit.content
+    wrong = api.post(
+        "/api/v1/limits/",
+        {"tenant": str(tenant.pk), "scope": "tag", "tag": "feature=other", "amount": "5"},
+        format="json",
+    )
+    assert wrong.status_code == 400
+    assert "tag" in wrong.json()["error"]["details"]
+    # The rules may not drop a tag value a limit is on.
+    orphaning = api.patch(url, {"allowed_tags": {"team": []}}, format="json")
+    assert orphaning.status_code == 400
+    assert "feature=summarizer" in str(orphaning.json()["error"]["details"])
+    # What was accepted reaches the snapshot.
+    from control_plane.fleet.selectors import policy_rows
+    from control_plane.fleet.snapshot_builder import build_policy
+
+    policy = build_policy(policy_rows())
+    acme = next(t for t in policy.tenants if t.id == str(tenant.pk))
+    assert [(r.key, list(r.values)) for r in acme.allowed_tags] == [
+        ("feature", ["summarizer"]),
+        ("team", []),
+    ]
+    assert acme.drop_unknown_tags
+    (pb_key,) = [k for k in policy.keys if k.id == str(key.pk)]
+    assert [(t.key, t.value) for t in pb_key.tags] == [("team", "ml")]
+    (pb_project,) = policy.projects
+    assert [(t.key, t.value) for t in pb_project.tags] == [("team", "search")]
+    (pb_limit,) = policy.limits
+    assert (pb_limit.scope, pb_limit.subject_id) == (LIMIT_SCOPE_TAG, "feature=summarizer")

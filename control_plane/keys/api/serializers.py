@@ -34,6 +34,7 @@ class VirtualKeySerializer(ScopedSerializer):
             "max_body_bytes",
             "max_tokens",
             "asserts_end_user",
+            "tags",
             "revoked_at",
             "revoked",
             "created_at",

@@ -20,6 +20,7 @@ class LimitSerializer(ScopedSerializer):
             "project",
             "key",
             "route",
+            "tag",
             "kind",
             "period",
             "time_zone",
@@ -47,4 +48,4 @@ class LimitSerializer(ScopedSerializer):
 class ProjectSerializer(ScopedSerializer):
     class Meta:
         model = Project
-        fields = ["id", "tenant", "name", "created_at"]
+        fields = ["id", "tenant", "name", "tags", "created_at"]

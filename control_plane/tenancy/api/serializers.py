@@ -22,6 +22,9 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "active",
             "allowed_regions",
             "audit_retention_days",
+            "allowed_tags",
+            "drop_unknown_tags",
+            "trace_prompts",
             "created_at",
             "updated_at",
         ]

@@ -13,7 +13,9 @@ requests per second (open loop; a gateway that cannot sustain that, LiteLLM, at 
 maximum instead), the added latency being the difference from the upstream's own. ASC with
 one worker is measured twice more with the same exchange in the other dialects, each forwarded
 as it is to an upstream that speaks it: Anthropic's ``/v1/messages`` to an Anthropic provider
-and OpenAI's ``/v1/responses`` to the OpenAI-compatible one.
+and OpenAI's ``/v1/responses`` to the OpenAI-compatible one, and once more on a route with
+the response cache on, the same request repeated: every answer after the first is a cache hit
+(authenticated, authorised, guarded, admitted and recorded, the upstream not called).
 
 Everything shares this machine's CPUs (the load generator, the upstream, the gateway and, for
 ASC, the control plane ingesting usage), so figures compare gateways with each other on the
@@ -23,6 +25,7 @@ other work on the machine.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -36,7 +39,7 @@ from bench import litellm_proxy, loadgen, profile
 from bench.loadgen import Request, WrkResult
 from bench.procs import Proc, cpu_seconds, free_port, python_module, running
 from bench.report import Report, ms
-from bench.system import AscSystem, asc_system, wait_serving
+from bench.system import AscSystem, Provisioned, asc_system, wait_serving
 from bench.workload import ANTHROPIC_ROUTE_NAME, BODY, MESSAGES_BODY, RESPONSES_BODY
 
 TITLE = "gateway throughput and added latency (fake upstream, small non-streamed chat request)"
@@ -173,6 +176,7 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
     with asc_system() as system:
         provisioned = system.provision(upstream_base)
         claude_key = _provision_anthropic(system, provisioned.tenant_id, upstream_base)
+        cached_key = _provision_cached(system, provisioned)
         version = system.latest_version()
         auth = {"Authorization": f"Bearer {provisioned.key_secret}"}
         for workers in (1, 2):
@@ -185,6 +189,7 @@ def _asc(upstream_base: str, work: Path, profiles: list[str]) -> list[Row]:
             rows.append(measure(label, request, workers, work, dp.pid, control_plane))
             if workers == 1:
                 rows += _other_dialects(dp.url, auth, {"x-api-key": claude_key}, work, dp.pid)
+                rows.append(_cache_hits(dp.url, cached_key, work, dp.pid))
             if workers == 1 and profile.enabled():
                 recording = profile.record(dp.pid, MAX_SECONDS, work / "dp-max.prof")
                 max_throughput(request, MAX_SECONDS, work)
@@ -200,6 +205,29 @@ def _provision_anthropic(system: AscSystem, tenant: str, upstream_base: str) -> 
     model, credential = system.add_model(tenant, "bench-a", "anthropic", upstream_base)
     route = system.add_route(tenant, ANTHROPIC_ROUTE_NAME, model, credential)
     return system.add_key(tenant, "bench-a", route)
+
+
+CACHED_ROUTE_NAME = "bench-cached"
+
+
+def _provision_cached(system: AscSystem, provisioned: Provisioned) -> str:
+    """A route to the same model with the response cache on (an hour) and a key for it (the
+    tenant's guardrail policy, a budget and a rate limit apply too); the key's secret."""
+    tenant = provisioned.tenant_id
+    route = system.add_route(
+        tenant, CACHED_ROUTE_NAME, provisioned.model_id, provisioned.credential_id
+    )
+    system.api.call("PATCH", f"routes/{route}/", {"cache_ttl_s": 3600})
+    return system.add_key(tenant, "bench-cached", route)
+
+
+def _cache_hits(url: str, secret: str, work: Path, pid: int) -> Row:
+    """The benchmark's request, repeated on the caching route: all hits after the first."""
+    body = json.dumps({**json.loads(BODY), "model": CACHED_ROUTE_NAME}).encode()
+    auth = {"Authorization": f"Bearer {secret}"}
+    request = Request(f"{url}/v1/chat/completions", body, auth)
+    _all_workers_serve(request)
+    return measure("ASC, 1 worker, response cache hit", request, 1, work, pid)
 
 
 def _other_dialects(

@@ -10,6 +10,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from control_plane.catalog.models import CACHE_TTL_MAX_S, Route
+from control_plane.config.document import DocumentError, from_yaml, to_yaml
+from control_plane.config.services import export_yaml, import_document
 from control_plane.fleet import selectors
 from control_plane.fleet.models import PolicySnapshot
 from control_plane.fleet.snapshot_builder import build_policy
@@ -66,3 +68,21 @@ def test_the_ttl_is_published_to_the_data_planes(api: APIClient) -> None:
     assert {r.id: r.cache_ttl_s for r in snapshot.policy.routes} == {str(route.id): 120}
     rebuilt = build_policy(selectors.policy_rows())
     assert [r.cache_ttl_s for r in rebuilt.routes] == [120]
+
+
+def test_configuration_documents_carry_the_ttl() -> None:
+    rows = factories.stack()
+    route: Route = rows["route"]  # type: ignore[assignment]
+    slug = route.tenant.slug
+    doc = from_yaml(export_yaml(slug))
+    [exported] = doc["tenants"][0]["routes"]
+    assert exported["cache_ttl_s"] == 0
+    exported["cache_ttl_s"] = 600
+    result = import_document(doc, tenant=slug)
+    assert [c.describe() for c in result.changes] == [
+        f"~ tenant {slug} / route {route.name} (cache_ttl_s: 0 -> 600)"
+    ]
+    assert Route.objects.get(id=route.id).cache_ttl_s == 600
+    exported["cache_ttl_s"] = -5
+    with pytest.raises(DocumentError):
+        import_document(from_yaml(to_yaml(doc)), tenant=slug)

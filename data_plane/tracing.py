@@ -25,16 +25,13 @@ from typing import Any
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from data_plane.types import Target, Usage
+from shared.otel import PROPAGATOR
 from shared.pb import snapshot_pb2
 
-PROPAGATOR = TraceContextTextMapPropagator()
 SCOPE = "asc.data_plane"
 
 # gen_ai.provider.name: the well-known values where there is one, else the kind in lower case.
@@ -54,30 +51,6 @@ _OFF: AbstractContextManager[None] = contextlib.nullcontext()
 
 def provider_name(kind: int) -> str:
     return PROVIDER_NAMES.get(kind, "unknown")
-
-
-def build_provider(
-    service_name: str,
-    instance_id: str,
-    *,
-    endpoint: str = "",
-    exporter: SpanExporter | None = None,
-) -> TracerProvider | None:
-    """A tracer provider exporting over OTLP/HTTP in batches (from a thread of its own) to
-    ``endpoint``, or span by span to ``exporter`` (tests); None when neither is given."""
-    if exporter is not None:
-        processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
-    elif endpoint:
-        # Imported only when tracing is on: the exporter pulls in an HTTP client.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
-    else:
-        return None
-    resource = Resource.create({"service.name": service_name, "service.instance.id": instance_id})
-    provider = TracerProvider(resource=resource)
-    provider.add_span_processor(processor)
-    return provider
 
 
 def tracer_of(provider: TracerProvider) -> Tracer:

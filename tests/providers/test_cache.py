@@ -17,9 +17,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from data_plane.cache.key import VERSION
+from data_plane.http.appkeys import ADMITTER
 from data_plane.usage.audit import CACHE_HIT
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
+from tests.data_plane.budgets import GrantAll
 from tests.fakes.base import Behaviour
 from tests.fakes.openai_server import FakeOpenAI
 from tests.providers.gateway import Gateway, collect, running_gateway
@@ -324,3 +326,102 @@ async def test_a_failing_redis_never_fails_a_request(
     assert len(upstream.received) == 2
     assert [e.status_code for e in events] == [200, 200]
     assert 'asc_dp_cache_backend_errors_total{backend="redis",operation="get"}' in metrics
+
+
+async def test_a_hit_is_admitted_and_settled_at_no_tokens_and_no_cost(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """Under a request rate limit, a token rate limit and a budget: the hit counts as a
+    request and spends neither tokens nor money."""
+    snapshot = cache_snapshot(upstream.base_url)
+    kinds = {
+        "l-requests": (snapshot_pb2.LIMIT_KIND_REQUESTS, snapshot_pb2.LIMIT_PERIOD_MINUTE),
+        "l-tokens": (snapshot_pb2.LIMIT_KIND_TOKENS, snapshot_pb2.LIMIT_PERIOD_MINUTE),
+        "l-budget": (snapshot_pb2.LIMIT_KIND_BUDGET, snapshot_pb2.LIMIT_PERIOD_NONE),
+    }
+    for limit_id, (kind, period) in kinds.items():
+        snapshot.policy.limits.add(
+            id=limit_id,
+            tenant_id="t-acme",
+            scope=snapshot_pb2.LIMIT_SCOPE_TENANT,
+            subject_id="t-acme",
+            kind=kind,
+            period=period,
+            time_zone="UTC",
+            amount=10**12,
+            hard=True,
+        )
+    snapshot = snapshots.snapshot_of(snapshot.policy, 3)
+    async with running_gateway(tmp_path / "dp", snapshot, lease_source=GrantAll()) as gw:
+        client = gw.openai(ACME_KEY)
+        assert await ask(client) == (REPLY, "miss")
+        leases = gw.app[ADMITTER].leases.book.leases
+        after_miss = {limit_id: leases[limit_id].committed for limit_id in kinds}
+        assert await ask(client) == (REPLY, "hit")
+        await client.close()
+        after_hit = {limit_id: leases[limit_id].committed for limit_id in kinds}
+        paid, _ = await gw.events(2)
+    assert after_miss["l-requests"] == 1
+    assert after_miss["l-tokens"] == paid.prompt_tokens + paid.completion_tokens
+    assert after_miss["l-budget"] == paid.cost_nano_usd > 0
+    assert after_hit == {**after_miss, "l-requests": 2}
+
+
+async def test_the_key_is_the_body_as_guarded_and_a_blocked_request_stays_blocked(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """Input guardrails run before the lookup: two prompts that differ only in a redacted
+    e-mail address are one request upstream (one entry); a payment card is refused every
+    time, cached answer or not, and never stored."""
+    snapshot = cache_snapshot(upstream.base_url)
+    snapshot.policy.guardrails.add(
+        id="g-pii",
+        tenant_id="t-acme",
+        route_id="r-acme-chat",
+        on_input=True,
+        categories=["email", "payment_card"],
+        actions={"email": "redact", "payment_card": "block"},
+        default_action="allow",
+    )
+    snapshot = snapshots.snapshot_of(snapshot.policy, 3)
+
+    def asking(text: str) -> list[openai.types.chat.ChatCompletionMessageParam]:
+        return [{"role": "user", "content": text}]
+
+    async with running_gateway(tmp_path / "dp", snapshot) as gw:
+        client = gw.openai(ACME_KEY)
+        for mail, expected in (("ann@example.com", "miss"), ("bob@example.org", "hit")):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="chat", messages=asking(f"Write to {mail} about lunch")
+            )
+            assert raw.headers.get("x-asc-cache") == expected
+        card = asking("Charge 4111 1111 1111 1111 for lunch")
+        for _ in range(2):
+            with pytest.raises(openai.BadRequestError):
+                await client.chat.completions.create(model="chat", messages=card)
+        await client.close()
+        events = await gw.events(4)
+    assert len(upstream.received) == 1
+    assert "example" not in upstream.received[0].raw.decode()
+    assert [e.cache_hit for e in events] == [False, True, False, False]
+    assert [e.status_code for e in events] == [200, 200, 400, 400]
+
+
+async def test_anthropic_and_responses_answers_are_cached_in_their_own_dialects(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    claude, client = gateway.anthropic(ACME_KEY), gateway.openai(ACME_KEY)
+    messages, responses = [], []
+    for _ in range(2):
+        raw = await claude.messages.with_raw_response.create(
+            model="chat", max_tokens=50, messages=[{"role": "user", "content": "Hi there"}]
+        )
+        message = await raw.parse()
+        messages.append((raw.headers.get("x-asc-cache"), message.content[0].text))  # type: ignore[union-attr]
+        answer = await client.responses.with_raw_response.create(model="chat", input="Hi there")
+        responses.append((answer.headers.get("x-asc-cache"), answer.parse().output_text))
+    await claude.close()
+    await client.close()
+    assert messages == [("miss", REPLY), ("hit", REPLY)]
+    assert responses == [("miss", REPLY), ("hit", REPLY)]
+    assert len(upstream.received) == 2

@@ -11,8 +11,10 @@ from wsgiref.simple_server import WSGIServer
 
 import grpc
 from django.conf import settings
+from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
 
+from control_plane.core.tracing import SCOPE, process_provider
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.servicers import (
     ConfigServicer,
@@ -20,6 +22,7 @@ from control_plane.grpc_api.servicers import (
     UsageServicer,
     close_ingest_connections,
 )
+from control_plane.grpc_api.tracing import TraceInterceptor
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2_grpc
 from shared.tls import TlsFiles
@@ -66,9 +69,12 @@ def build_server(
     address: str,
     tls: TlsFiles | None = None,
     metrics: ControlPlaneMetrics | None = None,
+    tracer: Tracer | None = None,
 ) -> tuple[grpc.aio.Server, int]:
+    """``tracer``: calls that bring a trace context join it (``grpc_api/tracing.py``)."""
     metrics = metrics or ControlPlaneMetrics()
-    server = grpc.aio.server(options=OPTIONS)
+    interceptors = [TraceInterceptor(tracer)] if tracer is not None else []
+    server = grpc.aio.server(options=OPTIONS, interceptors=interceptors)
     # The generated registration functions carry no annotations.
     control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher, metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
     control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
@@ -92,7 +98,9 @@ async def serve(address: str, grace_s: float = 5.0) -> None:
     await watcher.refresh()
     tls = TlsFiles.from_env("ASC_GRPC_TLS")
     metrics = ControlPlaneMetrics()
-    server, port = build_server(watcher, address, tls, metrics)
+    provider = await asyncio.to_thread(process_provider, "asc-control-plane-grpc")
+    tracer = provider.get_tracer(SCOPE) if provider is not None else None
+    server, port = build_server(watcher, address, tls, metrics, tracer)
     metrics_port = int(os.environ.get("ASC_GRPC_METRICS_PORT", "0"))
     if metrics_port:
         host = os.environ.get("ASC_GRPC_METRICS_HOST", "127.0.0.1")
@@ -118,4 +126,6 @@ async def serve(address: str, grace_s: float = 5.0) -> None:
             await poller
         await server.stop(grace_s)
         await close_ingest_connections()
+        if provider is not None:
+            await asyncio.to_thread(provider.shutdown)  # the last spans exported
         log.info("control-plane gRPC stopped")

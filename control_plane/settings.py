@@ -10,6 +10,7 @@
 | ASC_SEAL_KEY | required: AES-256 key(s) sealing credentials for the data planes |
 | ASC_AUDIT_SIGNING_KEY | required for checkpoints: Ed25519 key (32 bytes, base64) |
 | CELERY_BROKER_URL | unset: tasks run eagerly in-process |
+| ASC_OTLP_ENDPOINT | unset: no traces; an OTLP/HTTP traces URL (or OTEL_*: docs/tracing.md) |
 | ASC_OIDC_ISSUER | unset: no SSO. The OpenID Connect issuer URL (admin and API login) |
 | ASC_OIDC_CLIENT_ID, ASC_OIDC_CLIENT_SECRET | ASC's client at the issuer |
 | ASC_OIDC_ADMIN_GROUPS | groups whose members are platform admins (comma separated) |
@@ -23,6 +24,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from shared import otel
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -62,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "control_plane.core.tracing.TraceMiddleware",  # left out unless tracing is configured
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -179,6 +183,8 @@ ASC_CREDENTIAL_KEY = os.environ.get("ASC_CREDENTIAL_KEY", "")
 # Ed25519 private key (32 bytes, URL-safe base64) signing audit checkpoints.
 ASC_AUDIT_SIGNING_KEY = os.environ.get("ASC_AUDIT_SIGNING_KEY", "")
 ASC_SEAL_KEY = os.environ.get("ASC_SEAL_KEY", "")
+# OpenTelemetry: where the control plane's spans go; "" (the default): tracing off.
+ASC_OTLP_ENDPOINT = otel.traces_endpoint(os.environ, "ASC_OTLP_ENDPOINT")
 # The gRPC server checks the database for a newer snapshot this often (seconds).
 ASC_SNAPSHOT_POLL_S = float(os.environ.get("ASC_SNAPSHOT_POLL_S", "0.1"))
 

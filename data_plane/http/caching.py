@@ -135,12 +135,16 @@ class Recording(web.StreamResponse):
         return b"".join(self._parts) if self._ended and self._parts is not None else None
 
 
-def stream_response(found: Plan | None, limit: int, headers: dict[str, str]) -> web.StreamResponse:
+def stream_response(
+    request: web.Request, found: Plan | None, headers: dict[str, str]
+) -> web.StreamResponse:
     """The response a stream is relayed into: one that records it when it may be stored."""
     if found is None:
         return web.StreamResponse(headers=headers)
     headers[HEADER] = MISS
-    return Recording(limit, headers) if found.write else web.StreamResponse(headers=headers)
+    if not found.write:
+        return web.StreamResponse(headers=headers)
+    return Recording(request.app[CACHE].max_entry_bytes, headers)
 
 
 def storable(record: RequestRecord) -> bool:

@@ -425,3 +425,21 @@ async def test_anthropic_and_responses_answers_are_cached_in_their_own_dialects(
     assert messages == [("miss", REPLY), ("hit", REPLY)]
     assert responses == [("miss", REPLY), ("hit", REPLY)]
     assert len(upstream.received) == 2
+
+
+async def test_an_answer_over_the_entry_limit_is_served_but_not_stored(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    snapshot = cache_snapshot(upstream.base_url)
+    async with running_gateway(tmp_path / "dp", snapshot, cache_max_entry_bytes=64) as gw:
+        client = gw.openai(ACME_KEY)
+        for _ in range(2):
+            assert await ask(client) == (REPLY, "miss")
+            chunks: list[str] = []
+            await collect(
+                await client.chat.completions.create(model="chat", messages=MESSAGES, stream=True),
+                chunks,
+            )
+            assert "".join(chunks) == REPLY
+        await client.close()
+    assert len(upstream.received) == 4

@@ -433,3 +433,32 @@ def tracing_json(value: Any) -> Any:
 async def _events(gw: Traced, count: int) -> list[control_pb2.UsageEvent]:
     await eventually(lambda: len(gw.usage.events) >= count, f"{count} usage event(s)")
     return gw.usage.events
+
+
+async def test_the_input_guardrails_are_a_step_and_only_redacted_text_is_traced(
+    tmp_path: Path, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    snapshot = consenting(gateway_snapshot(primary.base_url, backup.base_url))
+    snapshot.policy.guardrails.add(
+        id="g-acme",
+        tenant_id="t-acme",
+        on_input=True,
+        categories=["email"],
+        actions={"email": "redact"},
+    )
+    snapshot = snapshots.snapshot_of(snapshot.policy, snapshot.version + 1)
+    secret = "jane.doe@example.com"
+    async with gateway(tmp_path / "dp", snapshot, exporter=InMemorySpanExporter()) as gw:
+        async with gw.client() as client:
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": f"Mail {secret} now"}]
+            )
+        await _events(gw, 1)
+        spans = gw.finished()
+    server = server_span(spans)
+    steps = children(spans, server)
+    assert [s.name for s in steps][:2] == ["asc.guardrails.input", "asc.admission"]
+    assert attributes(steps[0])["asc.guardrails.decision"] == "redact"
+    assert secret not in all_text(spans)
+    (message,) = tracing_json(attributes(server)["gen_ai.input.messages"])
+    assert message["parts"][0]["content"].startswith("Mail ")

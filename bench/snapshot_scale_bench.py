@@ -117,8 +117,12 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
                 f"{incremental['full_lag_ms']:.1f} ms",
             ],
             [
-                "  full disk copy written from the index",
+                "  full disk copy written (before the ACK)",
                 f"{incremental['persist_full_s'] * 1000:.0f} ms",
+            ],
+            [
+                "  then, still building the index for deltas (after the ACK)",
+                f"{incremental['index_after_s'] * 1000:.0f} ms",
             ],
             [
                 "one key created: the delta a node receives",

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 from collections.abc import Generator
 from pathlib import Path
 
 from data_plane.policy.compiled import CompiledPolicy
 from data_plane.policy.incremental import Changed, apply_changes, leaf_problems
+from data_plane.snapshots.checker import OFFLOAD_BYTES, Checker
 from data_plane.snapshots.store import MAGIC, SnapshotStore, read_regular_file
 from shared import consistency
 from shared.pb import snapshot_pb2
@@ -27,9 +29,10 @@ from shared.policy_index import (
     SLICE,
     PolicyIndex,
     cut,
-    encode_snapshot,
+    cut_steps,
     frame_of,
     policy_of_snapshot,
+    snapshot_parts,
 )
 from shared.snapshots import legacy_hash
 
@@ -60,6 +63,17 @@ def _decode_steps(
         for start in range(0, len(frames), SLICE):
             policy.MergeFromString(b"".join(frames[start : start + SLICE]))
             yield
+    return policy
+
+
+def _decode_cut_steps(
+    encoded: bytes, policy: snapshot_pb2.Policy
+) -> Generator[None, None, snapshot_pb2.Policy]:
+    """Decode an encoded policy into ``policy``, a slice of entities at a time."""
+    cuts = yield from cut_steps(encoded)
+    for start, stop in itertools.pairwise(cuts):
+        policy.MergeFromString(encoded[start:stop])
+        yield
     return policy
 
 
@@ -95,10 +109,17 @@ def _read_policy(path: Path) -> bytes:
 
 
 class PolicyApplier:
-    def __init__(self, store: SnapshotStore) -> None:
+    def __init__(self, store: SnapshotStore, *, offload_bytes: int = OFFLOAD_BYTES) -> None:
         self.store = store
         self.index: PolicyIndex | None = None
         self._indexed = ""  # the hash of the policy ``index`` holds
+        # Policies at least this large are checked by the checker process (``checker``).
+        self.offload_bytes = offload_bytes
+        self.checker = Checker()
+        # A full snapshot swapped in before its index was built: its hash and encoded policy
+        # (the disk copy is written from it), and the task building its index after the ACK.
+        self._received: tuple[str, bytes] | None = None
+        self._indexing: asyncio.Task[None] | None = None
 
     async def full(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
         """``full_encoded`` of a snapshot message (encoded again, in a thread)."""
@@ -108,9 +129,19 @@ class PolicyApplier:
     async def full_encoded(self, snapshot: snapshot_pb2.Snapshot, policy: bytes) -> CompiledPolicy:
         """Index, check and compile a full snapshot received encoded (``split_snapshot``: the
         message without its policy, and the encoded policy), and swap it in. Nothing large is
-        decoded or hashed in one go: the policy is cut into its entities, hashed per bucket and
-        decoded a slice at a time, with the loop free in between. Raises ValueError (hash
-        mismatch, InconsistentSnapshot, PolicyError) and changes nothing."""
+        decoded or hashed in one go on the loop: a large policy is indexed, hashed and checked
+        by the checker process while the loop decodes and compiles it in slices (its index is
+        built after the swap, for the next delta); a smaller one is cut into its entities,
+        hashed per bucket, checked and decoded a slice at a time on the loop. Raises ValueError
+        (hash mismatch, InconsistentSnapshot, PolicyError) and changes nothing."""
+        if len(policy) >= self.offload_bytes:
+            checked = await self._checked_elsewhere(snapshot, policy)
+            if checked is not None:
+                compiled, dumped = checked
+                self.store.swap(compiled)
+                self._index_later(snapshot.hash, policy, dumped)
+                return compiled
+            snapshot.ClearField("policy")  # checked on the loop after all: decoded again
         index = await sliced(PolicyIndex.build_steps(policy))
         digest = await sliced(index.hash_steps())
         await sliced(_decode_steps(index, snapshot.policy))
@@ -127,8 +158,72 @@ class PolicyApplier:
             )
         compiled = await self.store.compile_serving(snapshot, verified=True)
         self.store.swap(compiled)
-        self.index, self._indexed = index, snapshot.hash
+        self._index_now(index, snapshot.hash)
         return compiled
+
+    async def _checked_elsewhere(
+        self, snapshot: snapshot_pb2.Snapshot, policy: bytes
+    ) -> tuple[CompiledPolicy, list[bytes]] | None:
+        """The checker process's checks while the loop decodes and compiles (in slices; the
+        compile relies on the check, so its result or error counts only once the checker found
+        nothing wrong). The compiled policy and the dumped index; None when the checker did
+        not answer or the entities hash otherwise (the caller then does it all on the loop)."""
+        verdict_of = asyncio.ensure_future(self.checker.check(policy))
+        compiled: CompiledPolicy | None = None
+        failure: Exception | None = None
+        try:
+            await sliced(_decode_cut_steps(policy, snapshot.policy))
+            compiled = await self.store.compile_serving(snapshot, verified=True, checked=True)
+        except Exception as exc:  # an inconsistent policy can break the compile anywhere
+            failure = exc
+        except BaseException:
+            verdict_of.cancel()
+            raise
+        verdict = await verdict_of
+        if verdict is None or (not verdict.refused and verdict.digest != snapshot.hash):
+            return None
+        if verdict.refused:
+            raise ValueError(f"snapshot {snapshot.version} refused: {verdict.refused}")
+        if verdict.problems:
+            raise consistency.InconsistentSnapshot(verdict.problems)
+        if failure is not None:
+            raise failure
+        assert compiled is not None
+        return compiled, verdict.index
+
+    def _index_now(self, index: PolicyIndex, policy_hash: str) -> None:
+        self._forget_pending()
+        self.index, self._indexed = index, policy_hash
+
+    def _index_later(self, policy_hash: str, policy: bytes, dumped: list[bytes]) -> None:
+        """Load the index the checker made of a policy swapped in unindexed, in slices after
+        the ACK; the disk copy is written from the policy's encoding meanwhile."""
+        self._forget_pending()
+        self.index, self._indexed = None, ""
+        self._received = (policy_hash, policy)
+
+        async def build() -> None:
+            index = await sliced(PolicyIndex.loaded_steps(dumped))
+            if self._received is not None and self._received[0] == policy_hash:
+                self.index, self._indexed, self._received = index, policy_hash, None
+
+        self._indexing = asyncio.create_task(build())
+
+    async def indexed(self) -> None:
+        """Wait for the index of a full snapshot swapped in unindexed (a delta waits for it)."""
+        if self._indexing is not None and not self._indexing.done():
+            await asyncio.shield(self._indexing)
+
+    def _forget_pending(self) -> None:
+        if self._indexing is not None:
+            self._indexing.cancel()
+        self._indexing, self._received = None, None
+
+    def close(self) -> None:
+        """Stop the background indexing and the checker process (it exits at the end of its
+        input)."""
+        self._forget_pending()
+        self.checker.close_nowait()
 
     async def delta(self, delta: snapshot_pb2.SnapshotDelta) -> CompiledPolicy:
         """Apply a delta to the policy in force and swap the result in. Raises DeltaRefused
@@ -172,30 +267,42 @@ class PolicyApplier:
             raise
         self.store.swap(policy)
         self._indexed = delta.hash
+        self._received = None  # the index holds the policy in force now
         return policy
 
     async def _index_of(self, current: CompiledPolicy) -> PolicyIndex:
-        """The index of the policy in force; after a restart, built from the disk copy."""
+        """The index of the policy in force: built after a full snapshot checked by the
+        checker (awaited when still building), or after a restart from the disk copy."""
+        await self.indexed()
         if self.index is not None and self._indexed == current.hash:
             return self.index
-        encoded = await asyncio.to_thread(_read_policy, self.store.path)
+        if self._received is not None and self._received[0] == current.hash:
+            encoded = self._received[1]
+        else:
+            encoded = await asyncio.to_thread(_read_policy, self.store.path)
         index = await sliced(PolicyIndex.build_steps(encoded))
         if await sliced(index.hash_steps()) != current.hash:
             raise DeltaRefused("the node has no index of the policy it holds")
-        self.index, self._indexed = index, current.hash
+        self._index_now(index, current.hash)
         return index
 
     async def persist(self) -> None:
         """Write the policy in force to the disk copy, in full: the frames are gathered on the
         loop, joined, checksummed and written in a thread."""
         current, index = self.store.current, self.index
-        if current is None or index is None or self._indexed != current.hash:
+        if current is None:
             return
-        frames = [f for kind in KINDS for f in index.frames(kind)]
+        if self._received is not None and self._received[0] == current.hash:
+            frames = [self._received[1]]  # not indexed yet: its encoding as received
+        elif index is not None and self._indexed == current.hash:
+            frames = [f for kind in KINDS for f in index.frames(kind)]
+        else:
+            return
         version = current.version
 
         def write() -> None:
-            payload = encode_snapshot(version, current.hash, current.created_unix_ms, frames)
-            self.store.persist_encoded(version, payload)
+            body = b"".join(frames)  # the one frame as received: no copy
+            parts = snapshot_parts(version, current.hash, current.created_unix_ms, body)
+            self.store.persist_encoded(version, parts)
 
         await asyncio.to_thread(write)

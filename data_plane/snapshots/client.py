@@ -3,8 +3,9 @@
 One background task dials the control plane, opens ConfigService.StreamSnapshots, announces
 the node and the version/hash it holds, and answers every pushed snapshot or delta with an ACK
 (applied) or a NACK (refused; the previous policy stays in force). Applying is
-``PolicyApplier``'s: index, hash and compile a full snapshot in slices on the loop, or apply a
-delta to the policy in force; swap, write the (full) disk copy, then ACK. When the stream breaks it
+``PolicyApplier``'s: index, hash, check and compile a full snapshot (a large one checked by a
+process of its own while the loop compiles it in slices), or apply a delta to the policy in
+force; swap, write the (full) disk copy, then ACK. When the stream breaks it
 reconnects with jittered exponential backoff; meanwhile the node keeps serving what it has.
 """
 
@@ -54,17 +55,20 @@ class ConfigClient:
         other than a broken stream is for the supervisor the app runs this under: it logs,
         counts and restarts the loop (``data_plane.supervisor``)."""
         attempt = 0
-        while True:
-            try:
-                if await self._stream_once():
-                    attempt = 0
-            except grpc.aio.AioRpcError as exc:
-                log.warning("snapshot stream to the control plane broke: %s", exc.code().name)
-            finally:
-                self.connected.clear()
-            delay = backoff_delay(attempt, self._rand, *self._backoff)
-            attempt += 1
-            await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    if await self._stream_once():
+                        attempt = 0
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("snapshot stream to the control plane broke: %s", exc.code().name)
+                finally:
+                    self.connected.clear()
+                delay = backoff_delay(attempt, self._rand, *self._backoff)
+                attempt += 1
+                await asyncio.sleep(delay)
+        finally:
+            self._applier.close()
 
     def _hello(self) -> control_pb2.SnapshotRequest:
         current = self._store.current

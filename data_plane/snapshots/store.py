@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -108,16 +108,17 @@ class SnapshotStore:
         return compile_snapshot(snapshot, self.keyring)
 
     async def compile_serving(
-        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False
+        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False, checked: bool = False
     ) -> CompiledPolicy:
         """``compile`` on a serving event loop: the hash check and the time zones' file
         reads in a thread (hashing releases the GIL), the compile in slices with the loop
         free in between, and the garbage collector held off meanwhile and told afterwards
         that the new policy is permanent (``gc.freeze``), so neither a compile nor a later
         full collection of a large policy stalls requests. ``verified``: the caller checked
-        the hash already (``PolicyApplier`` hashes as it indexes)."""
+        the hash already (``PolicyApplier`` hashes as it indexes); ``checked``: the caller
+        runs the consistency check elsewhere (``compile_steps``)."""
         zones = await asyncio.to_thread(load_zones if verified else verify_and_load_zones, snapshot)
-        steps = compile_steps(snapshot, self.keyring)
+        steps = compile_steps(snapshot, self.keyring, checked=checked)
         gc.disable()
         try:
             while True:
@@ -136,10 +137,14 @@ class SnapshotStore:
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
         self.persist_encoded(snapshot.version, snapshot.SerializeToString(deterministic=True))
 
-    def persist_encoded(self, version: int, payload: bytes) -> None:
-        """Write an encoded ``Snapshot`` (of ``version``) as the disk copy."""
-        checksum = hashlib.sha256(payload).hexdigest().encode()
-        write_atomic(self.path, MAGIC + checksum + b"\n" + payload)
+    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
+        """Write an encoded ``Snapshot`` (of ``version``), or its few parts in order, as the
+        disk copy (one copy of the bytes, hashing and writing release the GIL)."""
+        parts = [payload] if isinstance(payload, bytes) else payload
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        write_atomic(self.path, b"".join([MAGIC, digest.hexdigest().encode(), b"\n", *parts]))
 
     def load_from_disk(self) -> CompiledPolicy | None:
         """The compiled disk copy, or None (absent or refused: logged)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,13 +231,13 @@ class SurprisingStore(SnapshotStore):
     persisted_7 = False
 
     async def compile_serving(
-        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False
+        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False, checked: bool = False
     ) -> CompiledPolicy:
         if snapshot.version == 13:
             raise RuntimeError("unexpected failure while compiling")
-        return await super().compile_serving(snapshot, verified=verified)
+        return await super().compile_serving(snapshot, verified=verified, checked=checked)
 
-    def persist_encoded(self, version: int, payload: bytes) -> None:
+    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
         if version == 7 and not self.persisted_7:
             self.persisted_7 = True
             raise RuntimeError("unexpected failure while persisting")

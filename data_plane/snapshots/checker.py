@@ -1,0 +1,194 @@
+"""The checks of a large full snapshot, in a process of its own (issue 13).
+
+Indexing, hashing and the consistency check of a 100k-key policy are about a second of pure
+Python; on the serving loop, even in slices, they left requests queued behind them, and in a
+thread they would compete with the loop for the GIL. A checker process (``python -m
+data_plane.snapshots.checker``, started on first use and kept) does them on another core
+while the loop compiles the same policy in slices, speculatively: the compiled policy is
+swapped in only when the checker found the hash it expected and no problem.
+
+The protocol, over the child's stdin and stdout, each message an 8-byte big-endian length
+and its bytes: the parent sends the encoded ``Policy``; the child answers with the
+``Verdict``'s first fields and the number of index chunks as a tuple in ``marshal``'s format
+(plain values only, nothing to run), then each chunk (written and read a megabyte or so at a
+time: no large copy on the loop).
+The child imports only ``shared`` (no gRPC, no aiohttp) and exits at the end of its stdin,
+so it ends with its parent. Any failure of the process (it cannot start, dies,
+answers garbage) makes ``check`` return None and the caller checks on the loop instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import marshal
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from google.protobuf.message import DecodeError
+
+from shared import consistency
+from shared.pb import snapshot_pb2
+from shared.policy_index import PolicyIndex
+
+log = logging.getLogger(__name__)
+
+# Full snapshots whose policy is at least this large are checked by the checker process
+# (about 15k keys); smaller ones are checked on the loop, in a few tens of milliseconds.
+OFFLOAD_BYTES = 4 << 20
+_LENGTH = 8
+_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the data_plane package
+_ARGS = ("-m", "data_plane.snapshots.checker")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the checker found: ``refused`` (the policy cannot be indexed or decoded: a
+    repeated id, a malformed encoding), else the hash of its entities as received, its
+    consistency problems and its index (``PolicyIndex.dumped``), for the next delta."""
+
+    refused: str = ""
+    digest: str = ""
+    problems: list[str] = field(default_factory=list)
+    index: list[bytes] = field(default_factory=list)
+
+
+def check(policy: bytes) -> Verdict:
+    """The checks themselves (run in the child; pure)."""
+    try:
+        index = PolicyIndex.build(policy)
+        decoded = snapshot_pb2.Policy.FromString(policy)
+    except (ValueError, DecodeError) as exc:
+        return Verdict(refused=str(exc) or type(exc).__name__)
+    problems = consistency.problems(decoded)
+    return Verdict(digest=index.hash(), problems=problems, index=[] if problems else index.dumped())
+
+
+@dataclass
+class _Child:
+    popen: subprocess.Popen[bytes]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def end(self) -> None:
+        """Close its input (it exits at the end of it) and our end of its output."""
+        self.writer.close()
+        self.reader.feed_eof()
+
+
+class Checker:
+    """The parent's end: one child process, one check at a time. The child is started by
+    ``subprocess.Popen`` in a thread (vfork: the loop's own process spawn forks the whole
+    parent, tens of milliseconds at a few hundred MiB) and its pipes joined to the loop."""
+
+    def __init__(self) -> None:
+        self._child: _Child | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self, policy: bytes) -> Verdict | None:
+        """The child's verdict on ``policy``; None when the child failed (logged)."""
+        async with self._lock:
+            try:
+                child = await self._started()
+                child.writer.write(len(policy).to_bytes(_LENGTH, "big"))
+                view = memoryview(policy)
+                for start in range(0, len(policy), _CHUNK):
+                    child.writer.write(view[start : start + _CHUNK])
+                    await child.writer.drain()
+                refused, digest, problems, chunks = marshal.loads(await _message(child.reader))
+                index = [await _message(child.reader) for _ in range(chunks)]
+                return Verdict(refused, digest, problems, index)
+            except (OSError, EOFError, asyncio.IncompleteReadError, TypeError, ValueError) as exc:
+                log.warning("the snapshot checker process failed (%r); checking on the loop", exc)
+                self._end(kill=True)
+                return None
+            except BaseException:  # cancelled mid-exchange: the child's stream is out of step
+                self._end(kill=True)
+                raise
+
+    async def _started(self) -> _Child:
+        if self._child is not None and self._child.popen.poll() is None:
+            return self._child
+        self._end(kill=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        popen = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, *_ARGS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert popen.stdin is not None
+        assert popen.stdout is not None
+        loop = asyncio.get_running_loop()
+        try:
+            reader = asyncio.StreamReader(limit=_CHUNK)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+            )
+        except BaseException:
+            popen.kill()
+            raise
+        self._child = _Child(popen, reader, asyncio.StreamWriter(transport, protocol, None, loop))
+        return self._child
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.popen.pid if self._child is not None else None
+
+    def close_nowait(self) -> None:
+        """End the child: its input closed, it exits."""
+        self._end(kill=False)
+
+    def _end(self, *, kill: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        child.end()
+        if kill and child.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.popen.kill()
+        # Reaped in a thread of its own: an ended child exits at once, but not within a call.
+        threading.Thread(target=_reap, args=(child.popen,), daemon=True).start()
+
+
+def _reap(popen: subprocess.Popen[bytes]) -> None:
+    try:
+        popen.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
+async def _message(stream: asyncio.StreamReader) -> bytes:
+    size = int.from_bytes(await stream.readexactly(_LENGTH), "big")
+    return await stream.readexactly(size)
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """The child's loop: one verdict per policy read, until the end of ``stdin``."""
+    while len(head := stdin.read(_LENGTH)) == _LENGTH:
+        size = int.from_bytes(head, "big")
+        policy = stdin.read(size)
+        if len(policy) != size:
+            return
+        verdict = check(policy)
+        del policy
+        fields = (verdict.refused, verdict.digest, verdict.problems, len(verdict.index))
+        for message in [marshal.dumps(fields), *verdict.index]:
+            stdout.write(len(message).to_bytes(_LENGTH, "big"))
+            stdout.write(message)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,156 @@
+"""A large full snapshot is checked by the checker process (data_plane/snapshots/checker.py)
+while the loop compiles it: the policy swapped in is the one the loop alone would compile, a
+snapshot the checker finds inconsistent, malformed or hashed otherwise is refused and leaves
+the node on what it held, the node takes deltas and restarts from its disk copy after it, and
+a checker that dies is replaced by the loop's own checks. The tests set the size from which
+the checker is used to 0, so small policies take that path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from control_plane.grpc_api.deltas import DeltaHistory
+from data_plane.policy.compiled import compile_snapshot
+from data_plane.snapshots import checker
+from data_plane.snapshots.applier import PolicyApplier
+from data_plane.snapshots.checker import Verdict, check
+from data_plane.snapshots.store import SnapshotStore
+from shared.consistency import InconsistentSnapshot
+from shared.crypto import hash_key
+from shared.pb import snapshot_pb2
+from shared.policy_index import PolicyIndex, policy_hash
+from tests.data_plane import snapshots
+from tests.data_plane.test_deltas import World, comparable, publish
+
+
+def _world() -> World:
+    world = World()
+    for n in range(3):
+        world.routes[f"r-{n}"] = {
+            "tenant": "t-a", "name": f"chat-{n}", "models": ["m-1", "m-2"], "retries": n
+        }  # fmt: skip
+    for n in range(40):
+        world.keys[f"k-{n}"] = {
+            "tenant": "t-a", "secret": f"sk-{n}", "routes": [f"r-{n % 3}"], "name": f"k-{n}"
+        }  # fmt: skip
+    return world
+
+
+@pytest.fixture
+async def node(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = SnapshotStore(tmp_path / "snapshot.bin", snapshots.keyring())
+    applier = PolicyApplier(store, offload_bytes=0)
+    yield store, applier
+    applier.close()
+
+
+async def test_the_checked_policy_is_the_one_the_loop_compiles_and_takes_deltas(
+    node: tuple[SnapshotStore, PolicyApplier],
+) -> None:
+    store, applier = node
+    world, history = _world(), DeltaHistory()
+    first = world.render(1)
+    publish(history, first)
+    applied = await applier.full(first)
+    assert applier.checker.pid is not None, "the checker process did the checks"
+    assert store.current is applied
+    assert comparable(applied) == comparable(compile_snapshot(first, snapshots.keyring()))
+    await applier.persist()  # written from the encoding as received, the index not built yet
+    restarted = await asyncio.to_thread(
+        SnapshotStore(store.path, snapshots.keyring()).load_from_disk
+    )
+    assert restarted is not None
+    assert restarted.hash == first.hash
+    # The next delta applies on the index built after the swap.
+    world.keys["k-new"] = {"tenant": "t-a", "secret": "sk-new", "routes": ["r-1"], "name": "n"}
+    second = world.render(2)
+    publish(history, second)
+    delta = history.delta_for(1, first.hash, second.hash)
+    assert delta is not None
+    after = await applier.delta(delta)
+    assert after.hash == second.hash
+    assert hash_key("sk-new") in after.keys_by_hash
+    assert comparable(after) == comparable(compile_snapshot(second, snapshots.keyring()))
+
+
+async def test_an_inconsistent_snapshot_is_refused_and_changes_nothing(
+    node: tuple[SnapshotStore, PolicyApplier],
+) -> None:
+    store, applier = node
+    held = await applier.full(_world().render(1))
+    bad = snapshot_pb2.Policy()
+    bad.CopyFrom(_world().render(2).policy)
+    bad.keys[0].route_ids.append("r-nowhere")  # the compile alone would not notice
+    snapshot = snapshot_pb2.Snapshot(version=2, hash=policy_hash(bad), policy=bad)
+    with pytest.raises(InconsistentSnapshot, match="names unknown route r-nowhere"):
+        await applier.full(snapshot)
+    assert store.current is held
+
+
+async def test_a_snapshot_hashed_otherwise_or_repeating_an_id_is_refused(
+    node: tuple[SnapshotStore, PolicyApplier],
+) -> None:
+    store, applier = node
+    held = await applier.full(_world().render(1))
+    wrong = _world().render(2)
+    wrong.hash = "0" * 64
+    with pytest.raises(ValueError, match="hash mismatch"):
+        await applier.full(wrong)
+    twice = _world().render(3)
+    twice.policy.keys.append(twice.policy.keys[0])
+    twice.hash = policy_hash(twice.policy)
+    with pytest.raises(ValueError, match="duplicate keys id k-0"):
+        await applier.full(twice)
+    assert store.current is held
+
+
+async def test_a_checker_that_fails_is_replaced_by_the_loops_checks(
+    node: tuple[SnapshotStore, PolicyApplier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, applier = node
+    monkeypatch.setattr(checker, "_ARGS", ("-c", "pass"))  # a child that exits at once
+    applied = await applier.full(_world().render(1))
+    assert store.current is applied
+    assert applier.checker.pid is None, "the failed child was dropped"
+    bad = _world().render(2)
+    bad.policy.keys[0].route_ids.append("r-nowhere")
+    bad.hash = policy_hash(bad.policy)
+    with pytest.raises(InconsistentSnapshot):  # the loop's checks refuse it all the same
+        await applier.full(bad)
+    assert store.current is applied
+
+
+async def test_a_checker_killed_is_started_again(
+    node: tuple[SnapshotStore, PolicyApplier],
+) -> None:
+    store, applier = node
+    await applier.full(_world().render(1))
+    pid = applier.checker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    for version in (2, 3):  # the first may find the child dead and check on the loop
+        applied = await applier.full(_world().render(version))
+        assert store.current is applied
+    assert applier.checker.pid not in (None, pid), "a new checker process"
+
+
+def test_the_verdict_names_the_hash_problems_and_digests_of_what_it_was_given() -> None:
+    policy = _world().render(1).policy
+    encoded = policy.SerializeToString(deterministic=True)
+    verdict = check(encoded)
+    assert verdict == Verdict(digest=policy_hash(policy), index=PolicyIndex.build(encoded).dumped())
+    loaded = PolicyIndex.loaded_steps(verdict.index)
+    while True:
+        try:
+            next(loaded)
+        except StopIteration as done:
+            index: PolicyIndex = done.value
+            break
+    assert index.encoded_policy() == PolicyIndex.build(encoded).encoded_policy()
+    assert index.hash() == PolicyIndex.build(index.encoded_policy()).hash() == verdict.digest
+    assert check(b"\x99garbage").refused

@@ -185,6 +185,9 @@ TENANT = Kind(
         "active": Field(boolean, True),
         "allowed_regions": Field(strings, []),
         "audit_retention_days": Field(optional_count, None),
+        "allowed_tags": Field(mapping, {}),
+        "drop_unknown_tags": Field(boolean, False),
+        "trace_prompts": Field(boolean, False),
     },
     (
         Kind("member", "members", ("user",), {"user": Field(text), "role": Field(choice(*ROLES))}),
@@ -194,7 +197,13 @@ TENANT = Kind(
             ("group",),
             {"group": Field(text), "role": Field(choice(*ROLES))},
         ),
-        Kind("project", "projects", ("name",), {"name": Field(text)}, (LIMIT,)),
+        Kind(
+            "project",
+            "projects",
+            ("name",),
+            {"name": Field(text), "tags": Field(mapping, {})},
+            (LIMIT,),
+        ),
         Kind(
             "credential",
             "credentials",
@@ -244,10 +253,13 @@ TENANT = Kind(
                 "max_body_bytes": Field(count, 0),
                 "max_tokens": Field(count, 0),
                 "asserts_end_user": Field(boolean, False),
+                "tags": Field(mapping, {}),
                 "created_by": Field(text, ""),
             },
             (LIMIT,),
         ),
+        # A tag value ("feature=summarizer") with the limits on it.
+        Kind("tag_value", "tag_values", ("tag",), {"tag": Field(text)}, (LIMIT,)),
         Kind(
             "identity_provider",
             "identity_providers",

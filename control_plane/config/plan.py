@@ -27,6 +27,7 @@ ORDER = [
     "route_group",
     "key",
     "identity_provider",
+    "tag_value",
     "limit",
     "guardrail",
 ]

@@ -151,6 +151,7 @@ class _Tenants:
                 Scope.PROJECT: m.project_id,
                 Scope.KEY: m.key_id,
                 Scope.ROUTE: m.route_id,
+                Scope.TAG: (m.tenant_id, m.tag),  # a tag value is one tenant's
             }[Scope(m.scope)]
             self.limits[(m.scope, subject)].append(_limit(m))
         self.guardrails = {
@@ -179,12 +180,15 @@ class _Tenants:
             "active": t.active,
             "allowed_regions": list(t.allowed_regions),
             "audit_retention_days": t.audit_retention_days,
+            "allowed_tags": dict(t.allowed_tags),
+            "drop_unknown_tags": t.drop_unknown_tags,
+            "trace_prompts": t.trace_prompts,
             "members": [
                 {"user": m.user.get_username(), "role": m.role} for m in self.members[t.pk]
             ],
             "sso_groups": [{"group": g.group, "role": g.role} for g in self.sso_groups[t.pk]],
             "projects": [
-                {"name": p.name, "limits": self.limits[(Scope.PROJECT, p.pk)]}
+                {"name": p.name, "tags": dict(p.tags), "limits": self.limits[(Scope.PROJECT, p.pk)]}
                 for p in self.projects[t.pk]
             ],
             "credentials": [
@@ -201,6 +205,14 @@ class _Tenants:
             ],
             "keys": [self._key(k) for k in self.keys[t.pk]],
             "identity_providers": [self._idp(i) for i in self.idps[t.pk]],
+            "tag_values": sorted(
+                (
+                    {"tag": subject[1], "limits": found}
+                    for (scope, subject), found in self.limits.items()
+                    if scope == Scope.TAG and subject[0] == t.pk
+                ),
+                key=lambda v: v["tag"],
+            ),
             "limits": self.limits[(Scope.TENANT, t.pk)],
             "guardrail": self.guardrails.get((t.pk, None)),
         }
@@ -233,6 +245,7 @@ class _Tenants:
             "max_body_bytes": k.max_body_bytes,
             "max_tokens": k.max_tokens,
             "asserts_end_user": k.asserts_end_user,
+            "tags": dict(k.tags),
             "created_by": k.created_by.get_username() if k.created_by else "",
             "limits": self.limits[(Scope.KEY, k.pk)],
         }

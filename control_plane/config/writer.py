@@ -126,7 +126,8 @@ class Writer:
     def put_tenant(self, path: d.Path, f: dict[str, Any]) -> None:
         tenant = Tenant.objects.filter(slug=f["slug"]).first() or Tenant(slug=f["slug"])
         tenant.name = f["name"] or f["slug"]
-        _set(tenant, f, ["active", "allowed_regions", "audit_retention_days"])
+        names = ["active", "allowed_regions", "audit_retention_days", "allowed_tags"]
+        _set(tenant, f, [*names, "drop_unknown_tags", "trace_prompts"])
         tenancy.put_tenant(tenant, actor=self.actor)
 
     def put_member(self, path: d.Path, f: dict[str, Any]) -> None:
@@ -161,8 +162,10 @@ class Writer:
 
     def put_project(self, path: d.Path, f: dict[str, Any]) -> None:
         tenant = self.tenant(path)
-        if not Project.objects.filter(tenant=tenant, name=f["name"]).exists():
-            tenancy.put_project(Project(tenant=tenant, name=f["name"]), actor=self.actor)
+        row = Project.objects.filter(tenant=tenant, name=f["name"]).first()
+        row = row or Project(tenant=tenant, name=f["name"])
+        row.tags = f["tags"]
+        tenancy.put_project(row, actor=self.actor)
 
     def delete_project(self, path: d.Path, f: dict[str, Any]) -> None:
         for row in Project.objects.filter(tenant=self.tenant(path), name=f["name"]):
@@ -252,6 +255,7 @@ class Writer:
             "max_body_bytes": f["max_body_bytes"],
             "max_tokens": f["max_tokens"],
             "asserts_end_user": f["asserts_end_user"],
+            "tags": f["tags"],
         }
         routes = self.routes(tenant, f["routes"])
         expires_at = parse_datetime(f["expires_at"]) if f["expires_at"] else None
@@ -309,6 +313,8 @@ class Writer:
             subject = {"scope": Scope.ROUTE, "route": self.route(tenant, owner_key)}
         elif owner == "key":
             subject = {"scope": Scope.KEY, "key": self.key(tenant, owner_key)}
+        elif owner == "tag_value":
+            subject = {"scope": Scope.TAG, "tag": owner_key}
         else:
             subject = {"scope": Scope.TENANT}
         rows = Limit.objects.filter(tenant=tenant, kind=f["kind"], period=f["period"], **subject)
@@ -324,6 +330,12 @@ class Writer:
         _, row = self._limits(path, f)
         if row is not None:
             limits.delete_limit(row, actor=self.actor)
+
+    def put_tag_value(self, path: d.Path, f: dict[str, Any]) -> None:
+        """A tag value is no row of its own: its limits (children) carry it."""
+
+    def delete_tag_value(self, path: d.Path, f: dict[str, Any]) -> None:
+        """Its limits are deleted as children of it."""
 
     def _guardrail(self, path: d.Path) -> tuple[Tenant, Route | None, GuardrailPolicy | None]:
         tenant = self.tenant(path)

@@ -75,6 +75,13 @@ def build_configuration() -> dict[str, Any]:
     Limit.objects.create(tenant=acme, scope="project", project=project, amount=Decimal("20.5"))
     Limit.objects.create(tenant=acme, scope="key", key=key, kind="requests", amount=60)
     Limit.objects.create(tenant=acme, scope="route", route=chat, kind="tokens", amount=10000)
+    acme.allowed_tags, acme.drop_unknown_tags = {"feature": ["summarizer"], "team": []}, True
+    acme.save()
+    project.tags = {"team": "search"}
+    project.save()
+    key.tags = {"feature": "summarizer"}
+    key.save()
+    Limit.objects.create(tenant=acme, scope="tag", tag="feature=summarizer", amount=Decimal(5))
     GuardrailPolicy.objects.create(tenant=acme, name="base", categories=["email"])
     GuardrailPolicy.objects.create(
         tenant=acme, route=chat, name="strict", default_action="block", on_output=False
@@ -136,12 +143,21 @@ def test_export_wipe_import_export_gives_the_same_yaml(
     assert export() == first
     assert "drop_untranslatable: true" in first
     assert Route.objects.get(tenant__slug="acme", name="chat").drop_untranslatable
+    assert "tag: feature=summarizer" in first
+    acme = Tenant.objects.get(slug="acme")
+    assert (acme.allowed_tags, acme.drop_unknown_tags) == (
+        {"feature": ["summarizer"], "team": []},
+        True,
+    )
+    assert Project.objects.get(tenant=acme, name="search").tags == {"team": "search"}
+    assert Limit.objects.get(tenant=acme, scope="tag").tag == "feature=summarizer"
 
     # What came back works: secrets from the environment, the key by its old secret's hash.
     main = ProviderCredential.objects.get(tenant__slug="acme", name="main")
     assert catalog.open_credential(main) == SECRETS["main"]
     key = VirtualKey.objects.get(key_hash=hash_key(world["secret"]))
     assert key.tenant.slug == "acme"
+    assert key.tags == {"feature": "summarizer"}
     assert sorted(key.routes.values_list("name", flat=True)) == ["chat", "other"]
     group = RouteGroup.objects.get(tenant__slug="acme", name="everything")
     assert sorted(group.routes.values_list("name", flat=True)) == ["chat", "other"]

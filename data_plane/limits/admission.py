@@ -18,6 +18,7 @@ from data_plane.limits import rules as limits
 from data_plane.limits.client import LeaseClient
 from data_plane.limits.leases import ADMITTED, Admission, NeedsLease
 from data_plane.policy.compiled import CompiledPolicy, KeyEntry, RouteEntry
+from data_plane.policy.tags import Tags
 from data_plane.types import Usage
 
 
@@ -60,11 +61,12 @@ class Admitter:
         route: RouteEntry,
         body_bytes: int,
         body: Mapping[str, Any],
+        tags: Tags = (),
     ) -> Admission | ApiError:
         refused = limits.check_caps(key, body_bytes, body)
         if refused is not None:
             return refused
-        applicable = limits.applicable(policy, key, route)
+        applicable = limits.applicable(policy, key, route, tags)
         if not applicable:
             return ADMITTED
         demand = limits.worst_case(route, key, body_bytes, body)

@@ -15,7 +15,14 @@ from typing import Any
 
 from data_plane import errors
 from data_plane.errors import ApiError
-from data_plane.policy.compiled import CompiledPolicy, KeyEntry, LimitEntry, RouteEntry
+from data_plane.policy.compiled import (
+    CompiledPolicy,
+    KeyEntry,
+    LimitEntry,
+    RouteEntry,
+    tag_subject,
+)
+from data_plane.policy.tags import Tags
 from data_plane.types import INT64_MAX, Usage
 from shared.pb import snapshot_pb2
 from shared.pricing import cost_nano_usd
@@ -45,8 +52,11 @@ class Demand:
         return self.requests
 
 
-def applicable(policy: CompiledPolicy, key: KeyEntry, route: RouteEntry) -> tuple[LimitEntry, ...]:
-    """Tenant, project, key and route limits, in that order (broadest first)."""
+def applicable(
+    policy: CompiledPolicy, key: KeyEntry, route: RouteEntry, tags: Tags = ()
+) -> tuple[LimitEntry, ...]:
+    """Tenant, project, key and route limits, in that order (broadest first), then those of
+    the request's (validated) tag values."""
     by_subject = policy.limits_by_subject
     if not by_subject:
         return ()
@@ -54,6 +64,8 @@ def applicable(policy: CompiledPolicy, key: KeyEntry, route: RouteEntry) -> tupl
     for subject in (key.tenant_id, key.project_id, key.id, route.id):
         if subject:
             found.extend(by_subject.get(subject, ()))
+    for tag_key, value in tags:
+        found.extend(by_subject.get(tag_subject(key.tenant_id, f"{tag_key}={value}"), ()))
     return tuple(found)
 
 
@@ -120,7 +132,7 @@ def refusal(limit: LimitEntry, retry_after_s: int) -> ApiError:
         return ApiError(
             429,
             errors.BUDGET_EXCEEDED,
-            "The budget for this request's tenant, project, key or route is exhausted.",
+            "The budget for this request's tenant, project, key, route or tag is exhausted.",
             "insufficient_quota",
         )
     unit = "requests" if limit.kind == REQUESTS else "tokens"

@@ -128,7 +128,8 @@ def test_more_tags_than_the_cap_are_refused() -> None:
 def test_a_tenant_without_rules_takes_no_tags_from_metadata() -> None:
     assert merged({"anything": "goes", "at": "all"}, rules={}) == ()
     refused = merged(None, "feature=search", rules={})
-    assert isinstance(refused, ApiError) and refused.code == tags.UNKNOWN_TAG
+    assert isinstance(refused, ApiError)
+    assert refused.code == tags.UNKNOWN_TAG
 
 
 def test_key_and_project_tags_the_rules_no_longer_allow_are_left_out() -> None:
@@ -286,7 +287,8 @@ def test_tags_are_attribution_not_content_an_audit_purge_keeps_them() -> None:
         request_id="r1", subject="alice", tags=[snapshot_pb2.Tag(key="feature", value="search")]
     )
     record = audit.seal(control_pb2.AuditRecord(chain_id="c", event=event), "", 1)
-    assert audit.record_hash(record) == record.hash and audit.content_intact(record)
+    assert audit.record_hash(record) == record.hash
+    assert audit.content_intact(record)
     kept = audit.purged(record)
     assert list(kept.event.tags) == list(event.tags)
     assert kept.event.subject == ""
@@ -387,3 +389,35 @@ async def test_an_anthropic_client_gets_the_refusal_in_its_own_format_and_metada
     assert "metadata" not in claude.received[-1].body
     events = await gateway.events(3)
     assert [tags_of(e) for e in events] == [{}, {"team": "ranking"}, {"feature": "search"}]
+
+
+async def test_responses_metadata_is_tagged_and_the_audit_record_carries_the_tags(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    async with gateway.openai(PLAIN_KEY) as client:
+        await client.responses.create(
+            model="chat", input="Hello?", metadata={"feature": "summarizer"}
+        )
+    (event,) = await gateway.events(1)
+    assert tags_of(event) == {"feature": "summarizer"}
+    assert upstream.received[-1].body["metadata"] == {"feature": "summarizer"}
+    records = [r for b in gateway.usage.batches.values() for r in b.audit]
+    (record,) = [r for r in records if r.event.request_id == event.request_id]
+    assert tags_of(record.event) == {"feature": "summarizer"}
+    assert audit.record_hash(record) == record.hash
+
+
+async def test_a_dropping_tenant_serves_the_request_without_the_unknown_tags(
+    tmp_path: Path, upstream: FakeOpenAI, claude: FakeAnthropic
+) -> None:
+    builder = tagged_policy(upstream.base_url, claude.base_url)
+    builder.policy.tenants[0].drop_unknown_tags = True
+    async with (
+        running_gateway(tmp_path, builder.snapshot(), lease_source=GrantAll()) as gateway,
+        gateway.openai(PLAIN_KEY, default_headers={"x-asc-tags": "colour=blue"}) as client,
+    ):
+        await client.chat.completions.create(
+            model="chat", messages=QUESTION, metadata={"feature": "search", "size": "xl"}
+        )
+        (event,) = await gateway.events(1)
+    assert (event.status_code, tags_of(event)) == (200, {"feature": "search"})

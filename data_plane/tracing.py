@@ -176,8 +176,11 @@ class RequestTrace:
         target: Target | None,
         usage: Usage,
         fallbacks: int,
+        cache_hit: bool = False,
     ) -> None:
         span = self.span
+        if cache_hit:
+            span.set_attribute("asc.cache_hit", True)
         span.set_attribute("http.response.status_code", status)
         if route_name:
             span.set_attribute("asc.route", route_name)

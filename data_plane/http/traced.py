@@ -56,4 +56,5 @@ def end(trace: RequestTrace | None, record: RequestRecord) -> None:
             target=record.target,
             usage=record.usage,
             fallbacks=len(record.fallbacks),
+            cache_hit=record.cache_hit,
         )

@@ -462,3 +462,28 @@ async def test_the_input_guardrails_are_a_step_and_only_redacted_text_is_traced(
     assert secret not in all_text(spans)
     (message,) = tracing_json(attributes(server)["gen_ai.input.messages"])
     assert message["parts"][0]["content"].startswith("Mail ")
+
+
+async def test_an_answer_from_the_response_cache_has_no_attempt_spans(
+    tmp_path: Path, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    snapshot = gateway_snapshot(primary.base_url, backup.base_url)
+    (route,) = [r for r in snapshot.policy.routes if r.name == "chat"]
+    route.cache_ttl_s = 60
+    snapshot = snapshots.snapshot_of(snapshot.policy, snapshot.version + 1)
+    async with gateway(tmp_path / "dp", snapshot, exporter=InMemorySpanExporter()) as gw:
+        async with gw.client() as client:
+            for _ in range(2):
+                await client.chat.completions.create(model="chat", messages=MESSAGES)
+        await _events(gw, 2)
+        spans = gw.finished()
+    paid, hit = sorted((s for s in spans if s.kind is SpanKind.SERVER), key=_started)
+    assert len(primary.received) == 1
+    assert "asc.cache_hit" not in attributes(paid)
+    assert attributes(hit)["asc.cache_hit"] is True
+    assert [s.kind for s in children(spans, paid)].count(SpanKind.CLIENT) == 1
+    assert [s.kind for s in children(spans, hit)].count(SpanKind.CLIENT) == 0
+
+
+def _started(span: ReadableSpan) -> int:
+    return span.start_time or 0

@@ -5,8 +5,10 @@ tenant and the route (so no tenant, and no key the route is not granted to, can 
 another's entry: the route is authorised before the key is computed), the route's targets
 (another model behind the same name answers differently), the client's wire format and
 stream flag (an entry is replayed as the bytes that were sent), the version and beta headers
-passed upstream, and the request body as it would go upstream (after input guardrails'
-redactions) in canonical JSON: keys sorted, no whitespace. No field of the body is left out.
+passed upstream, the output guardrail policy (it may change the answer's text: an answer is
+never served under another policy than the one it passed), and the request body as it would
+go upstream (after input guardrails' redactions) in canonical JSON: keys sorted, no
+whitespace. No field of the body is left out.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ def cache_key(
     stream: bool,
     headers: Mapping[str, str],
     body: Mapping[str, Any],
+    output_policy: str = "",
 ) -> str:
     """The hex digest naming one request's cached answer. ``targets``: what the route's
-    targets are (provider models, in order)."""
+    targets are (provider models, in order); ``output_policy``: the fingerprint of the output
+    guardrail policy the answer passes ("" when none)."""
     head = orjson.dumps(
         [
             VERSION,
@@ -42,6 +46,7 @@ def cache_key(
             wire,
             stream,
             sorted((name.lower(), value) for name, value in headers.items()),
+            output_policy,
         ]
     )
     canonical = orjson.dumps(

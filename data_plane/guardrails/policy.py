@@ -7,6 +7,7 @@ node NACKs it and keeps enforcing the previous one: a guardrail never silently s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ class Guard:
     compiled: CompiledGuardrails
     on_input: bool
     on_output: bool
+    # Of the policy's whole content, the same on every node: the response cache keys answers
+    # by the output policy they passed (a changed policy is not served an old answer).
+    fingerprint: str = ""
 
 
 def compile_guardrails(
@@ -48,7 +52,8 @@ def compile_guardrails(
             compiled = compile_policy(_policy(pb))
         except (GuardrailPolicyError, ValueError) as exc:
             raise GuardrailSnapshotError(f"guardrail {pb.id!r}: {exc}") from exc
-        guards[scope] = Guard(pb.id, compiled, pb.on_input, pb.on_output)
+        fingerprint = hashlib.sha256(pb.SerializeToString(deterministic=True)).hexdigest()
+        guards[scope] = Guard(pb.id, compiled, pb.on_input, pb.on_output, fingerprint)
     return guards
 
 

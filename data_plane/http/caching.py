@@ -9,7 +9,8 @@ A miss is stored when the request ends only if its answer is successful and whol
 200, no error (a stream cut short or a client gone records one), no blocking guardrail
 verdict, served by a target. What is stored is exactly what the client was sent (after the
 output guard), replayed as it is: a JSON body, or the whole event stream in the client's
-dialect. The output guard is not run again on a hit: the stored answer already passed it.
+dialect. The output guard is not run again on a hit: the stored answer already passed it,
+and the key names that policy (a changed policy misses).
 
 Clients opt out per request: ``Cache-Control: no-cache`` (not served from the cache) and
 ``no-store`` (not stored). The answer says ``x-asc-cache: hit`` or ``miss``.
@@ -28,6 +29,7 @@ from data_plane.cache.entry import EVENT_STREAM, JSON, Entry
 from data_plane.cache.key import cache_key
 from data_plane.dialects.inbound import Inbound
 from data_plane.guardrails import Action
+from data_plane.guardrails.policy import Guard
 from data_plane.policy.compiled import RouteEntry
 from data_plane.usage.record import RequestRecord, cost_of
 
@@ -54,8 +56,11 @@ def directives(cache_control: str | None) -> tuple[bool, bool]:
     return "no-cache" not in names, "no-store" not in names
 
 
-def plan(headers: Mapping[str, str], route: RouteEntry, request: Inbound) -> Plan | None:
-    """What the cache may do for this request on a route that caches (None: nothing)."""
+def plan(
+    headers: Mapping[str, str], route: RouteEntry, request: Inbound, guard: Guard | None
+) -> Plan | None:
+    """What the cache may do for this request on a route that caches (None: nothing).
+    ``guard``: the guardrail policy of the route."""
     read, write = directives(headers.get("Cache-Control"))
     if not (read or write):
         return None
@@ -68,6 +73,7 @@ def plan(headers: Mapping[str, str], route: RouteEntry, request: Inbound) -> Pla
         stream=native.stream,
         headers=native.headers,
         body=native.body,
+        output_policy=guard.fingerprint if guard is not None and guard.on_output else "",
     )
     return Plan(key, route.name, route.options.cache_ttl_s, read, write)
 

@@ -49,6 +49,7 @@ def test_the_key_is_stable_and_ignores_key_order_and_header_case() -> None:
         {"wire": "anthropic.messages"},
         {"stream": True},
         {"headers": {"anthropic-beta": "x"}},
+        {"output_policy": "a1b2"},
         {"body": {**BODY, "temperature": 1}},
         {"body": {**BODY, "user": "someone"}},
         {"body": {**BODY, "messages": [{"role": "user", "content": "hi "}]}},

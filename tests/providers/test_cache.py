@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from data_plane.cache.key import VERSION
-from data_plane.http.appkeys import ADMITTER
+from data_plane.http.appkeys import ADMITTER, STORE
 from data_plane.usage.audit import CACHE_HIT
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
@@ -443,3 +443,31 @@ async def test_an_answer_over_the_entry_limit_is_served_but_not_stored(
             assert "".join(chunks) == REPLY
         await client.close()
     assert len(upstream.received) == 4
+
+
+async def test_a_changed_output_policy_is_not_served_answers_stored_under_the_old_one(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    def with_output_policy(actions: dict[str, str], version: int) -> snapshot_pb2.Snapshot:
+        snapshot = cache_snapshot(upstream.base_url)
+        snapshot.policy.guardrails.add(
+            id="g-out",
+            tenant_id="t-acme",
+            route_id="r-acme-chat",
+            on_output=True,
+            categories=["email"],
+            actions=actions,
+            default_action="allow",
+        )
+        return snapshots.snapshot_of(snapshot.policy, version)
+
+    async with running_gateway(tmp_path / "dp", with_output_policy({"email": "tag"}, 3)) as gw:
+        client = gw.openai(ACME_KEY)
+        assert await ask(client) == (REPLY, "miss")
+        assert await ask(client) == (REPLY, "hit")
+        store = gw.app[STORE]
+        store.swap(await store.compile_serving(with_output_policy({"email": "redact"}, 4)))
+        assert await ask(client) == (REPLY, "miss")
+        assert await ask(client) == (REPLY, "hit")
+        await client.close()
+    assert len(upstream.received) == 2

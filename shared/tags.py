@@ -36,6 +36,10 @@ def key_problem(key: object) -> str | None:
     return None
 
 
+def valid_value(value: str) -> bool:
+    return _VALUE.fullmatch(value) is not None
+
+
 def value_problem(key: str, value: object) -> str | None:
     if not isinstance(value, str) or not _VALUE.fullmatch(value):
         return (

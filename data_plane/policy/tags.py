@@ -23,7 +23,7 @@ from typing import Any
 
 from data_plane import errors
 from data_plane.errors import ApiError
-from shared.tags import MAX_TAGS, allows, tag_problems
+from shared.tags import MAX_TAGS, allows, tag_problems, valid_value
 
 HEADER = "x-asc-tags"
 UNKNOWN_TAG = "unknown_tag"
@@ -41,16 +41,21 @@ def as_tags(pairs: Mapping[str, str]) -> Tags:
 
 
 def accepted(rules: Rules, key: object, value: object) -> bool:
-    """Whether the rules accept ``key=value``: a known key, a well-formed allowed value."""
+    """Whether the rules accept ``key=value``: a known key, a well-formed allowed value. (The
+    rules' keys and listed values are well formed: the consistency check saw to it.)"""
     if not isinstance(key, str) or not isinstance(value, str):
         return False
-    return allows(rules, key, value) and not tag_problems(key, value)
+    values = rules.get(key)
+    if values is None:
+        return False
+    return value in values if values else valid_value(value)
 
 
 def fixed_tags(rules: Rules, project: Tags, key: Tags) -> dict[str, str]:
-    """The key's and its project's tags the rules still allow (the key's win)."""
-    out = {k: v for k, v in project if accepted(rules, k, v)}
-    out.update((k, v) for k, v in key if accepted(rules, k, v))
+    """The key's and its project's tags the rules still allow (the key's win); they are
+    well formed (the consistency check saw to it)."""
+    out = {k: v for k, v in project if allows(rules, k, v)}
+    out.update((k, v) for k, v in key if allows(rules, k, v))
     return out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from data_plane.policy.compiled import CompiledPolicy
 from data_plane.policy.incremental import Changed, apply_changes, leaf_problems
 from data_plane.snapshots.checker import OFFLOAD_BYTES, Checker
-from data_plane.snapshots.store import MAGIC, SnapshotStore, read_regular_file
+from data_plane.snapshots.store import MAGIC, SnapshotStore, read_regular_file, run_sliced
 from shared import consistency
 from shared.pb import snapshot_pb2
 from shared.policy_index import (
@@ -43,15 +43,7 @@ class DeltaRefused(ValueError):
     """The delta does not apply to what the node holds (another base, no index of it)."""
 
 
-async def sliced[T](steps: Generator[None, None, T]) -> T:
-    """Run a generator to its end, letting the loop serve between two of its slices."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        await asyncio.sleep(0)
+sliced = run_sliced  # a generator run to its end, the loop serving between its slices
 
 
 def _decode_steps(

@@ -12,9 +12,11 @@ and its bytes: the parent sends the encoded ``Policy``; the child answers with t
 ``Verdict``'s first fields and the number of index chunks as a tuple in ``marshal``'s format
 (plain values only, nothing to run), then each chunk (written and read a megabyte or so at a
 time: no large copy on the loop).
-The child imports only ``shared`` (no gRPC, no aiohttp) and exits at the end of its stdin,
-so it ends with its parent. Any failure of the process (it cannot start, dies,
-answers garbage) makes ``check`` return None and the caller checks on the loop instead.
+
+The child imports only ``shared`` (no gRPC, no aiohttp), runs at a lower priority than the
+serving process (``NICE``) and exits at the end of its stdin, so it ends with its parent.
+Any failure of the process (it cannot start, dies, answers garbage) makes ``check`` return
+None and the caller checks on the loop instead.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _LENGTH = 8
 _ROOT = Path(__file__).resolve().parents[2]  # the directory holding the data_plane package
 _ARGS = ("-m", "data_plane.snapshots.checker")
 _CHUNK = 1 << 20
+NICE = 10  # the checker's scheduling priority below its parent's (``os.nice``)
 
 
 @dataclass(frozen=True)
@@ -191,4 +194,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Below the serving process: on a busy machine the checks wait, the requests do not.
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -17,7 +17,8 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,8 +35,39 @@ log = logging.getLogger(__name__)
 MAGIC = b"ASCSNAP1\n"
 
 
+# The most a slice of a large apply waits for the requests queued behind it (``pause``).
+BUSY_WAIT_S = 0.02
+
+
 class CorruptSnapshotFile(ValueError):
     pass
+
+
+async def pause(spent: float) -> None:
+    """Let the loop serve between two slices of a large apply, the last one ``spent``
+    seconds long: yield, and yield again while what ran in between took longer than the slice
+    (requests are queued: they come first), for up to ``BUSY_WAIT_S``. On a quiet loop the
+    apply runs on at once; on a busy one it takes what the requests leave, and at least a
+    slice per ``BUSY_WAIT_S``."""
+    started = time.perf_counter()
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        if now - before <= spent or now - started >= BUSY_WAIT_S:
+            return
+
+
+async def run_sliced[T](steps: Generator[None, None, T]) -> T:
+    """Run a generator to its end, with a ``pause`` between two of its slices."""
+    while True:
+        started = time.perf_counter()
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        await pause(time.perf_counter() - started)
 
 
 def encode_file(snapshot: snapshot_pb2.Snapshot) -> bytes:
@@ -112,22 +144,15 @@ class SnapshotStore:
     ) -> CompiledPolicy:
         """``compile`` on a serving event loop: the hash check and the time zones' file
         reads in a thread (hashing releases the GIL), the compile in slices with the loop
-        free in between, and the garbage collector held off meanwhile and told afterwards
-        that the new policy is permanent (``gc.freeze``), so neither a compile nor a later
-        full collection of a large policy stalls requests. ``verified``: the caller checked
+        free in between (``pause``), and the garbage collector held off meanwhile and told
+        afterwards that the new policy is permanent (``gc.freeze``), so neither a compile nor
+        a later full collection of a large policy stalls requests. ``verified``: the caller checked
         the hash already (``PolicyApplier`` hashes as it indexes); ``checked``: the caller
         runs the consistency check elsewhere (``compile_steps``)."""
         zones = await asyncio.to_thread(load_zones if verified else verify_and_load_zones, snapshot)
-        steps = compile_steps(snapshot, self.keyring, checked=checked)
         gc.disable()
         try:
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    policy: CompiledPolicy = done.value
-                    break
-                await asyncio.sleep(0)
+            policy = await run_sliced(compile_steps(snapshot, self.keyring, checked=checked))
         finally:
             gc.enable()
         del zones  # held through the compile; the compiled limits hold theirs from now on

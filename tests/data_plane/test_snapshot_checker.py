@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from control_plane.grpc_api.deltas import DeltaHistory
-from data_plane.policy.compiled import compile_snapshot
+from data_plane.policy.compiled import KeyTable, _compile_keys, compile_snapshot
+from data_plane.policy.incremental import Changed, Layered, _finish, apply_changes
 from data_plane.snapshots import checker
 from data_plane.snapshots.applier import PolicyApplier
 from data_plane.snapshots.checker import Verdict, check
-from data_plane.snapshots.store import SnapshotStore
+from data_plane.snapshots.store import SnapshotStore, pause
 from shared.consistency import InconsistentSnapshot
 from shared.crypto import hash_key
 from shared.pb import snapshot_pb2
@@ -154,3 +156,79 @@ def test_the_verdict_names_the_hash_problems_and_digests_of_what_it_was_given() 
     assert index.encoded_policy() == PolicyIndex.build(encoded).encoded_policy()
     assert index.hash() == PolicyIndex.build(index.encoded_policy()).hash() == verdict.digest
     assert check(b"\x99garbage").refused
+
+
+def test_a_full_snapshots_keys_are_compiled_on_first_use_and_stay_lazy_past_a_delta(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = _world()
+    first = world.render(1)
+    compiled = compile_snapshot(first, snapshots.keyring())
+    table = compiled.keys_by_hash
+    assert isinstance(table, KeyTable)
+    eager = _finish(_compile_keys(first.policy, compiled.tenants))
+    assert len(table) == len(eager) == 40
+    entry = table[hash_key("sk-3")]
+    assert entry == eager[hash_key("sk-3")]
+    assert table.get(hash_key("sk-3")) is entry, "compiled once, then kept"
+    assert table.get(hash_key("sk-unknown")) is None
+    assert hash_key("sk-unknown") not in table
+    with pytest.raises(KeyError):
+        table[hash_key("sk-unknown")]
+    # A delta's keys sit on top of it; flattened, the table stays lazy and exact.
+    monkeypatch.setattr(Layered, "FLATTEN", 2)
+    history = DeltaHistory()
+    publish(history, first)
+    for n in range(3):
+        world.keys[f"k-new-{n}"] = {
+            "tenant": "t-a", "secret": f"sk-new-{n}", "routes": ["r-1"], "name": "new"
+        }  # fmt: skip
+    del world.keys["k-5"]
+    second = world.render(2)
+    publish(history, second)
+    changed = Changed.of(PolicyIndex.build(first.policy).apply(_delta(history, first, second)))
+    lookup = PolicyIndex.build(second.policy).get
+    after = apply_changes(
+        compiled, changed, lookup, snapshots.keyring(), version=2, hash=second.hash,
+        created_unix_ms=0,
+    )  # fmt: skip
+    assert isinstance(after.keys_by_hash, KeyTable)
+    assert dict(after.keys_by_hash) == dict(
+        compile_snapshot(second, snapshots.keyring()).keys_by_hash
+    )
+    assert hash_key("sk-5") in table, "the previous policy's table is unchanged"
+
+
+def _delta(
+    history: DeltaHistory, old: snapshot_pb2.Snapshot, new: snapshot_pb2.Snapshot
+) -> snapshot_pb2.SnapshotDelta:
+    delta = history.delta_for(old.version, old.hash, new.hash)
+    assert delta is not None
+    return delta
+
+
+async def test_a_slice_of_a_large_apply_lets_queued_requests_go_first() -> None:
+    """``pause`` between two slices: on a quiet loop it yields once; when what ran in between
+    took longer than the slice (requests queued), it yields again (up to BUSY_WAIT_S)."""
+    steps, work_s = 0, 0.0
+
+    async def requests() -> None:
+        nonlocal steps
+        while True:
+            end = time.perf_counter() + work_s
+            while time.perf_counter() < end:
+                pass
+            steps += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(requests())
+    await asyncio.sleep(0)
+    try:
+        steps = 0
+        await pause(0.05)  # a long slice; the requests take next to nothing
+        assert steps == 1
+        work_s, steps = 0.001, 0
+        await pause(0.0)  # a slice shorter than what the requests take
+        assert steps > 1
+    finally:
+        task.cancel()

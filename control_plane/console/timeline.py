@@ -22,12 +22,14 @@ from control_plane.usage.selectors import Bucket, bucket_size, timeline
 
 # Ranges ending now, by their name in ``?range=``: (length, bucket alignment).
 RECENT = {
+    "5m": (timedelta(minutes=5), timedelta(seconds=1)),
     "1h": (timedelta(hours=1), timedelta(minutes=1)),
     "6h": (timedelta(hours=6), timedelta(minutes=1)),
     "24h": (timedelta(hours=24), timedelta(hours=1)),
     "7d": (timedelta(days=7), timedelta(hours=1)),
 }
 DEFAULT_RANGE = "24h"
+MAX_SPAN = timedelta(days=366)
 
 
 def _day(value: str | None) -> date | None:
@@ -37,14 +39,33 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+def _moment(value: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone), or None when absent or malformed."""
+    try:
+        at = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
 def _floor(at: datetime, step: timedelta) -> datetime:
     seconds = step.total_seconds()
     return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
 
 
+def _ceil(at: datetime, step: timedelta) -> datetime:
+    return _floor(at - timedelta(microseconds=1), step) + step
+
+
 def time_range(query: Any, now: datetime) -> tuple[datetime, datetime, str]:
-    """``[since, until)`` from the query: ``from``/``to`` days (whole UTC days, either order),
-    else a recent range by name ending with the current bucket; and the range's name."""
+    """``[since, until)`` from the query: ``since``/``until`` times (an incident zoomed in on,
+    widened to whole buckets), else ``from``/``to`` days (whole UTC days, either order), else a
+    recent range by name ending with the current bucket; and the range's name."""
+    first, last = _moment(query.get("since")), _moment(query.get("until"))
+    if first and last and first < last and last - first <= MAX_SPAN:
+        step = bucket_size(first, last)
+        step = bucket_size(_floor(first, step), _ceil(last, step))  # widened: longer buckets?
+        return _floor(first, step), _ceil(last, step), ""
     start, end = _day(query.get("from")), _day(query.get("to"))
     if start or end:
         start, end = start or end, end or start
@@ -56,14 +77,14 @@ def time_range(query: Any, now: datetime) -> tuple[datetime, datetime, str]:
         return since, datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC), ""
     name = query.get("range") if query.get("range") in RECENT else DEFAULT_RANGE
     length, align = RECENT[name]
-    until = _floor(now, align) + align
+    until = _floor(now, align) + align  # the current bucket included
     return until - length, until, name
 
 
 def lanes(buckets: list[Bucket]) -> list[Lane]:
     served = [b.requests > b.denials for b in buckets]
     return [
-        Lane("Spend", "USD", [b.spend_usd for b in buckets], "#2e7d32", "area", digits=4),
+        Lane("Spend", "USD", [b.spend_usd for b in buckets], "#2e7d32", "area", digits=6),
         Lane("Requests", "per bucket", [float(b.requests) for b in buckets], "#417690"),
         Lane(
             "Time to first token",
@@ -76,6 +97,16 @@ def lanes(buckets: list[Bucket]) -> list[Lane]:
         Lane("Fallbacks", "per bucket", [float(b.fallbacks) for b in buckets], "#ef6c00"),
         Lane("Policy denials", "per bucket", [float(b.denials) for b in buckets], "#c62828"),
     ]
+
+
+def limit_name(limit: Any) -> str:
+    """E.g. "key budget ($0.5, daily)" or "tenant requests per minute limit (100)"."""
+    scope = limit.get_scope_display().lower()
+    if limit.kind == "budget":
+        return (
+            f"{scope} budget (${limit.amount.normalize():f}, {limit.get_period_display().lower()})"
+        )
+    return f"{scope} {limit.get_kind_display().lower()} limit ({limit.amount.normalize():f})"
 
 
 def marks(user: Any, tenant: Tenant, since: datetime, until: datetime) -> list[Mark]:
@@ -92,8 +123,7 @@ def marks(user: Any, tenant: Tenant, since: datetime, until: datetime) -> list[M
         out.append(Mark(s.created_at, "version", f"v{s.version}", detail, url))
     for c in limits.threshold_crossings(user, tenant.pk, since, until):
         limit = c.limit
-        what = f"{limit.get_scope_display().lower()} {limit.get_kind_display().lower()}"
-        detail = f"{c.threshold:.0%} of the {what} of {limit.amount} passed (window {c.window})"
+        detail = f"{c.threshold:.0%} of the {limit_name(limit)} passed (window {c.window})"
         url = reverse("admin:asc_limits_limit_change", args=[limit.pk])
         out.append(Mark(c.at, "threshold", f"{c.threshold:.0%}", detail, url))
     for o in fleet.circuit_openings(user, tenant.pk, since, until):

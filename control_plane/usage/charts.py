@@ -17,7 +17,8 @@ from django.utils.safestring import SafeString, mark_safe
 WIDTH = 1080
 GUTTER = 168  # the lanes' titles and maxima, left of the plot
 RIGHT = 16
-MARK_BAND = 30  # the marks' labels, above the lanes
+MARK_ROW = 15  # the marks' labels, one row per kind, above the lanes
+MARK_BAND = 3 * MARK_ROW + 10
 LANE_H, LANE_GAP = 64, 14
 AXIS_H = 26
 GRID, AXIS, TEXT, MUTED = "#e6e9ed", "#9aa3ad", "#1f2933", "#66707a"
@@ -58,6 +59,13 @@ def _ticks(start: datetime, end: datetime) -> tuple[timedelta, str]:
     """A tick step giving 4 to 12 grid lines over the range, and the format of its labels."""
     span = (end - start).total_seconds()
     for seconds, fmt in (
+        (1, "%H:%M:%S"),
+        (2, "%H:%M:%S"),
+        (5, "%H:%M:%S"),
+        (10, "%H:%M:%S"),
+        (30, "%H:%M:%S"),
+        (60, "%H:%M"),
+        (300, "%H:%M"),
         (600, "%H:%M"),
         (1800, "%H:%M"),
         (3600, "%H:%M"),
@@ -155,32 +163,67 @@ def _grid(start: datetime, end: datetime, top: float, bottom: float, f: _Frame) 
     return "".join(parts)
 
 
+def _extent(x: float, label: str, f: _Frame) -> tuple[float, float, str]:
+    """Where a label drawn at ``x`` reaches (about 7 px a character), and its anchor: to the
+    right of its mark, or to the left near the plot's right end."""
+    width = 7.0 * len(label) + 8
+    if x + width > f.x1:
+        return x - width, x, "end"
+    return x, x + width, "start"
+
+
+def _clusters(marks: Sequence[Mark], f: _Frame) -> list[tuple[float, list[Mark]]]:
+    """Marks inside the plot, by kind, with one label per group: marks of a kind whose labels
+    would overlap are grouped until none do."""
+    out: list[tuple[float, list[Mark]]] = []
+    for kind in MARKS:
+        row: list[tuple[float, list[Mark]]] = []
+        for m in sorted((m for m in marks if m.kind == kind), key=lambda m: m.at):
+            x = f.x(m.at)
+            if not f.x0 <= x <= f.x1:
+                continue
+            row.append((x, [m]))
+            while len(row) > 1:
+                (xa, a), (xb, b) = row[-2], row[-1]
+                if _extent(xa, _label(a), f)[1] + 6 < _extent(xb, _label(b), f)[0]:
+                    break
+                row[-2:] = [(xa, a + b)]
+        out += row
+    return out
+
+
+def _label(group: list[Mark]) -> str:
+    first, last = group[0], group[-1]
+    if len(group) == 1:
+        return first.label
+    if first.kind == "circuit":
+        return f"{len(group)} × {first.label}"
+    return f"{first.label}…{last.label}" if first.label != last.label else first.label
+
+
 def _marks(marks: Sequence[Mark], top: float, bottom: float, f: _Frame) -> str:
-    parts, last_x = [], -100.0
-    for m in sorted(marks, key=lambda m: m.at):
-        color = MARKS.get(m.kind, (MUTED, ""))[0]
-        x = f.x(m.at)
-        if not f.x0 <= x <= f.x1:
-            continue
-        labelled = x - last_x > 64  # labels of marks close together would overlap
-        if labelled:
-            last_x = x
-        anchor = "end" if x > f.x1 - 60 else "start"
-        dx = -4 if anchor == "end" else 4
-        body = (
-            f"<title>{escape(f'{m.at:%Y-%m-%d %H:%M:%S} UTC — {m.detail}')}</title>"
-            f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" '
-            f'stroke-width="1.5" stroke-dasharray="4 3"/>'
-            f'<path d="M{x - 5:.1f} {top - 14}h10l-5 7z" fill="{color}"/>'
-            + (
-                f'<text x="{x + dx:.1f}" y="{top - 17}" font-size="11" font-weight="600" '
-                f'text-anchor="{anchor}" fill="{color}">{escape(m.label)}</text>'
-                if labelled
-                else ""
+    parts = []
+    for x0, group in _clusters(marks, f):
+        kind = group[0].kind
+        color = MARKS[kind][0]
+        row_y = top - 8 - (2 - list(MARKS).index(kind)) * MARK_ROW
+        for m in group:
+            x = f.x(m.at)
+            body = (
+                f"<title>{escape(f'{m.at:%Y-%m-%d %H:%M:%S} UTC — {m.detail}')}</title>"
+                f'<line x1="{x:.1f}" y1="{row_y + 3}" x2="{x:.1f}" y2="{bottom}" '
+                f'stroke="{color}" stroke-width="1.5" stroke-dasharray="4 3"/>'
             )
+            one = f'<g class="asc-mark asc-mark-{escape(kind)}">{body}</g>'
+            parts.append(f'<a href="{escape(m.url)}">{one}</a>' if m.url else one)
+        anchor = _extent(x0, _label(group), f)[2]
+        dx = -7 if anchor == "end" else 7
+        parts.append(
+            f'<g class="asc-mark-label"><circle cx="{x0:.1f}" cy="{row_y:.1f}" r="4" '
+            f'fill="{color}"/><text x="{x0 + dx:.1f}" y="{row_y + 4:.1f}" font-size="11" '
+            f'font-weight="600" text-anchor="{anchor}" fill="{color}">'
+            f"{escape(_label(group))}</text></g>"
         )
-        group = f'<g class="asc-mark asc-mark-{escape(m.kind)}">{body}</g>'
-        parts.append(f'<a href="{escape(m.url)}">{group}</a>' if m.url else group)
     return "".join(parts)
 
 

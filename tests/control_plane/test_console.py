@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from control_plane.console.timeline import time_range
 from control_plane.fleet import services as fleet
 from control_plane.fleet.models import CircuitOpening, DataPlaneNode
 from control_plane.fleet.services import publish_snapshot
@@ -246,8 +247,8 @@ def test_a_run_of_requests_finding_a_circuit_open_is_one_opening(users: dict[str
 
 def test_a_threshold_is_recorded_once_with_its_time_and_old_entries_still_count() -> None:
     limit = Limit.objects.create(
-        tenant=factories.tenant("tenant-a"), scope="tenant", kind="budget", period="none", amount=Decimal("1"),
-        alert_thresholds=[0.5, 0.8],
+        tenant=factories.tenant("tenant-a"), scope="tenant", kind="budget", period="none",
+        amount=Decimal("1"), alert_thresholds=[0.5, 0.8],
     )  # fmt: skip
     now = time.time()
     window, _ = windows.window_of(limit.period, limit.time_zone, now)
@@ -275,3 +276,67 @@ def test_the_chart_escapes_text_and_leaves_out_marks_outside_the_range() -> None
     assert "v&lt;3&gt;" in svg
     assert svg.count('class="asc-mark ') == 1
     assert "gone" not in svg
+
+
+NOW = datetime(2026, 5, 1, 12, 34, 56, 789000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("query", "since", "until", "name"),
+    [
+        ({}, "2026-04-30T13:00", "2026-05-01T13:00", "24h"),  # the current hour included
+        ({"range": "5m"}, "2026-05-01T12:29:57", "2026-05-01T12:34:57", "5m"),
+        ({"range": "nonsense"}, "2026-04-30T13:00", "2026-05-01T13:00", "24h"),
+        ({"from": "2026-04-03", "to": "2026-04-01"}, "2026-04-01T00:00", "2026-04-04T00:00", ""),
+        ({"from": "2026-04-03"}, "2026-04-03T00:00", "2026-04-04T00:00", ""),
+        # zoomed in: widened to whole buckets of the span's size (seconds up to 10 minutes)
+        (
+            {"since": "2026-05-01T12:00:00.5", "until": "2026-05-01T12:00:20.2"},
+            "2026-05-01T12:00:00",
+            "2026-05-01T12:00:21",
+            "",
+        ),
+        (
+            {"since": "2026-05-01T12:00:30+02:00", "until": "2026-05-01T13:00:00+02:00"},
+            "2026-05-01T10:00:00",
+            "2026-05-01T11:00:00",
+            "",
+        ),
+        # widening 5h59m30s to minutes makes it longer than 6 hours: aligned to hours
+        (
+            {"since": "2026-05-01T00:00:45", "until": "2026-05-01T06:00:15"},
+            "2026-05-01T00:00",
+            "2026-05-01T07:00",
+            "",
+        ),
+        ({"since": "2026-05-01T12:00", "until": "2026-05-01T11:00"}, "2026-04-30T13:00",
+         "2026-05-01T13:00", "24h"),  # backwards: the default
+        ({"since": "2020-01-01", "until": "2026-01-01"}, "2026-04-30T13:00", "2026-05-01T13:00",
+         "24h"),  # more than a year: the default
+        ({"since": "yesterday", "until": "2026-01-01"}, "2026-04-30T13:00", "2026-05-01T13:00",
+         "24h"),
+    ],
+)  # fmt: skip
+def test_the_timeline_range(query: dict[str, str], since: str, until: str, name: str) -> None:
+    got = time_range(query, NOW)
+    assert got == (
+        datetime.fromisoformat(since).replace(tzinfo=UTC),
+        datetime.fromisoformat(until).replace(tzinfo=UTC),
+        name,
+    )
+
+
+def test_marks_of_a_kind_whose_labels_would_overlap_share_one() -> None:
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    step = timedelta(seconds=1)
+    starts = [start + i * step for i in range(600)]
+    lanes = [Lane("Requests", "per bucket", [1.0] * 600, "#000")]
+    close = [Mark(start + timedelta(seconds=100 + i), "version", f"v{i}", "") for i in (1, 2, 3)]
+    far = [Mark(start + timedelta(seconds=400), "version", "v9", "")]
+    other_kind = [Mark(start + timedelta(seconds=101), "circuit", "circuit open", "")]
+    svg = str(timeline_chart(starts, step, lanes, close + far + other_kind))
+    assert svg.count('class="asc-mark asc-mark-version"') == 4, "every mark keeps its line"
+    labels = svg.count('class="asc-mark-label"')
+    assert labels == 3, "v1…v3, v9, and the circuit on its own row"
+    assert "v1…v3" in svg
+    assert ">v9<" in svg

@@ -19,7 +19,8 @@ import orjson
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -29,6 +30,7 @@ from data_plane.http.traced import TRACER
 from data_plane.limits.client import LeaseSource
 from data_plane.settings import Settings, traces_endpoint
 from data_plane.snapshots.store import SnapshotStore
+from data_plane.types import Event, Prices, Target, Usage
 from data_plane.usage.reporter import MemoryUsageClient
 from shared.pb import control_pb2, snapshot_pb2
 from tests.data_plane import snapshots
@@ -487,3 +489,72 @@ async def test_an_answer_from_the_response_cache_has_no_attempt_spans(
 
 def _started(span: ReadableSpan) -> int:
     return span.start_time or 0
+
+
+def _stream_trace(
+    path: str, items: Sequence[Any], target_kind: int, prompts: bool = True
+) -> dict[str, Any]:
+    """The server span's attributes after ``items`` of a stream passed the observer."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace = tracing.RequestTrace(provider.get_tracer("test"), "POST", path, {}, "rid-1")
+    trace.authenticated("acme", prompts)
+    for item in items:
+        trace.observe(item)
+    target = Target(
+        kind=target_kind,
+        base_url="",
+        options={},
+        api_key="",
+        provider_model="upstream-model",
+        model_id="m",
+        provider_id="p",
+        credential_id="c",
+        region="eu",
+        prices=Prices(),
+    )
+    trace.finish(
+        status=200, error_code="", route_name="chat", target=target, usage=Usage(3, 4), fallbacks=0
+    )
+    (span,) = exporter.get_finished_spans()
+    return attributes(span)
+
+
+def test_anthropic_stream_events_give_the_model_stop_reason_and_text() -> None:
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"model": "claude-upstream", "stop_reason": None}},
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hel"}},
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "lo"}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}},
+        {"type": "message_stop"},
+    ]
+    items = [Event(b"", b"", body) for body in events]
+    top = _stream_trace("/v1/messages", items, snapshot_pb2.PROVIDER_KIND_ANTHROPIC)
+    assert top["gen_ai.provider.name"] == "anthropic"
+    assert top["gen_ai.response.model"] == "claude-upstream"
+    assert top["gen_ai.response.finish_reasons"] == ("end_turn",)
+    (output,) = tracing_json(top["gen_ai.output.messages"])
+    assert output["parts"] == [{"type": "text", "content": "Hello"}]
+    quiet = _stream_trace("/v1/messages", items, snapshot_pb2.PROVIDER_KIND_ANTHROPIC, False)
+    assert "gen_ai.output.messages" not in quiet
+
+
+def test_responses_stream_events_give_the_status_and_text() -> None:
+    completed = {"object": "response", "model": "gpt-upstream", "status": "completed"}
+    items = [
+        Event(b"", b"", {"type": "response.output_text.delta", "delta": "Hi"}),
+        Event(b"", b"", {"type": "response.completed", "response": completed}),
+        Event(b"", b"", None),
+    ]
+    top = _stream_trace("/v1/responses", items, snapshot_pb2.PROVIDER_KIND_OPENAI)
+    assert top["gen_ai.response.model"] == "gpt-upstream"
+    assert top["gen_ai.response.finish_reasons"] == ("completed",)
+    assert tracing_json(top["gen_ai.output.messages"])[0]["parts"][0]["content"] == "Hi"
+
+
+def test_an_answer_renamed_to_the_route_reports_the_providers_model() -> None:
+    chunks = [{"model": "chat", "choices": [{"delta": {}, "finish_reason": "length"}]}]
+    top = _stream_trace("/v1/chat/completions", chunks, snapshot_pb2.PROVIDER_KIND_OPENAI)
+    assert top["gen_ai.response.model"] == "upstream-model"
+    assert top["gen_ai.response.finish_reasons"] == ("length",)

@@ -243,6 +243,7 @@ API: dict[tuple[str, str, str], tuple[int, int, int, int, int]] = {
     ("GET", "usage/{id}/", "usage"): (200, 200, 404, 200, 404),
     ("GET", "usage/{id}/", "own_usage"): (200, 200, 200, 200, 404),
     ("GET", "usage/export/", ""): (200, 200, 200, 200, 200),  # each gets what the list shows
+    ("GET", "spend/", ""): (200, 200, 200, 200, 200),  # grouped from what the usage list shows
     ("GET", "audit/", ""): (200, 200, 200, 200, 200),
     ("GET", "audit/{id}/", "audit"): (200, 200, 404, 200, 404),
     ("GET", "audit/export/", ""): (200, 200, 200, 200, 200),  # what others get is empty
@@ -428,6 +429,7 @@ BODIES: dict[tuple[str, str], Body] = {
 QUERIES: dict[tuple[str, str], Callable[[dict[str, Any]], str]] = {
     ("GET", "audit/export/"): lambda r: f"?tenant={r['tenant'].id}",
     ("GET", "config/export/"): lambda r: "?tenant=tenant-a",
+    ("GET", "spend/"): lambda r: "?group_by=key",
 }
 
 

@@ -20,6 +20,7 @@ from data_plane.limits import rules as limits
 from data_plane.policy import tags
 from data_plane.policy.compiled import compile_snapshot
 from data_plane.policy.incremental import Changed, apply_changes
+from data_plane.upstream.providers import anthropic_wire, gemini_wire, openai_wire
 from shared import audit, consistency
 from shared.pb import control_pb2, snapshot_pb2
 from shared.policy_index import Change
@@ -293,6 +294,21 @@ def test_tags_are_attribution_not_content_an_audit_purge_keeps_them() -> None:
     assert list(kept.event.tags) == list(event.tags)
     assert kept.event.subject == ""
     assert audit.record_hash(kept) == record.hash  # the purged record still verifies
+
+
+# Where an OpenAI request's metadata goes upstream
+
+
+def test_metadata_goes_only_to_upstreams_of_openais_wire_format() -> None:
+    body = {"model": "m", "messages": QUESTION, "metadata": {"feature": "search"}}
+    assert openai_wire.openai_chat(body, "up", False)["metadata"] == {"feature": "search"}
+    azure = openai_wire.openai_chat(body, None, False, strict="azure_openai")
+    assert azure["metadata"] == {"feature": "search"}
+    assert "metadata" not in openai_wire.mistral_chat(body, "up", False)
+    assert "metadata" not in gemini_wire.request(body)
+    assert "metadata" not in anthropic_wire.request(body, "up", False, 100)
+    with_user = anthropic_wire.request({**body, "user": "u-1"}, "up", False, 100)
+    assert with_user["metadata"] == {"user_id": "u-1"}  # Anthropic's own metadata: a user id
 
 
 # Through a real data plane

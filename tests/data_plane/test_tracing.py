@@ -558,3 +558,18 @@ def test_an_answer_renamed_to_the_route_reports_the_providers_model() -> None:
     top = _stream_trace("/v1/chat/completions", chunks, snapshot_pb2.PROVIDER_KIND_OPENAI)
     assert top["gen_ai.response.model"] == "upstream-model"
     assert top["gen_ai.response.finish_reasons"] == ("length",)
+
+
+async def test_a_caller_that_does_not_sample_gets_its_answer_and_no_spans(
+    traced: Traced, primary: FakeOpenAI
+) -> None:
+    primary.script.append(Behaviour(status=503))
+    async with traced.client() as client:
+        completion = await client.chat.completions.create(
+            model="chat-ha",
+            messages=MESSAGES,
+            extra_headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"},
+        )
+    assert completion.choices[0].message.content == BACKUP_REPLY
+    await _events(traced, 1)
+    assert traced.finished() == ()

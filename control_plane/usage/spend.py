@@ -68,7 +68,7 @@ def read_query(params: Mapping[str, str], now: datetime) -> SpendQuery | dict[st
         if text and bounds[name] is None:
             problems[name] = [f"an ISO 8601 date or date and time, not {text[:40]!r}"]
     until = bounds["until"] or now
-    since = bounds["since"] or until - timedelta(days=DEFAULT_DAYS)
+    since = bounds["since"] or _days_before(until, DEFAULT_DAYS)
     if not problems and since >= until:
         problems["until"] = ["must be after since (since is inclusive, until exclusive)"]
     tenant_id = None
@@ -80,6 +80,13 @@ def read_query(params: Mapping[str, str], now: datetime) -> SpendQuery | dict[st
     if problems:
         return problems
     return SpendQuery(group_by, since, until, tenant_id)
+
+
+def _days_before(at: datetime, days: int) -> datetime:
+    try:
+        return at - timedelta(days=days)
+    except OverflowError:  # near year 1
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def run(user: Any, query: SpendQuery) -> list[SpendRow]:

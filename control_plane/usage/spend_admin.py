@@ -26,6 +26,10 @@ def _day(value: str | None, default: date) -> date | None:
         return None
 
 
+def _day_after(day: date) -> str:
+    return (day + timedelta(days=1)).isoformat() if day < date.max else "9999-12-31T23:59:59Z"
+
+
 def params_of(request: HttpRequest, today: date) -> tuple[dict[str, str], dict[str, Any]]:
     """The API's parameters from the page's form (``from``/``to`` are whole days, both
     included; ``group_by`` a dimension or ``tag`` with ``tag_key``), and the form's values."""
@@ -38,7 +42,7 @@ def params_of(request: HttpRequest, today: date) -> tuple[dict[str, str], dict[s
     if group_by.startswith(TAG_PREFIX):  # the API's own spelling works too
         params["group_by"], tag_key, group_by = group_by, group_by.removeprefix(TAG_PREFIX), "tag"
     params["since"] = start.isoformat() if start else query.get("from", "")
-    params["until"] = (end + timedelta(days=1)).isoformat() if end else query.get("to", "")
+    params["until"] = _day_after(end) if end else query.get("to", "")
     if query.get("tenant"):
         params["tenant"] = query["tenant"]
     form = {

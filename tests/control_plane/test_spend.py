@@ -228,6 +228,12 @@ def test_bad_input_is_a_400_in_the_apis_shape(
         assert field in body["error"]["details"]
 
 
+def test_extreme_dates_are_answered(world: dict[str, Any], api: APIClient) -> None:
+    for params in ({"until": "0001-01-05"}, {"since": "0001-01-01", "until": "9999-12-31"}):
+        response = api.get("/api/v1/spend/", {"group_by": "key", **params})
+        assert response.status_code == 200, response.content
+
+
 def test_an_unknown_format_is_not_acceptable(world: dict[str, Any], api: APIClient) -> None:
     response = spend(api, group_by="key", format="xml")
     assert response.status_code == 406
@@ -260,6 +266,10 @@ def test_the_admin_spend_page_groups_and_exports(world: dict[str, Any], admin_us
         ("search", "2"),
         ("", "1"),
     ]
+    edge = client.get(
+        "/admin/asc_usage/usagerecord/spend/", {"from": "0001-01-01", "to": "9999-12-31"}
+    )
+    assert edge.status_code == 200
     bad = client.get("/admin/asc_usage/usagerecord/spend/", {"group_by": "colour"})
     assert bad.status_code == 200
     assert "group_by is one of" in bad.content.decode()

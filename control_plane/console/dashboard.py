@@ -16,7 +16,7 @@ from control_plane.core.access import is_platform_admin
 from control_plane.fleet import selectors as fleet
 from control_plane.rollouts import selectors as rollouts
 from control_plane.usage import selectors as usage
-from control_plane.usage.charts import share_bar
+from control_plane.usage.charts import share_bar, sparkline
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class TenantLine:
     denials: int
     timeline_url: str
     bar: str
+    hourly: str  # requests per hour today
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def tenants_today(user: Any, since: datetime, until: datetime) -> list[TenantLin
     by_spend = any(t.spend_usd > 0 for t in totals)  # else (nothing spent) by requests
     figure = [t.spend_usd if by_spend else float(t.requests) for t in totals]
     peak = max(figure, default=0.0)
+    hourly = usage.hourly_requests_by_tenant(user, since, until) if totals else {}
     return [
         TenantLine(
             t.slug or "",
@@ -56,6 +58,7 @@ def tenants_today(user: Any, since: datetime, until: datetime) -> list[TenantLin
             t.denials,
             reverse("admin:asc_tenancy_tenant_timeline", args=[t.tenant_id]),
             share_bar(value, peak),
+            sparkline(hourly.get(t.tenant_id, []), label=f"requests per hour today, {t.slug}"),
         )
         for t, value in zip(totals, figure, strict=True)
     ]

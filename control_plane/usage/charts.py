@@ -21,6 +21,7 @@ MARK_ROW = 15  # the marks' labels, one row per kind, above the lanes
 MARK_BAND = 3 * MARK_ROW + 10
 LANE_H, LANE_GAP = 64, 14
 AXIS_H = 26
+# Drawn in these colours; a page may restyle the classes (the admin's dark theme does).
 GRID, AXIS, TEXT, MUTED = "#e6e9ed", "#9aa3ad", "#1f2933", "#66707a"
 
 # Colours of the kinds of marks, and their names in the legend.
@@ -98,13 +99,13 @@ def _lane(lane: Lane, top: float, starts: Sequence[datetime], step: timedelta, f
     width = max(f.x(starts[0] + step) - f.x(starts[0]), 0.5) if starts else 0.0
     parts = [
         f'<g class="asc-lane" data-title="{escape(lane.title)}">',
-        f'<line x1="{f.x0}" y1="{base}" x2="{f.x1}" y2="{base}" stroke="{AXIS}"/>',
-        f'<line x1="{f.x0}" y1="{top}" x2="{f.x1}" y2="{top}" stroke="{GRID}"/>',
-        f'<text x="12" y="{top + 16}" font-size="13" font-weight="600" fill="{TEXT}">'
+        f'<line x1="{f.x0}" y1="{base}" x2="{f.x1}" y2="{base}" stroke="{AXIS}" class="asc-axis"/>',
+        f'<line x1="{f.x0}" y1="{top}" x2="{f.x1}" y2="{top}" stroke="{GRID}" class="asc-grid"/>',
+        f'<text x="12" y="{top + 16}" font-size="13" font-weight="600" fill="{TEXT}" class="asc-t">'
         f"{escape(lane.title)}</text>",
-        f'<text x="12" y="{top + 33}" font-size="11" fill="{MUTED}">max '
+        f'<text x="12" y="{top + 33}" font-size="11" fill="{MUTED}" class="asc-q">max '
         f"{escape(_fmt(peak, lane.digits))} {escape(lane.unit)}</text>",
-        f'<text x="12" y="{top + 48}" font-size="11" fill="{MUTED}">total '
+        f'<text x="12" y="{top + 48}" font-size="11" fill="{MUTED}" class="asc-q">total '
         f"{escape(_fmt(sum(lane.values), lane.digits))}</text>"
         if lane.style == "bars" or lane.style == "area"
         else "",
@@ -155,9 +156,10 @@ def _grid(start: datetime, end: datetime, top: float, bottom: float, f: _Frame) 
     while at < end:
         x = f.x(at)
         parts.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{GRID}"/>'
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{GRID}" '
+            f'class="asc-grid"/>'
             f'<text x="{x:.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle" '
-            f'fill="{MUTED}">{escape(f"{at:{fmt}}")}</text>'
+            f'fill="{MUTED}" class="asc-q">{escape(f"{at:{fmt}}")}</text>'
         )
         at += step
     return "".join(parts)
@@ -290,4 +292,23 @@ def share_bar(value: float, peak: float, color: str = "#417690") -> SafeString:
     pct = 0.0 if peak <= 0 else max(0.0, min(100.0, value / peak * 100))
     return mark_safe(
         f'<span class="asc-bar"><i style="width:{pct:.1f}%;background:{escape(color)}"></i></span>'
+    )
+
+
+def sparkline(values: Sequence[float], color: str = "#417690", label: str = "") -> SafeString:
+    """A small bar chart of ``values`` (e.g. requests per hour of today), for table cells."""
+    width, height, n = 120, 22, max(len(values), 1)
+    peak = max(values, default=0.0) or 1.0
+    bar = width / n
+    d = "".join(
+        f"M{i * bar + 0.5:.1f} {height}v{-max(v / peak * height, 1.0):.1f}h{max(bar - 1, 0.5):.1f}"
+        f"v{max(v / peak * height, 1.0):.1f}z"
+        for i, v in enumerate(values)
+        if v > 0
+    )
+    return mark_safe(
+        f'<svg class="asc-spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>'
+        f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" stroke="{GRID}" '
+        f'class="asc-grid"/><path fill="{escape(color)}" d="{d}"/></svg>'
     )

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from control_plane.console.timeline import time_range
 from control_plane.fleet import services as fleet
@@ -340,3 +342,22 @@ def test_marks_of_a_kind_whose_labels_would_overlap_share_one() -> None:
     assert labels == 3, "v1…v3, v9, and the circuit on its own row"
     assert "v1…v3" in svg
     assert ">v9<" in svg
+
+
+def test_the_front_page_asks_as_many_queries_for_many_nodes_and_tenants(
+    users: dict[str, User], traffic: None
+) -> None:
+    rollouts.start(actor=users["platform"], steps=[25, 100], soak_s=60)
+    c = login(users["platform"])
+    with CaptureQueriesContext(connection) as few:
+        c.get("/admin/")
+    for i in range(10):
+        DataPlaneNode.objects.create(node_id=f"dp-x{i}", connected=True)
+        factories.tenant(f"more-{i}")
+        attempt = circuit_attempt("tenant-a")
+        report(f"dp-x{i}", [event(f"more-{i}", 1, cost=5, fallbacks=[attempt])], f"x{i}")
+    with CaptureQueriesContext(connection) as many:
+        page = c.get("/admin/").content.decode()
+    assert "more-9" in page
+    assert "dp-x9" in page
+    assert len(many.captured_queries) == len(few.captured_queries)

@@ -384,3 +384,12 @@ def test_tags_through_the_api_are_checked_and_published(api: APIClient) -> None:
     assert [(t.key, t.value) for t in pb_project.tags] == [("team", "search")]
     (pb_limit,) = policy.limits
     assert (pb_limit.scope, pb_limit.subject_id) == (LIMIT_SCOPE_TAG, "feature=summarizer")
+
+
+def test_the_usage_list_filters_by_tag_value(world: dict[str, Any], api: APIClient) -> None:
+    found = api.get("/api/v1/usage/", {"tag": "feature=summarizer", "limit": 100}).json()
+    assert found["count"] == 8
+    assert all(r["tags"] == {"feature": "summarizer"} for r in found["results"])
+    bad = api.get("/api/v1/usage/", {"tag": "feature"})
+    assert bad.status_code == 400
+    assert "tag" in bad.json()["error"]["details"]

@@ -62,11 +62,11 @@ def test_admin_route_fleet_and_timeline_in_a_browser(system: System, browser: Br
     page.goto(f"{system.stack.web_url}/admin/asc_catalog/route/add/")
     page.select_option("#id_tenant", label="demo")
     page.fill("#id_name", "browser-route")
-    for row, (priority, weight) in enumerate([(0, 3), (1, 1)]):
-        page.select_option(f"#id_targets-{row}-model", label="mock:mock-1@local")
-        page.select_option(f"#id_targets-{row}-credential", label="demo/mock")
-        page.fill(f"#id_targets-{row}-priority", str(priority))
-        page.fill(f"#id_targets-{row}-weight", str(weight))
+    for i, (priority, weight) in enumerate([(0, 3), (1, 1)]):
+        page.select_option(f"#id_targets-{i}-model", label="mock:mock-1@local")
+        page.select_option(f"#id_targets-{i}-credential", label="demo/mock")
+        page.fill(f"#id_targets-{i}-priority", str(priority))
+        page.fill(f"#id_targets-{i}-weight", str(weight))
     page.click("input[name=_save]")
     page.wait_for_selector(".messagelist .success")
     route = system.api.one("routes/?name=browser-route")

@@ -361,3 +361,15 @@ def test_the_front_page_asks_as_many_queries_for_many_nodes_and_tenants(
     assert "more-9" in page
     assert "dp-x9" in page
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_the_denial_links_open_the_usage_list_filtered(
+    users: dict[str, User], traffic: None
+) -> None:
+    c = login(users["tenant_admin"])
+    denied = c.get("/admin/asc_usage/usagerecord/?status_code__gte=400")
+    assert denied.status_code == 200, "a filter the admin accepts (not a redirect to ?e=1)"
+    assert denied.context["cl"].result_count == 3
+    budget = c.get("/admin/asc_usage/usagerecord/?error_code=budget_exceeded")
+    assert budget.status_code == 200
+    assert budget.context["cl"].result_count == 1

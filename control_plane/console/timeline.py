@@ -84,7 +84,7 @@ def time_range(query: Any, now: datetime) -> tuple[datetime, datetime, str]:
 def lanes(buckets: list[Bucket]) -> list[Lane]:
     served = [b.requests > b.denials for b in buckets]
     return [
-        Lane("Spend", "USD", [b.spend_usd for b in buckets], "#2e7d32", "area", digits=6),
+        Lane("Spend", "USD", [b.spend_usd for b in buckets], "#2e7d32", digits=6),
         Lane("Requests", "per bucket", [float(b.requests) for b in buckets], "#417690"),
         Lane(
             "Time to first token",

@@ -38,7 +38,7 @@ class Lane:
     unit: str
     values: Sequence[float]  # one per bucket
     color: str
-    style: str = "bars"  # "bars", "line" (gaps where ``present`` is false) or "area"
+    style: str = "bars"  # "bars" (sums per bucket) or "line" (gaps where ``present`` is false)
     present: Sequence[bool] | None = None  # buckets where a line has a value at all
     digits: int = 0  # decimals shown for this lane's figures
 
@@ -107,8 +107,8 @@ def _lane(lane: Lane, top: float, starts: Sequence[datetime], step: timedelta, f
         f"{escape(_fmt(peak, lane.digits))} {escape(lane.unit)}</text>",
         f'<text x="12" y="{top + 48}" font-size="11" fill="{MUTED}" class="asc-q">total '
         f"{escape(_fmt(sum(lane.values), lane.digits))}</text>"
-        if lane.style == "bars" or lane.style == "area"
-        else "",
+        if lane.style == "bars"
+        else "",  # an average has no total
     ]
     if lane.style == "bars":
         gap = 1.0 if width > 3 else 0.0
@@ -128,13 +128,6 @@ def _lane(lane: Lane, top: float, starts: Sequence[datetime], step: timedelta, f
             elif runs[-1]:
                 runs.append([])
         line = "".join("M" + "L".join(r) for r in runs if r)
-        if lane.style == "area" and line:
-            area = "".join(
-                f"M{r[0].split()[0]} {base}L" + "L".join(r) + f"L{r[-1].split()[0]} {base}z"
-                for r in runs
-                if r
-            )
-            parts.append(f'<path fill="{lane.color}" fill-opacity="0.18" d="{area}"/>')
         parts.append(
             f'<path class="asc-series" fill="none" stroke="{lane.color}" stroke-width="2" '
             f'stroke-linejoin="round" d="{line}"/>'

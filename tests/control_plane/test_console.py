@@ -124,6 +124,12 @@ def test_the_front_page_shows_a_platform_admin_the_fleet_spend_denials_and_rollo
         ("dp-1", 0, 1),
         ("dp-2", 1, 0),
     ], "connected first; dp-2 one version behind; dp-1's requests found a circuit open"
+    DataPlaneNode.objects.create(node_id="dp-0", connected=True, applied_version=1)
+    DataPlaneNode.objects.create(node_id="dp-00", connected=True, applied_version=0)
+    nodes = login(users["platform"]).get("/admin/").context["fleet"]["nodes"]
+    assert [n.node.node_id for n in nodes] == ["dp-00", "dp-1", "dp-0", "dp-2"], (
+        "connected nodes needing a look (behind, circuits open) first"
+    )
     [circuit] = response.context["fleet"]["circuits"]
     assert (circuit.provider, circuit.model, circuit.requests) == ("mock", "mock-1", 1)
     tenants = [(t.slug, t.requests, t.spend_usd) for t in response.context["tenants_today"]]
@@ -159,6 +165,16 @@ def test_the_front_page_shows_a_tenant_admin_only_their_tenant_and_no_fleet(
         ("budget_exceeded", 1),
     ]
     assert response.context["rollout"] is None, "rollouts are for platform admins and auditors"
+
+
+def test_an_auditor_sees_the_rollout_in_flight_but_not_the_fleet(
+    users: dict[str, User], traffic: None
+) -> None:
+    rollouts.start(actor=users["platform"], steps=[10, 100], soak_s=60)
+    response = login(users["auditor"]).get("/admin/")
+    assert response.context["fleet"] is None
+    assert response.context["rollout"].share == 10
+    assert "Step 1 of 2: 10% of the fleet" in response.content.decode()
 
 
 def test_a_developer_sees_only_their_own_keys_usage(users: dict[str, User], traffic: None) -> None:

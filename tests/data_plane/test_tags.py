@@ -353,11 +353,14 @@ async def test_metadata_tags_reach_the_usage_event_and_the_openai_upstream(
     assert upstream.received[-1].body["metadata"] == {"feature": "search", "team": "ranking"}
 
 
-async def test_the_keys_and_projects_tags_win_and_the_header_adds(gateway: Gateway) -> None:
+async def test_the_keys_and_projects_tags_win_and_the_header_adds(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
     async with gateway.openai(KEY, default_headers={"x-asc-tags": "feature=search"}) as client:
         await client.chat.completions.create(model="chat", messages=QUESTION)
     (event,) = await gateway.events(1)
     assert tags_of(event) == {"feature": "summarizer", "team": "search"}
+    assert "x-asc-tags" not in {h.lower() for h in upstream.received[-1].headers}
 
 
 async def test_an_unknown_tag_is_a_400_naming_it_and_nothing_goes_upstream(

@@ -393,3 +393,25 @@ def test_the_usage_list_filters_by_tag_value(world: dict[str, Any], api: APIClie
     bad = api.get("/api/v1/usage/", {"tag": "feature"})
     assert bad.status_code == 400
     assert "tag" in bad.json()["error"]["details"]
+
+
+def test_the_admin_spend_page_shows_a_member_their_tenants_only(world: dict[str, Any]) -> None:
+    from django.test import Client
+
+    user = User.objects.create_user("finance", password="pw-member-123", is_staff=True)
+    Membership.objects.create(user=user, tenant=world["a"]["tenant"], role="auditor")
+    client = Client()
+    client.force_login(user)
+    exported = client.get(
+        "/admin/asc_usage/usagerecord/spend/",
+        {"group_by": "tag:feature", "from": "2026-11-01", "to": "2026-11-02", "format": "csv"},
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    assert [(r["group"], r["requests"]) for r in rows] == [
+        ("summarizer", "3"),
+        ("search", "2"),
+        ("", "1"),
+    ]
+    page = client.get("/admin/asc_usage/usagerecord/spend/").content.decode()
+    assert ">acme<" in page
+    assert ">beta<" not in page

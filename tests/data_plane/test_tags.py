@@ -440,3 +440,59 @@ async def test_a_dropping_tenant_serves_the_request_without_the_unknown_tags(
         )
         (event,) = await gateway.events(1)
     assert (event.status_code, tags_of(event)) == (200, {"feature": "search"})
+
+
+class Ledger:
+    """A control plane holding one node's leases to ``amount`` units per limit (the rule of
+    control_plane.limits.services.decide, with no other node)."""
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+        self.granted: dict[str, int] = {}
+        self.asked: list[str] = []
+
+    async def acquire(self, request: control_pb2.LeaseRequest) -> control_pb2.LeaseResponse:
+        grants = []
+        for ask in request.asks:
+            self.asked.append(ask.limit_id)
+            had = self.granted.get(ask.limit_id, 0)
+            now = max(ask.committed, min(had + max(ask.want, 0), self.amount))
+            self.granted[ask.limit_id] = now
+            grants.append(
+                control_pb2.LeaseGrant(
+                    limit_id=ask.limit_id,
+                    window=ask.window,
+                    granted=now,
+                    remaining=self.amount - now,
+                    ttl_ms=60_000,
+                    nodes=1,
+                )
+            )
+        return control_pb2.LeaseResponse(grants=grants)
+
+
+async def test_a_tag_rate_limit_refuses_that_tag_value_only(
+    tmp_path: Path, upstream: FakeOpenAI, claude: FakeAnthropic
+) -> None:
+    ledger = Ledger(amount=3)
+    snapshot = tagged_policy(upstream.base_url, claude.base_url).snapshot()
+    async with (
+        running_gateway(tmp_path, snapshot, lease_source=ledger) as gateway,
+        gateway.openai(PLAIN_KEY) as client,
+    ):
+        for _ in range(3):
+            await client.chat.completions.create(
+                model="chat", messages=QUESTION, metadata={"feature": "summarizer"}
+            )
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.chat.completions.create(
+                model="chat", messages=QUESTION, metadata={"feature": "summarizer"}
+            )
+        assert refused.value.code == "rate_limited"
+        await client.chat.completions.create(
+            model="chat", messages=QUESTION, metadata={"feature": "search"}
+        )
+        await client.chat.completions.create(model="chat", messages=QUESTION)
+        events = await gateway.events(6)
+    assert [e.status_code for e in events] == [200, 200, 200, 429, 200, 200]
+    assert set(ledger.asked) == {"l-summarizer"}, "beta's limit on the same value never applies"

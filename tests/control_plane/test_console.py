@@ -134,6 +134,7 @@ def test_the_front_page_shows_a_platform_admin_the_fleet_spend_denials_and_rollo
     assert (circuit.provider, circuit.model, circuit.requests) == ("mock", "mock-1", 1)
     tenants = [(t.slug, t.requests, t.spend_usd) for t in response.context["tenants_today"]]
     assert tenants == [("tenant-a", 7, 9.0), ("tenant-b", 9, 5.0)], "most spent first"
+    assert page.count('<svg class="asc-spark"') == 2, "requests by hour, per tenant"
     assert response.context["top_denials"][0][:2] == ("rate_limited", 4)
     assert [d[:2] for d in response.context["top_denials"][1:]] == [
         ("model_not_allowed", 2),

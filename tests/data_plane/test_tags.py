@@ -496,3 +496,15 @@ async def test_a_tag_rate_limit_refuses_that_tag_value_only(
         events = await gateway.events(6)
     assert [e.status_code for e in events] == [200, 200, 200, 429, 200, 200]
     assert set(ledger.asked) == {"l-summarizer"}, "beta's limit on the same value never applies"
+
+
+async def test_embeddings_take_tags_from_the_header(gateway: Gateway) -> None:
+    async with gateway.openai(PLAIN_KEY, default_headers={"x-asc-tags": "team=ranking"}) as client:
+        await client.embeddings.create(model="chat", input="Hello?")
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.embeddings.create(
+                model="chat", input="Hello?", extra_headers={"x-asc-tags": "colour=blue"}
+            )
+    assert refused.value.code == "unknown_tag"
+    first, _ = await gateway.events(2)
+    assert tags_of(first) == {"team": "ranking"}

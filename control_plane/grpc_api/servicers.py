@@ -208,9 +208,9 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                             if delta is not None
                             else control_pb2.SnapshotResponse(nonce=nonce, snapshot=latest)
                         )
-                changed = asyncio.ensure_future(self.watcher.wait_changed())
-                done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
-                changed.cancel()
+                # The watcher's future is shared by every stream: waited on, never cancelled.
+                waiting: set[asyncio.Future[Any]] = {reader, self.watcher.changed()}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if reader not in done:
                     continue
                 message = reader.result()

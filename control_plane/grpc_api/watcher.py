@@ -51,7 +51,9 @@ class SnapshotWatcher:
         # and with a thousand nodes a new version must not wait behind them.
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="snapshot-watcher")
         self.staging = Staging()
-        self._changed = asyncio.Event()
+        # Done when what a stream may owe its node changes; one future for every stream, so
+        # a change wakes a thousand streams without a task per stream and wait.
+        self._changed: asyncio.Future[None] | None = None
 
     async def refresh(self) -> bool:
         """Load a newer snapshot if there is one; True when ``latest`` changed."""
@@ -74,8 +76,7 @@ class SnapshotWatcher:
         self.latest = snapshot
         if held is not None:
             self.staging.apply(held)  # with the latest, in one step of the loop
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._wake()
         log.info("serving snapshot v%d", snapshot.version)
         return True
 
@@ -93,11 +94,18 @@ class SnapshotWatcher:
             return None
 
     def _wake(self) -> None:
-        woken, self._changed = self._changed, asyncio.Event()
-        woken.set()
+        woken, self._changed = self._changed, None
+        if woken is not None and not woken.done():
+            woken.set_result(None)
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future done at the next change (shared by every stream: never cancel it)."""
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
 
     async def wait_changed(self) -> None:
-        await self._changed.wait()
+        await asyncio.shield(self.changed())
 
     async def run(self) -> None:
         try:

@@ -1,16 +1,19 @@
-"""The gRPC process's bookkeeping (node status, ACKs, rollout signals, lease grants) runs on a
-few database threads of its own on PostgreSQL: one node's calls always on the same thread, in
-the order they were made, different nodes' calls spread over the threads; on SQLite, in
-Django's one sync thread as before."""
+"""What lets one gRPC process serve a thousand nodes. Its bookkeeping (node status, ACKs,
+rollout signals, lease grants) runs on a few database threads of its own on PostgreSQL: one
+node's calls always on the same thread, in the order they were made, different nodes' calls
+spread over the threads; on SQLite, in Django's one sync thread as before. A change wakes
+every stream through one shared future, which a stream that stops waiting cannot cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 from django.db import connection
 
 from control_plane.grpc_api import servicers
+from control_plane.grpc_api.watcher import SnapshotWatcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +56,18 @@ async def test_a_failed_call_is_followed_by_a_connection_check() -> None:
     # Within a second of the failed call, the next one checks its connection again.
     assert await servicers._db(check_time)("node-1") > checked[0]
     await servicers.close_ingest_connections()
+
+
+async def test_one_change_wakes_every_waiting_stream_and_no_waiter_can_cancel_it() -> None:
+    watcher = SnapshotWatcher(poll_s=60)
+    streams = [asyncio.ensure_future(watcher.wait_changed()) for _ in range(3)]
+    quitter = asyncio.ensure_future(watcher.wait_changed())
+    await asyncio.sleep(0)
+    quitter.cancel()  # a stream that ends while waiting
+    await asyncio.sleep(0)
+    shared = watcher.changed()
+    assert not shared.cancelled()
+    watcher._wake()
+    await asyncio.gather(*streams)
+    assert shared.done()
+    assert watcher.changed() is not shared, "the next change has a future of its own"

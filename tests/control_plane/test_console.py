@@ -355,7 +355,7 @@ def test_marks_of_a_kind_whose_labels_would_overlap_share_one() -> None:
     other_kind = [Mark(start + timedelta(seconds=101), "circuit", "circuit open", "")]
     svg = str(timeline_chart(starts, step, lanes, close + far + other_kind))
     assert svg.count('class="asc-mark asc-mark-version"') == 4, "every mark keeps its line"
-    labels = svg.count('class="asc-mark-label"')
+    labels = svg.count('class="asc-mark-label ')
     assert labels == 3, "v1…v3, v9, and the circuit on its own row"
     assert "v1…v3" in svg
     assert ">v9<" in svg

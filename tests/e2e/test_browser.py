@@ -208,4 +208,6 @@ def test_the_console_and_the_timeline_show_real_traffic(system: System, browser:
     assert fallbacks["height"] > 10, "the fallbacks lane rises above its axis"
     png = page.screenshot(path=str(SCREENSHOTS / "tenant-timeline-events.png"), full_page=True)
     assert len(png) > 10_000
+    page.emulate_media(color_scheme="dark")  # the admin's dark theme: the charts follow it
+    page.screenshot(path=str(SCREENSHOTS / "tenant-timeline-dark.png"), full_page=True)
     page.close()

@@ -214,8 +214,9 @@ def _marks(marks: Sequence[Mark], top: float, bottom: float, f: _Frame) -> str:
         anchor = _extent(x0, _label(group), f)[2]
         dx = -7 if anchor == "end" else 7
         parts.append(
-            f'<g class="asc-mark-label asc-mark-label-{escape(kind)}"><circle cx="{x0:.1f}" cy="{row_y:.1f}" r="4" '
-            f'fill="{color}"/><text x="{x0 + dx:.1f}" y="{row_y + 4:.1f}" font-size="11" '
+            f'<g class="asc-mark-label asc-mark-label-{escape(kind)}">'
+            f'<circle cx="{x0:.1f}" cy="{row_y:.1f}" r="4" fill="{color}"/>'
+            f'<text x="{x0 + dx:.1f}" y="{row_y + 4:.1f}" font-size="11" '
             f'font-weight="600" text-anchor="{anchor}" fill="{color}">'
             f"{escape(_label(group))}</text></g>"
         )

@@ -105,7 +105,8 @@ def _bookkeepers() -> list[ThreadPoolExecutor]:
     few threads of their own (``ASC_DB_THREADS``), each an executor of one thread, instead of
     Django's one sync thread, which a thousand nodes' status writes and lease asks kept busy
     (a grant waits on its window's row lock in the database, not behind every other node).
-    None on SQLite, whose shared-cache tables refuse a second writer instead of waiting."""
+    None on SQLite, whose shared-cache tables refuse a second writer instead of waiting, or
+    with ``ASC_DB_THREADS=0`` (the sync thread, as before)."""
     if connection.vendor != "postgresql":
         return []
     count = _count("ASC_DB_THREADS", 4)

@@ -1,12 +1,15 @@
 """Applying what the control plane pushes: a full snapshot or a delta (ADR 0006).
 
 The applier keeps the index of the policy in force (``shared.policy_index``: every entity's
-encoding, hashed per bucket). A full snapshot is indexed, hashed, compiled (all in slices on
-the loop) and swapped in. A delta is applied only to the version and hash it names: the index
-takes its changes, the new hash is computed from the few buckets they touch and compared with
-the delta's, the changes are checked (``policy.incremental``) and compiled into a new policy
-that shares everything else with the previous one; on any refusal the index is put back and the
-previous policy stays in force. The disk copy is always a full snapshot, written from the index.
+encoding, hashed per bucket). A full snapshot is indexed, hashed, checked, compiled and swapped
+in: a small one in slices on the loop; a large one (``checker.OFFLOAD_BYTES``) indexed, hashed
+and checked by the checker process while the loop decodes and compiles it in slices, its index
+loaded from the checker's after the swap. A delta is applied only to the version and hash it
+names: the index takes its changes, the new hash is computed from the few buckets they touch
+and compared with the delta's, the changes are checked (``policy.incremental``) and compiled
+into a new policy that shares everything else with the previous one; on any refusal the index
+is put back and the previous policy stays in force. The disk copy is always a full snapshot,
+written from the index (or, before the index is loaded, from the encoding as received).
 """
 
 from __future__ import annotations

@@ -113,6 +113,10 @@ def _in_process(report: Report, snapshot: snapshot_pb2.Snapshot) -> dict[str, fl
                 f"{incremental['full_apply_s'] * 1000:.0f} ms",
             ],
             [
+                "  CPU time of the event loop's thread meanwhile (ticker included)",
+                f"{incremental['full_loop_cpu_s'] * 1000:.0f} ms",
+            ],
+            [
                 "  worst lateness of a 1 ms loop ticker meanwhile",
                 f"{incremental['full_lag_ms']:.1f} ms",
             ],

@@ -5,10 +5,11 @@ one ``Supervisor``: restarted after any error, counted, and reported by ``/ready
 keep failing.
 
 Long-lived resources are ``cleanup_ctx`` entries, set up in this order and torn down in the
-reverse one: the disk snapshot, the upstream HTTP session, the control-plane channel with the
-snapshot stream, and the usage reporter. Torn down last-in first-out, the usage reporter
-flushes its queue to the spool after the server has drained in-flight requests and before the
-channel closes.
+reverse one: the tracer (its spans flushed last), the disk snapshot, the upstream HTTP
+session, the response cache (its Redis connections, when configured), the control-plane
+channel with the snapshot stream, and the usage reporter. Torn
+down last-in first-out, the usage reporter flushes its queue to the spool after the server
+has drained in-flight requests and before the channel closes.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import itertools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from data_plane import errors, rpc
+from data_plane import errors, rpc, tracing
+from data_plane.cache.backends import Backend, MemoryBackend, RedisBackend
+from data_plane.cache.cache import ResponseCache
 from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
 from data_plane.http import handlers
@@ -44,8 +48,10 @@ from data_plane.http.appkeys import (
     USAGE,
     USAGE_CLIENT,
 )
+from data_plane.http.caching import CACHE
 from data_plane.http.owners import ResponseOwners
 from data_plane.http.pipeline import HEALTH, OWNERS, Dialect, error_response
+from data_plane.http.traced import TRACER
 from data_plane.limits.admission import Admitter
 from data_plane.limits.client import LeaseClient, LeaseSource
 from data_plane.limits.leases import LeaseBook
@@ -57,6 +63,7 @@ from data_plane.snapshots.store import SnapshotStore
 from data_plane.supervisor import Supervisor
 from data_plane.upstream.providers.registry import build_providers
 from data_plane.usage.reporter import UsageClient, UsageReporter
+from shared import otel
 from shared.crypto import Keyring
 
 log = logging.getLogger(__name__)
@@ -108,10 +115,12 @@ def create_app(
     usage_client: UsageClient | None = None,
     lease_source: LeaseSource | None = None,
     rand: random.Random | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> web.Application:
     """The data-plane app. ``usage_client`` and ``lease_source`` replace the gRPC
     UsageService and LeaseService clients (tests, or a node without a control plane);
-    ``rand`` drives target selection and backoff jitter."""
+    ``rand`` drives target selection and backoff jitter; ``span_exporter`` receives the
+    request traces (tests) in place of the OTLP endpoint of the settings."""
     app = web.Application(middlewares=[request_context], client_max_size=MAX_BODY_BYTES)
     keyring = Keyring(settings.seal_key) if settings.seal_key else None
     app[SETTINGS] = settings
@@ -122,6 +131,7 @@ def create_app(
     app[OWNERS] = ResponseOwners()
     app[STORE] = SnapshotStore(settings.snapshot_path, keyring)
     app[RANDOM] = rand or random.Random()
+    app.cleanup_ctx.append(_tracing(span_exporter))  # first in, so the last torn down
     if usage_client is not None:
         app[USAGE_CLIENT] = usage_client
     if lease_source is not None:
@@ -137,8 +147,34 @@ def create_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
-    app.cleanup_ctx.extend([_disk_snapshot, _upstream_session, _control_plane_and_usage])
+    app.cleanup_ctx.extend(
+        [_disk_snapshot, _upstream_session, _response_cache, _control_plane_and_usage]
+    )
     return app
+
+
+def _tracing(
+    exporter: SpanExporter | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The tracer (None: tracing off); its spans flushed at shutdown, off the event loop."""
+
+    async def traced(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        provider = await asyncio.to_thread(  # resource detection blocks: off the loop
+            otel.build_provider,
+            "asc-data-plane",
+            settings.node_id,
+            endpoint=settings.otlp_endpoint,
+            exporter=exporter,
+        )
+        app[TRACER] = tracing.tracer_of(provider) if provider is not None else None
+        try:
+            yield
+        finally:
+            if provider is not None:
+                await asyncio.to_thread(provider.shutdown)
+
+    return traced
 
 
 async def _disk_snapshot(app: web.Application) -> AsyncIterator[None]:
@@ -157,6 +193,24 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
         app[PROVIDERS] = build_providers(session)
         yield
+
+
+async def _response_cache(app: web.Application) -> AsyncIterator[None]:
+    """The response cache: Redis (shared by every data plane) when configured, else in
+    process. Nothing connects until a route that caches is asked for."""
+    settings = app[SETTINGS]
+    backend: Backend = MemoryBackend(settings.cache_max_entries, settings.cache_max_bytes)
+    if settings.cache_redis_url:
+        backend = RedisBackend(
+            settings.cache_redis_url, settings.cache_redis_prefix, settings.cache_timeout_s
+        )
+    app[CACHE] = cache = ResponseCache(
+        backend, app[METRICS], max_entry_bytes=settings.cache_max_entry_bytes
+    )
+    try:
+        yield
+    finally:
+        await cache.close()
 
 
 async def _control_plane_and_usage(app: web.Application) -> AsyncIterator[None]:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.db.models import Count, Max, Min, Sum
 
 from control_plane.catalog.models import (
     Model,
@@ -15,7 +19,7 @@ from control_plane.catalog.models import (
     RouteTarget,
 )
 from control_plane.fleet import snapshot_builder as b
-from control_plane.fleet.models import PolicySnapshot
+from control_plane.fleet.models import CircuitOpening, DataPlaneNode, PolicySnapshot
 from control_plane.guardrails.models import GuardrailPolicy
 from control_plane.keys.models import IdentityProvider, VirtualKey
 from control_plane.limits.models import Limit, Scope
@@ -35,7 +39,15 @@ def policy_rows() -> b.PolicyRows:
     key_routes = _granted_routes(live_keys)
     return b.PolicyRows(
         tenants=[
-            b.TenantRow(str(t.id), t.slug, t.active, list(t.allowed_regions))
+            b.TenantRow(
+                str(t.id),
+                t.slug,
+                t.active,
+                list(t.allowed_regions),
+                dict(t.allowed_tags),
+                t.drop_unknown_tags,
+                t.trace_prompts,
+            )
             for t in Tenant.objects.all()
         ],
         providers=[
@@ -70,6 +82,7 @@ def policy_rows() -> b.PolicyRows:
                 r.max_retries,
                 r.latency_aware,
                 r.drop_untranslatable,
+                r.cache_ttl_s,
             )
             for r in Route.objects.all()
         ],
@@ -87,6 +100,7 @@ def policy_rows() -> b.PolicyRows:
                 k.max_parallel,
                 k.max_body_bytes,
                 k.max_tokens,
+                dict(k.tags),
             )
             for k in live_keys.select_related("created_by")
         ],
@@ -105,7 +119,10 @@ def policy_rows() -> b.PolicyRows:
             )
             for g in GuardrailPolicy.objects.filter(enabled=True)
         ],
-        projects=[b.ProjectRow(str(p.id), str(p.tenant_id), p.name) for p in Project.objects.all()],
+        projects=[
+            b.ProjectRow(str(p.id), str(p.tenant_id), p.name, dict(p.tags))
+            for p in Project.objects.all()
+        ],
         identity_providers=_identity_providers(),
         limits=[
             b.LimitRow(
@@ -194,4 +211,94 @@ def latest_snapshot() -> PolicySnapshot | None:
 def latest_version() -> int:
     return (
         PolicySnapshot.objects.order_by("-version").values_list("version", flat=True).first() or 0
+    )
+
+
+# An open circuit no request has found open for this long is taken to have closed: the data
+# plane's longest default cool-down (data_plane/policy/health.py, breaker_max_cooldown_s).
+CIRCUIT_QUIET = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: DataPlaneNode
+    lag: int  # versions behind the latest published
+    open_circuits: int  # targets its requests found open within CIRCUIT_QUIET
+
+
+def fleet_status(now: datetime) -> list[NodeStatus]:
+    """Every node with its lag and open circuits, in a fixed number of queries, those needing
+    a look first: connected nodes behind or with open circuits, then the other connected ones,
+    then the disconnected (fleet status holds every tenant's traffic: the callers show it to
+    platform admins only)."""
+    latest = latest_version()
+    circuits = dict(
+        CircuitOpening.objects.filter(last_seen_at__gte=now - CIRCUIT_QUIET)
+        .values("node_id")
+        .annotate(n=Count("id"))
+        .values_list("node_id", "n")
+    )
+    nodes = [
+        NodeStatus(n, max(0, latest - n.applied_version), circuits.get(n.node_id, 0))
+        for n in DataPlaneNode.objects.order_by("node_id")
+    ]
+    return sorted(nodes, key=lambda s: (not s.node.connected, not (s.lag or s.open_circuits)))
+
+
+@dataclass(frozen=True)
+class OpenCircuit:
+    provider: str
+    model: str
+    nodes: int
+    tenants: int
+    opened_at: datetime
+    requests: int
+
+
+def open_circuits(now: datetime) -> list[OpenCircuit]:
+    """Targets some request found open within ``CIRCUIT_QUIET``, one line per target."""
+    rows = (
+        CircuitOpening.objects.filter(last_seen_at__gte=now - CIRCUIT_QUIET)
+        .values("provider_id", "model_id")
+        .annotate(
+            nodes=Count("node_id", distinct=True),
+            tenants=Count("tenant_id", distinct=True),
+            since=Min("opened_at"),
+            requests=Sum("requests"),
+            last=Max("last_seen_at"),
+        )
+        .order_by("-last")
+    )
+    names = dict(Model.objects.values_list("id", "provider_model"))
+    providers = dict(Provider.objects.values_list("id", "name"))
+    return [
+        OpenCircuit(
+            providers.get(r["provider_id"], str(r["provider_id"] or "?")),
+            names.get(r["model_id"], str(r["model_id"] or "?")),
+            r["nodes"],
+            r["tenants"],
+            r["since"],
+            r["requests"] or 0,
+        )
+        for r in rows
+    ]
+
+
+def circuit_openings(user: Any, tenant_id: Any, since: datetime, until: datetime) -> list[Any]:
+    """Circuits one tenant's requests found open, opened in ``[since, until)``, as the user may
+    see them, oldest first, with their target's names."""
+    return list(
+        CircuitOpening.objects.restrict(user)
+        .filter(tenant_id=tenant_id, opened_at__gte=since, opened_at__lt=until)
+        .select_related("provider", "model")
+        .order_by("opened_at")
+    )
+
+
+def published_between(since: datetime, until: datetime) -> list[PolicySnapshot]:
+    """Snapshot versions published in ``[since, until)``, oldest first (without payloads)."""
+    return list(
+        PolicySnapshot.objects.filter(created_at__gte=since, created_at__lt=until)
+        .only("version", "created_at", "reason")
+        .order_by("version")
     )

@@ -7,8 +7,8 @@ the same hash. ``shared.consistency.check`` then checks it before anything is pu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ SCOPE = {
     "project": snapshot_pb2.LIMIT_SCOPE_PROJECT,
     "key": snapshot_pb2.LIMIT_SCOPE_KEY,
     "route": snapshot_pb2.LIMIT_SCOPE_ROUTE,
+    "tag": snapshot_pb2.LIMIT_SCOPE_TAG,
 }
 
 
@@ -41,6 +42,9 @@ class TenantRow:
     slug: str
     active: bool
     allowed_regions: Sequence[str]
+    allowed_tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    drop_unknown_tags: bool = False
+    trace_prompts: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class RouteRow:
     max_retries: int = 0
     latency_aware: bool = False
     drop_untranslatable: bool = False
+    cache_ttl_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class KeyRow:
     max_parallel: int = 0
     max_body_bytes: int = 0
     max_tokens: int = 0
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,14 +121,15 @@ class ProjectRow:
     id: str
     tenant_id: str
     name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class LimitRow:
     id: str
     tenant_id: str
-    scope: str  # tenant, project, key, route
-    subject_id: str
+    scope: str  # tenant, project, key, route, tag
+    subject_id: str  # the subject's id; "key=value" for a tag
     kind: str  # budget, requests, tokens
     period: str  # shared.windows period
     time_zone: str
@@ -185,12 +192,25 @@ def by_id[T: _HasId](items: Sequence[T]) -> list[T]:
     return sorted(items, key=lambda item: item.id)
 
 
+def tags_of(tags: Mapping[str, str]) -> list[snapshot_pb2.Tag]:
+    return [snapshot_pb2.Tag(key=k, value=v) for k, v in sorted(tags.items())]
+
+
 def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
 
     return snapshot_pb2.Policy(
         tenants=[
             snapshot_pb2.Tenant(
-                id=t.id, slug=t.slug, active=t.active, allowed_regions=sorted(t.allowed_regions)
+                id=t.id,
+                slug=t.slug,
+                active=t.active,
+                allowed_regions=sorted(t.allowed_regions),
+                allowed_tags=[
+                    snapshot_pb2.TagRule(key=k, values=sorted(v))
+                    for k, v in sorted(t.allowed_tags.items())
+                ],
+                drop_unknown_tags=t.drop_unknown_tags,
+                trace_prompts=t.trace_prompts,
             )
             for t in by_id(rows.tenants)
         ],
@@ -246,6 +266,7 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 max_retries=r.max_retries,
                 latency_aware=r.latency_aware,
                 drop_untranslatable=r.drop_untranslatable,
+                cache_ttl_s=r.cache_ttl_s,
             )
             for r in by_id(rows.routes)
         ],
@@ -263,6 +284,7 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
                 max_parallel=k.max_parallel,
                 max_body_bytes=k.max_body_bytes,
                 max_tokens=k.max_tokens,
+                tags=tags_of(k.tags),
             )
             for k in by_id(rows.keys)
         ],
@@ -285,7 +307,7 @@ def build_policy(rows: PolicyRows) -> snapshot_pb2.Policy:
             for i in by_id(rows.identity_providers)
         ],
         projects=[
-            snapshot_pb2.Project(id=p.id, tenant_id=p.tenant_id, name=p.name)
+            snapshot_pb2.Project(id=p.id, tenant_id=p.tenant_id, name=p.name, tags=tags_of(p.tags))
             for p in by_id(rows.projects)
         ],
         limits=[

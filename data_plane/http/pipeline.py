@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from data_plane import errors
+from data_plane import errors, tracing
 from data_plane.dialects import embeddings as embeddings_api
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.guarding import changed, guard_body
@@ -33,6 +33,7 @@ from data_plane.errors import ApiError
 from data_plane.guardrails import Action, CompiledGuardrails, Verdict
 from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
 from data_plane.guardrails.policy import Guard, for_route
+from data_plane.http import caching, traced
 from data_plane.http.appkeys import (
     ADMITTER,
     METRICS,
@@ -44,11 +45,12 @@ from data_plane.http.appkeys import (
     USAGE,
 )
 from data_plane.http.owners import Owner, ResponseOwners
+from data_plane.policy import tags
 from data_plane.policy.auth import END_USER_HEADER, Principal, authenticate, authorize
 from data_plane.policy.compiled import CompiledPolicy, RouteEntry
 from data_plane.policy.health import HealthBook
 from data_plane.policy.routing import order_targets, outside_regions
-from data_plane.types import OPENAI_RESPONSES, Event, Forwarded, Usage
+from data_plane.types import OPENAI_CHAT, OPENAI_RESPONSES, Event, Forwarded, Usage
 from data_plane.upstream.failover import Call, Stream, Tried
 from data_plane.upstream.providers.base import ProviderError
 from data_plane.usage.audit import build_audit
@@ -144,6 +146,8 @@ class Context:
     policy: CompiledPolicy
     record: RequestRecord
     call: Call | None = None
+    trace: tracing.RequestTrace | None = None  # None: tracing is off
+    cache: caching.Plan | None = None  # set on a route with a response cache
 
     @property
     def principal(self) -> Principal:
@@ -164,8 +168,10 @@ Step = Callable[[Context], Awaitable[web.StreamResponse]]
 
 async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.StreamResponse:
     """Authenticate, hold a parallel-request slot, run ``serve``, record the outcome."""
+    trace = traced.begin(request)
     found = principal_of(request)
     if isinstance(found, ApiError):
+        traced.refused(trace, found)
         return refuse(request, found, dialect)
     policy, principal = found
     record = RequestRecord(
@@ -175,7 +181,8 @@ async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.Str
         snapshot_version=policy.version,
         principal=principal,
     )
-    context = Context(request, dialect, policy, record)
+    context = Context(request, dialect, policy, record, trace=trace)
+    traced.authenticated(trace, principal)
     try:
         with request.app[ADMITTER].slot(principal.key) as refused:
             response = context.fail(refused) if refused is not None else await serve(context)
@@ -186,6 +193,9 @@ async def handle(request: web.Request, dialect: Dialect, serve: Step) -> web.Str
         if context.call is not None:
             _note_tried(record, context.call.tried)
         stored = finish(request.app, record)
+        traced.end(trace, record)
+    if context.cache is not None:
+        await caching.keep(request.app, context.cache, record, response)
     # Durable audit: the answer waits for its record to be on disk, and is withheld (fail
     # closed) when it cannot be (a stream has been sent by now: only its record waited).
     if stored is not None and not await stored and not response.prepared:
@@ -223,7 +233,10 @@ async def _admit(
     """Limits, then the route's targets in the order to try them (residency applied; only
     ``owner``'s, when it is still one of them: the upstream keeping the conversation)."""
     app, record = context.request.app, context.record
-    admission = await app[ADMITTER].admit(context.policy, context.principal.key, route, size, body)
+    with tracing.step(context.trace, "asc.admission", current=True):  # lease asks join it
+        admission = await app[ADMITTER].admit(
+            context.policy, context.principal.key, route, size, body, record.tags
+        )
     if isinstance(admission, ApiError):
         return admission
     record.admission = admission
@@ -251,6 +264,7 @@ async def _admit(
         started=record.started,
         route_name=route.name,
         note=note,
+        trace=context.trace,
     )
     return context.call
 
@@ -265,17 +279,25 @@ async def serve_chat(context: Context) -> web.StreamResponse:
         return context.fail(parsed)
     record.stream = parsed.stream
     _attribute(context, parsed.end_user)
+    metadata = parsed.body.get("metadata") if parsed.native.wire in TAGGED_WIRES else None
+    untagged = _tag(context, metadata)
+    if untagged is not None:
+        return context.fail(untagged)
     routed = route_for(context, parsed.native.model)
     if isinstance(routed, ApiError):
         return context.fail(routed)
     route, guard = routed
     if guard is not None and guard.on_input:
-        body, verdict = guard_body(guard.compiled, parsed.body, parsed.guarded)
+        with tracing.step(context.trace, "asc.guardrails.input") as span:
+            body, verdict = guard_body(guard.compiled, parsed.body, parsed.guarded)
+            tracing.annotate(span, "asc.guardrails.decision", verdict.decision)
         record.verdicts.append(verdict)
         if verdict.decision is Action.BLOCK:
             return context.fail(blocked_error(verdict))
         if body is not parsed.body:
             parsed = with_body(parsed, body)
+    if context.trace is not None:
+        context.trace.prompt(parsed.body)  # with the tenant's consent only
     output_guard = guard.compiled if guard is not None and guard.on_output else None
     if route.options.drop_untranslatable:  # what a translation leaves out, for the audit
         parsed.native.dropped = record.dropped
@@ -283,16 +305,22 @@ async def serve_chat(context: Context) -> web.StreamResponse:
     call = await _admit(context, route, len(raw), parsed.admission, owner)
     if isinstance(call, ApiError):
         return context.fail(call)
+    if route.options.cache_ttl_s:  # a hit is authorised, guarded and admitted like a miss
+        context.cache = caching.plan(request.headers, route, parsed, guard)
+        hit = await caching.serve(request, record, context.cache)
+        if hit is not None:
+            return hit
     if parsed.stream:
         return await _stream(context, parsed, call, output_guard)
     answer = await call.complete(parsed.native)
     if isinstance(answer, ApiError):
         return context.fail(answer)
-    if isinstance(answer, Forwarded):
-        return _forwarded(context, answer, output_guard)
-    if output_guard is not None:
-        record.verdicts.append(guard_completion(output_guard, answer))
-    return json_response(context.dialect.answer(answer, route.name, parsed))
+    with tracing.step(context.trace, "asc.relay"):
+        if isinstance(answer, Forwarded):
+            return _forwarded(context, answer, output_guard)
+        if output_guard is not None:
+            record.verdicts.append(guard_completion(output_guard, answer))
+        return json_response(context.dialect.answer(answer, route.name, parsed))
 
 
 def _previous_owner(context: Context, parsed: Inbound) -> Owner | None:
@@ -321,6 +349,26 @@ def _attribute(context: Context, end_user: str) -> None:
         context.record.principal = replace(principal, subject=end_user)
 
 
+# Wire formats whose ``metadata`` object carries tags (Anthropic's holds only a user id).
+TAGGED_WIRES = frozenset({OPENAI_CHAT, OPENAI_RESPONSES})
+
+
+def _tag(context: Context, metadata: Any) -> ApiError | None:
+    """The request's validated tags onto its record (``policy.tags``); a refusal otherwise.
+    Nearly free when neither the request, its key nor its project carries any."""
+    key, tenant = context.principal.key, context.principal.tenant
+    header = context.request.headers.get(tags.HEADER)
+    project = context.policy.project_tags.get(key.project_id, ()) if key.project_id else ()
+    if header is None and metadata is None and not key.tags and not project:
+        return None
+    fixed = tags.fixed_tags(tenant.tag_rules, project, key.tags)
+    found = tags.request_tags(tenant.tag_rules, tenant.drop_unknown_tags, fixed, metadata, header)
+    if isinstance(found, ApiError):
+        return found
+    context.record.tags = found
+    return None
+
+
 def _forwarded(
     context: Context, answer: Forwarded, output_guard: CompiledGuardrails | None
 ) -> web.Response:
@@ -346,19 +394,22 @@ async def _stream(
     opened = await call.open_stream(parsed.native)
     if isinstance(opened, ApiError):
         return context.fail(opened)
-    response = web.StreamResponse(
+    response = caching.stream_response(
+        context.request,
+        context.cache,
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "x-request-id": record.request_id,
-        }
+        },
     )
     await response.prepare(context.request)
-    if opened.native:
-        relay = context.dialect.relay(parsed, output_guard)
-        connected = await _relay_native(context, opened, response, relay)
-    else:
-        connected = await _relay(context, parsed, opened, response, output_guard)
+    with tracing.step(context.trace, "asc.relay"):
+        if opened.native:
+            relay = context.dialect.relay(parsed, output_guard)
+            connected = await _relay_native(context, opened, response, relay)
+        else:
+            connected = await _relay(context, parsed, opened, response, output_guard)
     if connected:
         await response.write_eof()
     return response
@@ -450,13 +501,18 @@ async def serve_embeddings(context: Context) -> web.StreamResponse:
     parsed = embeddings_api.parse_embeddings_request(raw, record.request_id)
     if isinstance(parsed, ApiError):
         return context.fail(parsed)
+    untagged = _tag(context, None)
+    if untagged is not None:
+        return context.fail(untagged)
     routed = route_for(context, str(parsed.body["model"]))
     if isinstance(routed, ApiError):
         return context.fail(routed)
     route, guard = routed
     if guard is not None and guard.on_input:
         inputs = embeddings_api.as_chat(parsed)
-        guarded, verdict = guard_input(guard.compiled, inputs)
+        with tracing.step(context.trace, "asc.guardrails.input") as span:
+            guarded, verdict = guard_input(guard.compiled, inputs)
+            tracing.annotate(span, "asc.guardrails.decision", verdict.decision)
         record.verdicts.append(verdict)
         if verdict.decision is Action.BLOCK:
             return context.fail(blocked_error(verdict))
@@ -489,7 +545,9 @@ def finish(app: web.Application, record: RequestRecord) -> asyncio.Future[bool] 
     for attempt in record.fallbacks:
         metrics.fallbacks.labels(attempt.provider_id, attempt.outcome).inc()
     event = build_event(record, int(latency * 1000))
-    app[ADMITTER].settle(record.admission, record.usage, event.cost_nano_usd)
+    # A cached answer asked no provider for tokens: limits count the request, not them.
+    spent = Usage() if record.cache_hit else record.usage
+    app[ADMITTER].settle(record.admission, spent, event.cost_nano_usd)
     tenant = record.principal.tenant if record.principal is not None else None
     durable = tenant is not None and not app[SETTINGS].durable_audit_tenants.isdisjoint(
         (tenant.id, tenant.slug)

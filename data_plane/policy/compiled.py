@@ -13,7 +13,7 @@ snapshot in slices on its event loop (``snapshots.store.compile_serving``).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from types import MappingProxyType
@@ -40,6 +40,9 @@ class TenantEntry:
     allowed_regions: frozenset[str]
     # The tenant consents to prompt and completion text in its traces (data_plane/tracing.py).
     trace_prompts: bool = False
+    # Request tags accepted: key -> allowed values (empty: any); see data_plane/policy/tags.py.
+    tag_rules: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    drop_unknown_tags: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class KeyEntry:
     max_parallel: int = 0
     max_body_bytes: int = 0
     max_tokens: int = 0
+    # Tags every request with this key carries, as (key, value) sorted by key.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,7 @@ class LimitEntry:
 
     id: str
     tenant_id: str
-    subject_id: str  # the tenant, project, key or route it applies to
+    subject_id: str  # the tenant, project, key or route it applies to; "key=value" for a tag
     kind: int  # snapshot_pb2.LimitKind
     period: str  # shared.windows period
     time_zone: str
@@ -101,6 +106,37 @@ class CompiledPolicy:
     limits_by_subject: Mapping[str, tuple[LimitEntry, ...]] = field(default_factory=dict)
     # OIDC issuers by their `iss`.
     issuers: Mapping[str, Issuer] = field(default_factory=dict, repr=False)
+    # Tags of the projects that have some, by project id, as (key, value) sorted by key.
+    project_tags: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+
+def tenant_entry(t: snapshot_pb2.Tenant) -> TenantEntry:
+    return TenantEntry(
+        t.id,
+        t.slug,
+        t.active,
+        frozenset(t.allowed_regions),
+        trace_prompts=t.trace_prompts,
+        tag_rules=MappingProxyType({r.key: frozenset(r.values) for r in t.allowed_tags}),
+        drop_unknown_tags=t.drop_unknown_tags,
+    )
+
+
+def tag_subject(tenant_id: str, tag: str) -> str:
+    """Where a tag limit is filed in ``limits_by_subject``: tag values are per tenant."""
+    return f"{tenant_id}/{tag}"
+
+
+def limit_subject(pb: snapshot_pb2.Limit) -> str:
+    if pb.scope == snapshot_pb2.LIMIT_SCOPE_TAG:
+        return tag_subject(pb.tenant_id, pb.subject_id)
+    return pb.subject_id
+
+
+def project_tags(
+    projects: Iterable[snapshot_pb2.Project],
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    return {p.id: tuple((t.key, t.value) for t in p.tags) for p in projects if p.tags}
 
 
 # Keys compiled between two yields of ``compile_steps``: a slice takes about a millisecond.
@@ -118,22 +154,19 @@ def compile_snapshot(snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None) -
 
 
 def compile_steps(
-    snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None
+    snapshot: snapshot_pb2.Snapshot, keyring: Keyring | None, *, checked: bool = False
 ) -> Generator[None, None, CompiledPolicy]:
     """``compile_snapshot`` in slices: it yields after every ``SLICE`` keys, so a caller on
     the event loop can let requests run in between (a compile in a thread would compete with
     the loop for the GIL and stall it for seconds on a large snapshot). The consistency check
-    runs first, in slices too; what follows relies on it (every reference resolves)."""
+    runs first, in slices too; what follows relies on it (every reference resolves).
+    ``checked``: the caller runs the consistency check itself (``snapshots.checker``, in a
+    process of its own) and discards the result, or any error, when it finds problems."""
     policy = snapshot.policy
-    problems = yield from consistency.problem_steps(policy)
+    problems = [] if checked else (yield from consistency.problem_steps(policy))
     if problems:
         raise consistency.InconsistentSnapshot(problems)
-    tenants = {
-        t.id: TenantEntry(
-            t.id, t.slug, t.active, frozenset(t.allowed_regions), trace_prompts=t.trace_prompts
-        )
-        for t in policy.tenants
-    }
+    tenants = {t.id: tenant_entry(t) for t in policy.tenants}
     providers = {p.id: p for p in policy.providers}
     models = {m.id: m for m in policy.models}
     credentials = {c.id: c for c in policy.credentials}
@@ -141,13 +174,14 @@ def compile_steps(
     yield
     routes: dict[str, RouteEntry] = {}
     routes_by_name: dict[tuple[str, str], RouteEntry] = {}
+    made: dict[tuple[str, str, int, int], Target] = {}
     for n, route_pb in enumerate(policy.routes, 1):
-        route = _compile_route(route_pb, models, providers, credentials, api_keys)
+        route = _compile_route(route_pb, models, providers, credentials, api_keys, made)
         routes[route.id] = route
         routes_by_name[(route.tenant_id, route.name)] = route
         if n % (SLICE // 5) == 0:
             yield
-    keys_by_hash = yield from _compile_keys(policy, tenants)
+    keys_by_hash = yield from KeyTable.steps(policy.keys)
     guardrails = yield from _compile_guardrails(policy)
     limits = yield from _compile_limits(policy)
     yield
@@ -157,7 +191,7 @@ def compile_steps(
         hash=snapshot.hash,
         created_unix_ms=snapshot.created_unix_ms,
         tenants=MappingProxyType(tenants),
-        keys_by_hash=MappingProxyType(keys_by_hash),
+        keys_by_hash=keys_by_hash,
         routes=MappingProxyType(routes),
         routes_by_name=MappingProxyType(routes_by_name),
         models=MappingProxyType(models),
@@ -166,6 +200,7 @@ def compile_steps(
         guardrails=MappingProxyType(guardrails),
         limits_by_subject=MappingProxyType(limits),
         issuers=MappingProxyType(issuers),
+        project_tags=MappingProxyType(project_tags(policy.projects)),
     )
 
 
@@ -225,7 +260,7 @@ def _compile_limits(
             pb.hard,
             zone,
         )
-        by_subject.setdefault(pb.subject_id, []).append(entry)
+        by_subject.setdefault(limit_subject(pb), []).append(entry)
     return {subject: tuple(entries) for subject, entries in by_subject.items()}
 
 
@@ -268,9 +303,16 @@ def _compile_route(
     providers: Mapping[str, snapshot_pb2.Provider],
     credentials: Mapping[str, snapshot_pb2.Credential],
     api_keys: Mapping[str, str],
+    made: dict[tuple[str, str, int, int], Target] | None = None,
 ) -> RouteEntry:
+    """``made``: the targets compiled so far in this compile, shared by the routes that name
+    the same model, credential, priority and weight (10k routes use a few hundred)."""
     targets: list[Target] = []
     for t in route.targets:
+        seen = (t.model_id, t.credential_id, t.priority, t.weight)
+        if made is not None and (same := made.get(seen)) is not None:
+            targets.append(same)
+            continue
         model, cred = models[t.model_id], credentials[t.credential_id]
         provider = providers[model.provider_id]
         targets.append(
@@ -294,6 +336,8 @@ def _compile_route(
                 enabled=provider.enabled,
             )
         )
+        if made is not None:
+            made[seen] = targets[-1]
     options = RouteOptions(
         connect_timeout_s=_seconds(
             route.connect_timeout_ms, DEFAULT_ROUTE_OPTIONS.connect_timeout_s
@@ -305,6 +349,7 @@ def _compile_route(
         max_retries=route.max_retries,
         latency_aware=route.latency_aware,
         drop_untranslatable=route.drop_untranslatable,
+        cache_ttl_s=route.cache_ttl_s,
     )
     return RouteEntry(route.id, route.tenant_id, route.name, tuple(targets), options)
 
@@ -316,30 +361,99 @@ def _seconds(ms: int, default: float) -> float:
 def _compile_keys(
     policy: snapshot_pb2.Policy, tenants: Mapping[str, TenantEntry]
 ) -> Generator[None, None, dict[str, KeyEntry]]:
-    """Keys by (lower-case) hash. Keys with the same routes share one frozenset of them (many
-    keys share a few grants)."""
+    """Keys by (lower-case) hash, all compiled now (a delta's few keys; a full snapshot's keys
+    are compiled on first use: ``KeyTable``). Keys with the same routes share one frozenset of
+    them (many keys share a few grants)."""
     by_hash: dict[str, KeyEntry] = {}
     grants: dict[tuple[str, ...], frozenset[str]] = {}
     for n, key in enumerate(policy.keys, 1):
-        key_id, tenant_id = key.id, key.tenant_id
-        route_ids = tuple(key.route_ids)
-        granted = grants.get(route_ids)
-        if granted is None:
-            granted = grants[route_ids] = frozenset(route_ids)
-        key_hash = key.key_hash.lower()
-        by_hash[key_hash] = KeyEntry(
-            key_id,
-            tenants[tenant_id].id,  # one shared string per tenant, not one per key
-            key.name,
-            key.expires_at_unix,
-            granted,
-            key.owner,
-            key.asserts_end_user,
-            key.project_id,
-            key.max_parallel,
-            key.max_body_bytes,
-            key.max_tokens,
-        )
+        # one shared tenant id string per tenant, not one per key
+        by_hash[key.key_hash.lower()] = key_entry(key, tenants[key.tenant_id].id, grants)
         if n % SLICE == 0:
             yield
     return by_hash
+
+
+def key_entry(
+    key: snapshot_pb2.VirtualKey, tenant_id: str, grants: dict[tuple[str, ...], frozenset[str]]
+) -> KeyEntry:
+    """One key compiled (``grants``: the route sets already made, shared between keys)."""
+    route_ids = tuple(key.route_ids)
+    granted = grants.get(route_ids)
+    if granted is None:
+        granted = grants[route_ids] = frozenset(route_ids)
+    return KeyEntry(
+        key.id,
+        tenant_id,
+        key.name,
+        key.expires_at_unix,
+        granted,
+        key.owner,
+        key.asserts_end_user,
+        key.project_id,
+        key.max_parallel,
+        key.max_body_bytes,
+        key.max_tokens,
+        tuple((t.key, t.value) for t in key.tags) if key.tags else (),
+    )
+
+
+class KeyTable(Mapping[str, KeyEntry]):
+    """A full snapshot's keys by (lower-case) hash, each compiled on its first lookup and kept:
+    compiling 100k keys up front took about a second of the serving loop, and most keys of a
+    large installation are not used between two snapshots. The table maps a hash to the key's
+    position in the decoded policy (which the compiled policy keeps alive) until the key is
+    compiled, then to its ``KeyEntry``. Read-only to its users; ``changed`` makes a new table
+    (a delta's keys) sharing the decoded keys. Used on the event loop only."""
+
+    __slots__ = ("_grants", "_slots", "_source")
+
+    def __init__(
+        self,
+        slots: dict[str, int | KeyEntry],
+        source: Sequence[snapshot_pb2.VirtualKey],
+        grants: dict[tuple[str, ...], frozenset[str]] | None = None,
+    ) -> None:
+        self._slots, self._source = slots, source
+        self._grants = {} if grants is None else grants
+
+    @classmethod
+    def steps(cls, keys: Sequence[snapshot_pb2.VirtualKey]) -> Generator[None, None, KeyTable]:
+        slots: dict[str, int | KeyEntry] = {}
+        for start in range(0, len(keys), SLICE * 10):
+            for n in range(start, min(start + SLICE * 10, len(keys))):
+                slots[keys[n].key_hash.lower()] = n
+            yield
+        return cls(slots, keys)
+
+    def get(self, key_hash: str, default: KeyEntry | None = None) -> KeyEntry | None:  # type: ignore[override]
+        found = self._slots.get(key_hash)
+        if found is None:
+            return default
+        if type(found) is int:
+            key = self._source[found]
+            found = self._slots[key_hash] = key_entry(key, key.tenant_id, self._grants)
+        return found  # type: ignore[return-value]
+
+    def __getitem__(self, key_hash: str) -> KeyEntry:
+        found = self.get(key_hash)
+        if found is None:
+            raise KeyError(key_hash)
+        return found
+
+    def __contains__(self, key_hash: object) -> bool:
+        return key_hash in self._slots
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def changed(self, drop: Iterable[str], put: Mapping[str, KeyEntry]) -> KeyTable:
+        """A new table without ``drop`` and with ``put`` (this one unchanged)."""
+        slots = self._slots.copy()
+        for key_hash in drop:
+            slots.pop(key_hash, None)
+        slots.update(put)
+        return KeyTable(slots, self._source, self._grants)

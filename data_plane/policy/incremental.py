@@ -25,6 +25,7 @@ from data_plane.guardrails.policy import Guard, GuardrailSnapshotError, compile_
 from data_plane.policy.compiled import (
     CompiledPolicy,
     KeyEntry,
+    KeyTable,
     LimitEntry,
     PolicyError,
     RouteEntry,
@@ -34,6 +35,9 @@ from data_plane.policy.compiled import (
     _compile_limits,
     _compile_route,
     _open_credentials,
+    limit_subject,
+    project_tags,
+    tenant_entry,
 )
 from shared import consistency
 from shared.pb import snapshot_pb2
@@ -158,16 +162,7 @@ def apply_changes(
     tenants = _updated(
         compiled.tenants,
         removed.get("tenants", ()),
-        {
-            t.id: TenantEntry(
-                t.id,
-                t.slug,
-                t.active,
-                frozenset(t.allowed_regions),
-                trace_prompts=t.trace_prompts,
-            )
-            for t in after.tenants
-        },
+        {t.id: tenant_entry(t) for t in after.tenants},
     )
     providers = _updated(
         compiled.providers, removed.get("providers", ()), {p.id: p for p in after.providers}
@@ -204,6 +199,11 @@ def apply_changes(
         guardrails=guardrails,
         limits_by_subject=limits,
         issuers=issuers,
+        project_tags=_updated(
+            compiled.project_tags,
+            [*removed.get("projects", ()), *(p.id for p in after.projects)],
+            project_tags(after.projects),
+        ),
     )
 
 
@@ -278,6 +278,8 @@ class Layered[K, V](Mapping[K, V]):
             top[k] = v
             gone.discard(k)
         if len(top) + len(gone) > cls.FLATTEN:
+            if isinstance(base, KeyTable):  # stays lazy: its keys not yet used stay uncompiled
+                return base.changed(gone, top)  # type: ignore[arg-type, return-value]
             flat = _copy(base)
             for k in gone:
                 flat.pop(k, None)
@@ -364,11 +366,12 @@ def _limits(
         return current
     by_subject = _copy(current)
     for old in before:
-        kept = tuple(e for e in by_subject.get(old.subject_id, ()) if e.id != old.id)
+        subject = limit_subject(old)
+        kept = tuple(e for e in by_subject.get(subject, ()) if e.id != old.id)
         if kept:
-            by_subject[old.subject_id] = kept
+            by_subject[subject] = kept
         else:
-            by_subject.pop(old.subject_id, None)
+            by_subject.pop(subject, None)
     fresh: dict[str, tuple[LimitEntry, ...]] = _finish(
         _compile_limits(snapshot_pb2.Policy(limits=after))
     )

@@ -16,8 +16,9 @@ from data_plane.guardrails import Verdict
 from data_plane.limits.leases import Admission
 from data_plane.policy.auth import Principal
 from data_plane.policy.compiled import RouteEntry
+from data_plane.policy.tags import Tags
 from data_plane.types import INT64_MAX, UINT32_MAX, Target, Usage
-from shared.pb import control_pb2
+from shared.pb import control_pb2, snapshot_pb2
 from shared.pricing import cost_nano_usd
 
 
@@ -43,6 +44,11 @@ class RequestRecord:
     dropped: list[str] = field(default_factory=list)
     # Budget and rate-limit reservations to settle when the request ends.
     admission: Admission = field(default_factory=Admission)
+    # Answered from the response cache: no target, cost 0; what the answer cost when paid.
+    cache_hit: bool = False
+    cost_saved_nano_usd: int = 0
+    # The request's validated tags (data_plane/policy/tags.py), sorted by key.
+    tags: Tags = ()
 
     def failed_attempt(self, target: Target, outcome: str) -> None:
         self.fallbacks.append(
@@ -92,6 +98,9 @@ def build_event(record: RequestRecord, latency_ms: int) -> control_pb2.UsageEven
         stream=record.stream,
         error_code=record.error_code,
         fallbacks=record.fallbacks,
+        cache_hit=record.cache_hit,
+        cost_saved_nano_usd=min(record.cost_saved_nano_usd, INT64_MAX),
+        tags=[snapshot_pb2.Tag(key=k, value=v) for k, v in record.tags],
     )
 
 

@@ -282,21 +282,27 @@ class PolicyApplier:
         return index
 
     async def persist(self) -> None:
-        """Write the policy in force to the disk copy, in full: the frames are gathered on the
-        loop, joined, checksummed and written in a thread."""
+        """Write the policy in force to the disk copy, in full, in a thread: the frames are
+        gathered, joined, checksummed and written there (a Python loop in a thread gives the
+        GIL back every few milliseconds; nothing changes the index before the ACK this
+        precedes, and a new full snapshot replaces it rather than changing it)."""
         current, index = self.store.current, self.index
         if current is None:
             return
-        if self._received is not None and self._received[0] == current.hash:
-            frames = [self._received[1]]  # not indexed yet: its encoding as received
+        received = self._received
+        if received is not None and received[0] == current.hash:
+            held: PolicyIndex | bytes = received[1]  # not indexed yet: as received
         elif index is not None and self._indexed == current.hash:
-            frames = [f for kind in KINDS for f in index.frames(kind)]
+            held = index
         else:
             return
         version = current.version
 
         def write() -> None:
-            body = b"".join(frames)  # the one frame as received: no copy
+            if isinstance(held, bytes):
+                body = held
+            else:
+                body = b"".join(f for kind in KINDS for f in held.frames(kind))
             parts = snapshot_parts(version, current.hash, current.created_unix_ms, body)
             self.store.persist_encoded(version, parts)
 

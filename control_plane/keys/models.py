@@ -6,7 +6,7 @@ from django.db import models
 
 from control_plane.catalog.models import Route, RouteGroup
 from control_plane.core.models import ScopedQuerySet, UUIDModel
-from control_plane.tenancy.models import Tenant, set_tags_problems
+from control_plane.tenancy.models import Tenant, clean_set_tags
 from shared import rules
 
 
@@ -68,11 +68,7 @@ class VirtualKey(UUIDModel):
         return f"{self.tenant}/{self.name} ({self.key_hint})"
 
     def clean(self) -> None:
-        if self.tags is None:  # an emptied form field
-            self.tags = {}
-        tenant = Tenant.objects.filter(pk=self.tenant_id).first() if self.tenant_id else None
-        if problems := set_tags_problems(self.tags, tenant):
-            raise ValidationError({"tags": "; ".join(problems)})
+        clean_set_tags(self)
 
 
 class IdentityProvider(UUIDModel):

@@ -20,6 +20,7 @@ from control_plane.grpc_api.servicers import (
     ConfigServicer,
     LeaseServicer,
     UsageServicer,
+    add_config_service,
     close_ingest_connections,
 )
 from control_plane.grpc_api.tracing import TraceInterceptor
@@ -76,7 +77,7 @@ def build_server(
     interceptors = [TraceInterceptor(tracer)] if tracer is not None else []
     server = grpc.aio.server(options=OPTIONS, interceptors=interceptors)
     # The generated registration functions carry no annotations.
-    control_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(watcher, metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    add_config_service(ConfigServicer(watcher, metrics), server)  # pushes encoded once
     control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
     control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
     if tls is None:

@@ -39,6 +39,7 @@ from control_plane.limits.services import acquire
 from control_plane.rollouts import services as rollouts
 from control_plane.usage.services import Ingested, ingest_batch
 from shared.pb import control_pb2, control_pb2_grpc
+from shared.policy_index import varint
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,32 @@ async def _check_node(context: Any, claimed: str) -> None:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the certificate names another node")
 
 
+def full_response(nonce: str, snapshot: bytes) -> bytes:
+    """An encoded ``SnapshotResponse`` carrying an encoded snapshot, without decoding it or
+    encoding it again (the snapshot is field 2, length-delimited)."""
+    head = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
+    return b"".join((head, b"\x12", varint(len(snapshot)), snapshot))
+
+
+def _encoded(response: control_pb2.SnapshotResponse | bytes) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_config_service(servicer: ConfigServicer, server: grpc.aio.Server) -> None:
+    """``add_ConfigServiceServicer_to_server`` with a serializer that also takes responses
+    already encoded (``full_response``)."""
+    handlers = {
+        "StreamSnapshots": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamSnapshots,
+            request_deserializer=control_pb2.SnapshotRequest.FromString,
+            response_serializer=_encoded,
+        )
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("asc.v1.ConfigService", handlers),)
+    )
+
+
 class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
     def __init__(self, watcher: SnapshotWatcher, metrics: ControlPlaneMetrics) -> None:
         self.watcher = watcher
@@ -173,7 +200,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
         self,
         request_iterator: AsyncIterator[control_pb2.SnapshotRequest],
         context: grpc.aio.ServicerContext[
-            control_pb2.SnapshotRequest, control_pb2.SnapshotResponse
+            control_pb2.SnapshotRequest, control_pb2.SnapshotResponse | bytes
         ],
     ) -> None:
         hello = await anext(aiter(request_iterator), None)
@@ -207,7 +234,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                         await context.write(
                             control_pb2.SnapshotResponse(nonce=nonce, delta=delta)
                             if delta is not None
-                            else control_pb2.SnapshotResponse(nonce=nonce, snapshot=latest)
+                            else full_response(nonce, self.watcher.encoded(latest))
                         )
                 # The watcher's future is shared by every stream: waited on, never cancelled.
                 waiting: set[asyncio.Future[Any]] = {reader, self.watcher.changed()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, close_old_connections, connections
@@ -21,9 +22,12 @@ from shared.policy_index import PolicyIndex, policy_of_snapshot
 
 log = logging.getLogger(__name__)
 
+_ENCODED = 4  # encoded snapshots kept: the latest and a staged rollout's versions
 
-def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest] | None:
-    """The latest snapshot when it is newer than ``than``, with its hashed index."""
+
+def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest, bytes] | None:
+    """The latest snapshot when it is newer than ``than``, with its hashed index and its
+    encoding as stored."""
     close_old_connections()  # a long-lived thread: drop connections the database closed
     if selectors.latest_version() <= than:
         return None
@@ -31,9 +35,11 @@ def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest] | None:
     if row is None:
         return None
     snapshot = load_snapshot(row)
-    index = PolicyIndex.build(policy_of_snapshot(bytes(row.payload)))
+    payload = bytes(row.payload)
+    index = PolicyIndex.build(policy_of_snapshot(payload))
     index.hash()  # digests cached: finding what changed skips the equal buckets
-    return snapshot, Latest(snapshot.version, snapshot.hash, snapshot.created_unix_ms, index)
+    latest = Latest(snapshot.version, snapshot.hash, snapshot.created_unix_ms, index)
+    return snapshot, latest, payload
 
 
 def _read_staging(staging: Staging, latest: int) -> Held:
@@ -54,6 +60,9 @@ class SnapshotWatcher:
         # Done when what a stream may owe its node changes; one future for every stream, so
         # a change wakes a thousand streams without a task per stream and wait.
         self._changed: asyncio.Future[None] | None = None
+        # Encoded snapshots by (version, hash), each made once: a full push to a thousand
+        # nodes encoded the whole snapshot once per stream.
+        self._encoded: OrderedDict[tuple[int, str], bytes] = OrderedDict()
 
     async def refresh(self) -> bool:
         """Load a newer snapshot if there is one; True when ``latest`` changed."""
@@ -70,7 +79,8 @@ class SnapshotWatcher:
             if held is not None and self.staging.apply(held):
                 self._wake()
             return False
-        snapshot, latest = newer
+        snapshot, latest, payload = newer
+        self._keep_encoded(snapshot, payload)
         step = await asyncio.to_thread(self.deltas.step_to, latest)
         self.deltas.advance(latest, step)
         self.latest = snapshot
@@ -79,6 +89,20 @@ class SnapshotWatcher:
         self._wake()
         log.info("serving snapshot v%d", snapshot.version)
         return True
+
+    def encoded(self, snapshot: snapshot_pb2.Snapshot) -> bytes:
+        """``snapshot`` encoded: as stored for the latest, encoded once for another version
+        (a staged rollout's)."""
+        found = self._encoded.get((snapshot.version, snapshot.hash))
+        if found is None:
+            found = snapshot.SerializeToString()
+            self._keep_encoded(snapshot, found)
+        return found
+
+    def _keep_encoded(self, snapshot: snapshot_pb2.Snapshot, encoded: bytes) -> None:
+        self._encoded[(snapshot.version, snapshot.hash)] = encoded
+        while len(self._encoded) > _ENCODED:
+            self._encoded.popitem(last=False)
 
     def for_node(self, node_id: str) -> snapshot_pb2.Snapshot | None:
         """What ``node_id`` is to be pushed: the latest, unless a staged rollout holds it on

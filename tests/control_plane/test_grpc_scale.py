@@ -14,6 +14,7 @@ from django.db import connection
 
 from control_plane.grpc_api import servicers
 from control_plane.grpc_api.watcher import SnapshotWatcher
+from shared.pb import control_pb2, snapshot_pb2
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +72,13 @@ async def test_one_change_wakes_every_waiting_stream_and_no_waiter_can_cancel_it
     await asyncio.gather(*streams)
     assert shared.done()
     assert watcher.changed() is not shared, "the next change has a future of its own"
+
+
+def test_a_full_push_carries_the_snapshot_encoded_once() -> None:
+    snapshot = snapshot_pb2.Snapshot(version=7, hash="h" * 64, created_unix_ms=5)
+    snapshot.policy.tenants.add(id="t-1", slug="acme")
+    watcher = SnapshotWatcher(poll_s=60)
+    encoded = watcher.encoded(snapshot)
+    assert watcher.encoded(snapshot) is encoded, "encoded once per version"
+    response = control_pb2.SnapshotResponse.FromString(servicers.full_response("n-1", encoded))
+    assert response == control_pb2.SnapshotResponse(nonce="n-1", snapshot=snapshot)

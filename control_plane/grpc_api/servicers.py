@@ -21,7 +21,6 @@ import os
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,25 +44,19 @@ log = logging.getLogger(__name__)
 
 
 def _db[**P, R](fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run a database function on one of the bookkeeping threads (``_bookkeepers``): the
-    one of the node it is about (its first argument: a node id or a ``Node``), so one node's
-    calls run in the order they were made (a disconnect never lands after the reconnect)."""
+    """Run a database function in Django's sync thread, its connection checked first
+    (``_fresh_call``). One thread on purpose: with four database threads of their own the
+    streams' loop waited on the GIL, and a revoked key took twice as long to reach a thousand
+    nodes (docs/performance.md, issue 13)."""
 
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        call = functools.partial(_fresh_call, fn, *args, **kwargs)
-        threads = _bookkeepers()
-        if not threads:  # SQLite: Django's sync thread, as every other caller's writes
-            return await sync_to_async(call)()
-        first = args[0] if args else ""
-        node = first if isinstance(first, str) else getattr(first, "id", "")
-        thread = threads[zlib.crc32(str(node).encode()) % len(threads)]
-        return await asyncio.get_running_loop().run_in_executor(thread, call)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return _fresh_call(fn, *args, **kwargs)
 
-    return run
+    return sync_to_async(call)
 
 
 # How often a database thread drops dead connections (``close_old_connections``): with health
-# checks on, every drop is a query, and per call it was a tenth of the threads' time.
+# checks on, every drop is a query, and per call it was a tenth of the thread's time.
 CHECK_CONNECTIONS_S = 1.0
 _checked = threading.local()
 
@@ -82,50 +75,30 @@ def _fresh_call[**P, R](fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -
         raise
 
 
-def _threads(prefix: str, variable: str, default: int) -> tuple[ThreadPoolExecutor, int]:
-    """A few threads with a database connection each; one on SQLite (one writer anyway)."""
-    threads = _count(variable, default)
-    return ThreadPoolExecutor(threads, thread_name_prefix=prefix), threads
-
-
-def _count(variable: str, default: int) -> int:
-    return int(os.environ.get(variable, str(default))) if connection.vendor == "postgresql" else 1
-
-
 @functools.cache
 def _ingesters() -> tuple[ThreadPoolExecutor, int]:
     """Usage batches are stored by a few threads of their own, each with its own connection,
     so several batches are in flight at once (a batch id is still stored once: a replay
-    running beside the first waits on its receipt row, then is told it is a duplicate)."""
-    return _threads("asc-ingest", "ASC_INGEST_THREADS", 3)
-
-
-@functools.cache
-def _bookkeepers() -> list[ThreadPoolExecutor]:
-    """Node status, NACKs, ACKs in bulk, rollout signals and lease grants on PostgreSQL: a
-    few threads of their own (``ASC_DB_THREADS``), each an executor of one thread, instead of
-    Django's one sync thread, which a thousand nodes' status writes and lease asks kept busy
-    (a grant waits on its window's row lock in the database, not behind every other node).
-    None on SQLite, whose shared-cache tables refuse a second writer instead of waiting, or
-    with ``ASC_DB_THREADS=0`` (the sync thread, as before)."""
+    running beside the first waits on its receipt row, then is told it is a duplicate). One
+    on SQLite, which has one writer at a time anyway."""
+    threads = int(os.environ.get("ASC_INGEST_THREADS", "3"))
     if connection.vendor != "postgresql":
-        return []
-    count = _count("ASC_DB_THREADS", 4)
-    return [ThreadPoolExecutor(1, thread_name_prefix=f"asc-db-{n}") for n in range(count)]
+        threads = 1
+    return ThreadPoolExecutor(threads, thread_name_prefix="asc-ingest"), threads
 
 
 async def close_ingest_connections() -> None:
-    """Close the database threads' connections, ingesting and bookkeeping (when the server
-    stops): one task on each thread, held at a barrier until every thread has one."""
+    """Close the ingesting threads' connections (when the server stops): one task on each
+    thread, held at a barrier until every thread has one."""
+    pool, threads = _ingesters()
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        barrier.wait(timeout=30)
+        connections.close_all()
+
     loop = asyncio.get_running_loop()
-    for pool, threads in (_ingesters(), *((one, 1) for one in _bookkeepers())):
-        barrier = threading.Barrier(threads)
-
-        def close(barrier: threading.Barrier = barrier) -> None:
-            barrier.wait(timeout=30)
-            connections.close_all()
-
-        await asyncio.gather(*(loop.run_in_executor(pool, close) for _ in range(threads)))
+    await asyncio.gather(*(loop.run_in_executor(pool, close) for _ in range(threads)))
 
 
 async def _ingest(batch: control_pb2.UsageBatch) -> Ingested:

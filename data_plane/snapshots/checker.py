@@ -120,8 +120,11 @@ class Checker:
         if self._child is not None and self._child.popen.poll() is None:
             return self._child
         self._end(kill=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        # Nothing of the parent's environment but the paths: the child needs no secret.
+        env = {name: os.environ[name] for name in ("PATH", "VIRTUAL_ENV") if name in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])
+        )
         popen = await asyncio.to_thread(
             subprocess.Popen,
             [sys.executable, *_ARGS],

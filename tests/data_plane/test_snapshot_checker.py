@@ -127,6 +127,19 @@ async def test_a_checker_that_fails_is_replaced_by_the_loops_checks(
     assert store.current is applied
 
 
+async def test_the_checker_gets_no_secret_of_its_parent(
+    node: tuple[SnapshotStore, PolicyApplier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, applier = node
+    monkeypatch.setenv("ASC_SEAL_KEY", "a-secret-the-checker-must-not-see")
+    await applier.full(_world().render(1))
+    pid = applier.checker.pid
+    assert pid is not None
+    environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+    assert b"a-secret-the-checker-must-not-see" not in environ
+    assert b"ASC_SEAL_KEY" not in environ
+
+
 async def test_a_checker_killed_is_started_again(
     node: tuple[SnapshotStore, PolicyApplier],
 ) -> None:

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from control_plane.core.access import is_platform_admin
+from control_plane.core.filters import in_utc
 from control_plane.fleet import selectors as fleet
 from control_plane.limits import selectors as limits
 from control_plane.tenancy.models import Tenant
@@ -45,7 +46,9 @@ def _moment(value: str | None) -> datetime | None:
         at = datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+    if at is None:
+        return None
+    return in_utc(at if at.tzinfo is not None else at.replace(tzinfo=UTC))
 
 
 def _floor(at: datetime, step: timedelta) -> datetime:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from control_plane.core.filters import in_utc
 from control_plane.usage.selectors import SpendRow, spend, spend_group_problem
 
 DEFAULT_DAYS = 30
@@ -49,7 +50,7 @@ def moment(value: str) -> datetime | None:
         at = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return in_utc(at if at.tzinfo is not None else at.replace(tzinfo=UTC))
 
 
 def read_query(params: Mapping[str, str], now: datetime) -> SpendQuery | dict[str, list[str]]:

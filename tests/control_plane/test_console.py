@@ -334,6 +334,9 @@ NOW = datetime(2026, 5, 1, 12, 34, 56, 789000, tzinfo=UTC)
          "24h"),  # more than a year: the default
         ({"since": "yesterday", "until": "2026-01-01"}, "2026-04-30T13:00", "2026-05-01T13:00",
          "24h"),
+        # before the calendar's first day in UTC: the default, not an error
+        ({"since": "0001-01-01T00:00+05:00", "until": "0001-01-01T01:00+05:00"},
+         "2026-04-30T13:00", "2026-05-01T13:00", "24h"),
     ],
 )  # fmt: skip
 def test_the_timeline_range(query: dict[str, str], since: str, until: str, name: str) -> None:

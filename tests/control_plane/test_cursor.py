@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -278,3 +279,25 @@ def test_snapshots_and_nodes_page_by_their_keys(api: APIClient) -> None:
         page = api.get(page["next"]).json()
         nodes += [n["node_id"] for n in page["results"]]
     assert nodes == ["dp-a", "dp-b", "dp-c", "dp-d", "dp-e"]
+
+
+@pytest.mark.django_db
+def test_a_time_filter_compares_in_utc_whatever_offset_it_names(api: APIClient) -> None:
+    """Python takes offsets up to 23:59 that PostgreSQL refuses (past 15:59): the filter
+    converts to UTC first, so such a time filters like its UTC equivalent instead of a 500."""
+    node = Node("dp-a")
+    Tenant.objects.create(id=node.tenant, slug=node.name, name=node.name)
+    before, after = node.batch(3, ts=T0), node.batch(2, ts=T0 + timedelta(hours=2))
+    # T0 + 1 h, written with a +22:30 offset.
+    since = (T0 + timedelta(hours=1)).astimezone(timezone(timedelta(hours=22, minutes=30)))
+    for endpoint in ("usage", "audit"):
+        ids, _ = read_all(api, f"/api/v1/{endpoint}/?since={quote(since.isoformat())}")
+        assert sorted(ids) == sorted(after), endpoint
+        ids, _ = read_all(api, f"/api/v1/{endpoint}/?until={quote(since.isoformat())}")
+        assert sorted(ids) == sorted(before), endpoint
+    # Year 1 at a positive offset is before the calendar starts in UTC: a clear 400.
+    response = api.get(f"/api/v1/usage/?since={quote('0001-01-01T00:00:00+05:00')}")
+    assert response.status_code == 400
+    assert "since" in response.json()["error"]["details"]
+    response = api.get(f"/api/v1/spend/?group_by=tenant&since={quote('0001-01-01T00:00:00+05:00')}")
+    assert response.status_code == 400

@@ -54,8 +54,10 @@ def fault_snapshot(primary: str, backup: str) -> snapshot_pb2.Snapshot:
         .key("k-acme", "t-acme", KEY, ["r-ha"])
     )
     route = builder.policy.routes[0]
-    route.first_token_timeout_ms = 300
-    route.connect_timeout_ms = 300
+    # Far below the faulty target's 30 s and far above what the healthy backup takes on a
+    # loaded CI machine (at 300 ms the backup timed out too, now and then: a 502).
+    route.first_token_timeout_ms = 1500
+    route.connect_timeout_ms = 1500
     return builder.snapshot(version=2)
 
 

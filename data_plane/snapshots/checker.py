@@ -3,7 +3,7 @@
 Indexing, hashing and the consistency check of a 100k-key policy are about a second of pure
 Python; on the serving loop, even in slices, they left requests queued behind them, and in a
 thread they would compete with the loop for the GIL. A checker process (``python -m
-data_plane.snapshots.checker``, started on first use and kept) does them on another core
+data_plane.snapshots.checker``, one per check) does them on another core
 while the loop compiles the same policy in slices, speculatively: the compiled policy is
 swapped in only when the checker found the hash it expected and no problem.
 
@@ -78,28 +78,37 @@ def check(policy: bytes) -> Verdict:
 class _Child:
     popen: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
+    reading: asyncio.ReadTransport
     writer: asyncio.StreamWriter
 
-    def end(self) -> None:
-        """Close its input (it exits at the end of it) and our end of its output."""
+    def end(self, *, kill: bool) -> None:
+        """Close its input (it exits at the end of it), or kill it; reaped in a thread."""
         self.writer.close()
-        self.reader.feed_eof()
+        self.reading.close()
+        if kill and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+        threading.Thread(target=_reap, args=(self.popen,), daemon=True).start()
 
 
 class Checker:
-    """The parent's end: one child process, one check at a time. The child is started by
+    """The parent's end: one check at a time, each in a child process of its own that ends
+    after it (a check of 100k keys leaves ~100 MiB in the child's heap; a fresh child costs a
+    quarter of a second of its own start, beside the loop's compile). The child is started by
     ``subprocess.Popen`` in a thread (vfork: the loop's own process spawn forks the whole
     parent, tens of milliseconds at a few hundred MiB) and its pipes joined to the loop."""
 
     def __init__(self) -> None:
-        self._child: _Child | None = None
+        self._child: _Child | None = None  # the one checking now
         self._lock = asyncio.Lock()
+        self.checks = 0  # verdicts received
 
     async def check(self, policy: bytes) -> Verdict | None:
         """The child's verdict on ``policy``; None when the child failed (logged)."""
         async with self._lock:
+            failed = True
             try:
-                child = await self._started()
+                self._child = child = await self._start()
                 child.writer.write(len(policy).to_bytes(_LENGTH, "big"))
                 view = memoryview(policy)
                 for start in range(0, len(policy), _CHUNK):
@@ -107,19 +116,16 @@ class Checker:
                     await child.writer.drain()
                 refused, digest, problems, chunks = marshal.loads(await _message(child.reader))
                 index = [await _message(child.reader) for _ in range(chunks)]
+                failed = False
+                self.checks += 1
                 return Verdict(refused, digest, problems, index)
             except (OSError, EOFError, asyncio.IncompleteReadError, TypeError, ValueError) as exc:
                 log.warning("the snapshot checker process failed (%r); checking on the loop", exc)
-                self._end(kill=True)
                 return None
-            except BaseException:  # cancelled mid-exchange: the child's stream is out of step
-                self._end(kill=True)
-                raise
+            finally:  # also when cancelled mid-exchange
+                self._end(kill=failed)
 
-    async def _started(self) -> _Child:
-        if self._child is not None and self._child.popen.poll() is None:
-            return self._child
-        self._end(kill=True)
+    async def _start(self) -> _Child:
         # Nothing of the parent's environment but the paths: the child needs no secret.
         env = {name: os.environ[name] for name in ("PATH", "VIRTUAL_ENV") if name in os.environ}
         env["PYTHONPATH"] = os.pathsep.join(
@@ -135,36 +141,32 @@ class Checker:
         assert popen.stdin is not None
         assert popen.stdout is not None
         loop = asyncio.get_running_loop()
+        reading: asyncio.ReadTransport | None = None
         try:
             reader = asyncio.StreamReader(limit=_CHUNK)
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+            reading, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), popen.stdout
+            )
             transport, protocol = await loop.connect_write_pipe(
                 lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
             )
         except BaseException:
+            if reading is not None:
+                reading.close()
             popen.kill()
+            threading.Thread(target=_reap, args=(popen,), daemon=True).start()
             raise
-        self._child = _Child(popen, reader, asyncio.StreamWriter(transport, protocol, None, loop))
-        return self._child
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.popen.pid if self._child is not None else None
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        return _Child(popen, reader, reading, writer)
 
     def close_nowait(self) -> None:
-        """End the child: its input closed, it exits."""
-        self._end(kill=False)
+        """Kill the child checking now, if any (the node is stopping)."""
+        self._end(kill=True)
 
     def _end(self, *, kill: bool) -> None:
         child, self._child = self._child, None
-        if child is None:
-            return
-        child.end()
-        if kill and child.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.popen.kill()
-        # Reaped in a thread of its own: an ended child exits at once, but not within a call.
-        threading.Thread(target=_reap, args=(child.popen,), daemon=True).start()
+        if child is not None:
+            child.end(kill=kill)
 
 
 def _reap(popen: subprocess.Popen[bytes]) -> None:

@@ -8,10 +8,10 @@ the checker is used to 0, so small policies take that path."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +59,7 @@ async def test_the_checked_policy_is_the_one_the_loop_compiles_and_takes_deltas(
     first = world.render(1)
     publish(history, first)
     applied = await applier.full(first)
-    assert applier.checker.pid is not None, "the checker process did the checks"
+    assert applier.checker.checks == 1, "the checker process did the checks"
     assert store.current is applied
     assert comparable(applied) == comparable(compile_snapshot(first, snapshots.keyring()))
     await applier.persist()  # written from the encoding as received, the index not built yet
@@ -118,7 +118,7 @@ async def test_a_checker_that_fails_is_replaced_by_the_loops_checks(
     monkeypatch.setattr(checker, "_ARGS", ("-c", "pass"))  # a child that exits at once
     applied = await applier.full(_world().render(1))
     assert store.current is applied
-    assert applier.checker.pid is None, "the failed child was dropped"
+    assert applier.checker.checks == 0, "no verdict: the loop checked"
     bad = _world().render(2)
     bad.policy.keys[0].route_ids.append("r-nowhere")
     bad.hash = policy_hash(bad.policy)
@@ -127,31 +127,34 @@ async def test_a_checker_that_fails_is_replaced_by_the_loops_checks(
     assert store.current is applied
 
 
-async def test_the_checker_gets_no_secret_of_its_parent(
+async def test_each_check_runs_in_a_child_of_its_own_that_ends_and_knows_no_secret(
     node: tuple[SnapshotStore, PolicyApplier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, applier = node
-    monkeypatch.setenv("ASC_SEAL_KEY", "a-secret-the-checker-must-not-see")
-    await applier.full(_world().render(1))
-    pid = applier.checker.pid
-    assert pid is not None
-    environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
-    assert b"a-secret-the-checker-must-not-see" not in environ
-    assert b"ASC_SEAL_KEY" not in environ
-
-
-async def test_a_checker_killed_is_started_again(
-    node: tuple[SnapshotStore, PolicyApplier],
-) -> None:
     store, applier = node
-    await applier.full(_world().render(1))
-    pid = applier.checker.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    for version in (2, 3):  # the first may find the child dead and check on the loop
+    monkeypatch.setenv("ASC_SEAL_KEY", "a-secret-the-checker-must-not-see")
+    started: list[subprocess.Popen[bytes]] = []
+    environs: list[bytes] = []
+    start = applier.checker._start
+
+    async def spied() -> Any:
+        child = await start()
+        started.append(child.popen)
+        environs.append(
+            await asyncio.to_thread(Path(f"/proc/{child.popen.pid}/environ").read_bytes)
+        )
+        return child
+
+    monkeypatch.setattr(applier.checker, "_start", spied)
+    for version in (1, 2):
         applied = await applier.full(_world().render(version))
         assert store.current is applied
-    assert applier.checker.pid not in (None, pid), "a new checker process"
+    assert applier.checker.checks == 2
+    assert len({p.pid for p in started}) == 2, "a child per check"
+    for popen in started:  # each ended after its check (its input closed)
+        assert await asyncio.to_thread(popen.wait, 10) == 0
+    for environ in environs:
+        assert b"a-secret-the-checker-must-not-see" not in environ
+        assert b"ASC_SEAL_KEY" not in environ
 
 
 def test_the_verdict_names_the_hash_problems_and_digests_of_what_it_was_given() -> None:

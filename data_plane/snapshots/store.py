@@ -153,10 +153,12 @@ class SnapshotStore:
         gc.disable()
         try:
             policy = await run_sliced(compile_steps(snapshot, self.keyring, checked=checked))
+            # Frozen before the collector is on again: else its first young collection
+            # scanned every object the compile made, in one go.
+            gc.freeze()
         finally:
             gc.enable()
         del zones  # held through the compile; the compiled limits hold theirs from now on
-        gc.freeze()
         return policy
 
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:

@@ -31,6 +31,9 @@ ORDER = [
     "limit",
     "guardrail",
 ]
+# Deleted before any write: nothing refers to a limit (a tag value is only its limits), and
+# a limit can refuse a change to what it names (a tenant's tag rule it is on).
+DELETED_FIRST = frozenset({"tag_value", "limit"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ def diff(
         (c for c in changes if c.op == DELETE),
         key=lambda c: (-ORDER.index(c.kind.name), d.show_path(c.path)),
     )
-    return writes + deletes
+    first = [c for c in deletes if c.kind.name in DELETED_FIRST]
+    return first + writes + [c for c in deletes if c.kind.name not in DELETED_FIRST]
 
 
 def render(changes: list[Change]) -> str:

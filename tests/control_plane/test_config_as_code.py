@@ -312,3 +312,20 @@ def test_a_tenant_admin_imports_only_inside_their_tenant() -> None:
         import_document(doc, tenant="acme", user=alice)
     assert "may not make this change: ~ provider mock" in str(info.value)
     assert export() == before
+
+
+def test_a_tag_rule_and_its_limit_go_away_in_one_import(tmp_path: Any) -> None:
+    """A tenant's tag rule may not be dropped while an enabled limit is on its value; an
+    import that removes both removes the limit first."""
+    build_configuration()
+    doc = yaml.safe_load(export())
+    acme = next(t for t in doc["tenants"] if t["slug"] == "acme")
+    del acme["allowed_tags"]["feature"]
+    acme["tag_values"] = [v for v in acme["tag_values"] if v["tag"] != "feature=summarizer"]
+    for key in acme["keys"]:
+        key.get("tags", {}).pop("feature", None)
+    report = run_import(yaml.safe_dump(doc), tmp_path, "--prune")
+    assert "- tenant acme / tag_value feature=summarizer" in report
+    tenant = Tenant.objects.get(slug="acme")
+    assert "feature" not in tenant.allowed_tags
+    assert not Limit.objects.filter(tenant=tenant, scope="tag").exists()

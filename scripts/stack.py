@@ -8,6 +8,7 @@ database for one installation, and a small client of its REST API.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,19 @@ class ControlPlaneAPI:
         return dict(results[0])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports. All are held while they are chosen: a port let go can be
+    handed out again at once, and two servers told the same port collide (seen in CI: the
+    web server's health check reached the gRPC server)."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def load_or_create_env_file(path: Path) -> dict[str, str]:
@@ -130,7 +140,7 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
         return False
 
 
@@ -158,9 +168,9 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.web_port = self.web_port or free_port()
-        self.grpc_port = self.grpc_port or free_port()
-        self.dp_port = self.dp_port or free_port()
+        unset = [name for name in ("web_port", "grpc_port", "dp_port") if not getattr(self, name)]
+        for name, port in zip(unset, free_ports(len(unset)), strict=True):
+            setattr(self, name, port)
 
     @property
     def web_url(self) -> str:

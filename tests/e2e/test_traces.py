@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from scripts.stack import Stack, free_port
+from scripts.stack import Stack, free_ports
 from tests.e2e.conftest import System
 from tests.e2e.test_foundation import add_key, demo_ids, eventually
 from tests.fakes.otlp_receiver import CLIENT, SERVER, OtlpReceiver, ReceivedSpan
@@ -40,11 +40,12 @@ def traced(system: System, receiver: OtlpReceiver) -> Iterator[Stack]:
         "ASC_OTLP_ENDPOINT": receiver.url,
         "OTEL_BSP_SCHEDULE_DELAY": "50",
     }
+    grpc_port, dp_port = free_ports(2)
     stack = dataclasses.replace(
         system.stack,
         env=env,
-        grpc_port=free_port(),
-        dp_port=free_port(),
+        grpc_port=grpc_port,
+        dp_port=dp_port,
         node_id="dp-traced",
         log_dir=system.tmp / "traced-logs",
         procs={},

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import ControlPlaneAPI, Stack, free_port, fresh_database
+from scripts.stack import ControlPlaneAPI, Stack, free_ports, fresh_database
 from shared.crypto import new_aes_key
 
 pytestmark = pytest.mark.e2e
@@ -84,8 +84,8 @@ def more_data_planes(system: System, prefix: str, count: int) -> Iterator[list[S
     """``count`` more data planes on the system's control plane, named ``<prefix>-1`` on;
     yields every data plane, the system's own first."""
     extra = [
-        dataclasses.replace(system.stack, dp_port=free_port(), node_id=f"{prefix}-{i}", procs={})
-        for i in range(1, count + 1)
+        dataclasses.replace(system.stack, dp_port=port, node_id=f"{prefix}-{i}", procs={})
+        for i, port in enumerate(free_ports(count), start=1)
     ]
     for stack in extra:
         stack.start_data_plane()

@@ -13,7 +13,7 @@ import openai
 import pytest
 import redis
 
-from scripts.stack import free_port
+from scripts.stack import free_ports
 from tests.e2e.conftest import System
 from tests.e2e.test_foundation import add_key, add_route, client, eventually
 
@@ -87,10 +87,8 @@ def test_data_plane_processes_share_the_redis_cache(system: System, redis_prefix
         "ASC_DP_CACHE_REDIS_PREFIX": redis_prefix,
     }
     planes = [
-        dataclasses.replace(
-            system.stack, dp_port=free_port(), node_id=f"dp-cache-{n}", procs={}, env=env
-        )
-        for n in (1, 2)
+        dataclasses.replace(system.stack, dp_port=port, node_id=f"dp-cache-{n}", procs={}, env=env)
+        for n, port in zip((1, 2), free_ports(2), strict=True)
     ]
     messages: list[openai.types.chat.ChatCompletionMessageParam] = [
         {"role": "user", "content": f"Shared? {uuid.uuid4().hex}"}

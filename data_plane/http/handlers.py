@@ -18,6 +18,7 @@ from data_plane.dialects.responses import RESPONSES
 from data_plane.errors import ApiError
 from data_plane.http import pipeline, reads
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
+from data_plane.http.embeddings import serve_embeddings
 from data_plane.http.pipeline import json_response
 from data_plane.policy.auth import allowed_routes, authorize
 from data_plane.tokens import encoding
@@ -50,7 +51,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    return await pipeline.handle(request, OPENAI, pipeline.serve_embeddings)
+    return await pipeline.handle(request, OPENAI, serve_embeddings)
 
 
 async def list_models(request: web.Request) -> web.Response:

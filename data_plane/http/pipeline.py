@@ -25,13 +25,12 @@ import orjson
 from aiohttp import web
 
 from data_plane import errors, tracing
-from data_plane.dialects import embeddings as embeddings_api
 from data_plane.dialects import openai as openai_api
 from data_plane.dialects.guarding import changed, guard_body
 from data_plane.dialects.inbound import Inbound, with_body
 from data_plane.errors import ApiError
 from data_plane.guardrails import Action, CompiledGuardrails, Verdict
-from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion, guard_input
+from data_plane.guardrails.enforce import ChunkGuard, blocked_error, guard_completion
 from data_plane.guardrails.policy import Guard, for_route
 from data_plane.http import caching, traced
 from data_plane.http.appkeys import (
@@ -223,7 +222,7 @@ def route_for(context: Context, name: str) -> tuple[RouteEntry, Guard | None] | 
     return route, for_route(context.policy.guardrails, route.tenant_id, route.id)
 
 
-async def _admit(
+async def admit(
     context: Context,
     route: RouteEntry,
     size: int,
@@ -280,7 +279,7 @@ async def serve_chat(context: Context) -> web.StreamResponse:
     record.stream = parsed.stream
     _attribute(context, parsed.end_user)
     metadata = parsed.body.get("metadata") if parsed.native.wire in TAGGED_WIRES else None
-    untagged = _tag(context, metadata)
+    untagged = tag(context, metadata)
     if untagged is not None:
         return context.fail(untagged)
     routed = route_for(context, parsed.native.model)
@@ -302,7 +301,7 @@ async def serve_chat(context: Context) -> web.StreamResponse:
     if route.options.drop_untranslatable:  # what a translation leaves out, for the audit
         parsed.native.dropped = record.dropped
     owner = _previous_owner(context, parsed)
-    call = await _admit(context, route, len(raw), parsed.admission, owner)
+    call = await admit(context, route, len(raw), parsed.admission, owner)
     if isinstance(call, ApiError):
         return context.fail(call)
     if route.options.cache_ttl_s:  # a hit is authorised, guarded and admitted like a miss
@@ -353,7 +352,7 @@ def _attribute(context: Context, end_user: str) -> None:
 TAGGED_WIRES = frozenset({OPENAI_CHAT, OPENAI_RESPONSES})
 
 
-def _tag(context: Context, metadata: Any) -> ApiError | None:
+def tag(context: Context, metadata: Any) -> ApiError | None:
     """The request's validated tags onto its record (``policy.tags``); a refusal otherwise.
     Nearly free when neither the request, its key nor its project carries any."""
     key, tenant = context.principal.key, context.principal.tenant
@@ -493,39 +492,6 @@ async def _relay(
             chat = parsed.native.translate()
             record.usage = estimate_usage(chat.body, produced)
     return True
-
-
-async def serve_embeddings(context: Context) -> web.StreamResponse:
-    record = context.record
-    raw = await context.request.read()
-    parsed = embeddings_api.parse_embeddings_request(raw, record.request_id)
-    if isinstance(parsed, ApiError):
-        return context.fail(parsed)
-    untagged = _tag(context, None)
-    if untagged is not None:
-        return context.fail(untagged)
-    routed = route_for(context, str(parsed.body["model"]))
-    if isinstance(routed, ApiError):
-        return context.fail(routed)
-    route, guard = routed
-    if guard is not None and guard.on_input:
-        inputs = embeddings_api.as_chat(parsed)
-        with tracing.step(context.trace, "asc.guardrails.input") as span:
-            guarded, verdict = guard_input(guard.compiled, inputs)
-            tracing.annotate(span, "asc.guardrails.decision", verdict.decision)
-        record.verdicts.append(verdict)
-        if verdict.decision is Action.BLOCK:
-            return context.fail(blocked_error(verdict))
-        if guarded is not inputs:  # redacted
-            parsed = embeddings_api.with_texts(parsed, guarded)
-    call = await _admit(context, route, len(raw), embeddings_api.admission_body(parsed))
-    if isinstance(call, ApiError):
-        return context.fail(call)
-    body = await call.embed(parsed)
-    if isinstance(body, ApiError):
-        return context.fail(body)
-    body["model"] = route.name
-    return json_response(body)
 
 
 def finish(app: web.Application, record: RequestRecord) -> asyncio.Future[bool] | None:

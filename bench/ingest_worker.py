@@ -64,6 +64,17 @@ def batches(count: int, with_audit: bool, node: str) -> list[control_pb2.UsageBa
     return out
 
 
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds the PostgreSQL backend ``pid`` has used so far (None: the server is not on
+    this machine, or its processes cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "control_plane.settings")
@@ -81,6 +92,10 @@ def main() -> None:
     for label, with_audit in (("usage", False), ("usage+audit", True)):
         first, *prepared = batches(count, with_audit, f"bench-{label}")
         ingest_batch(first)  # warm-up (connection, temporary table, plans), in chain order
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        server_cpu = backend_cpu(backend)
         started, cpu = time.perf_counter(), time.process_time()
         for batch in prepared:
             ingest_batch(batch)
@@ -88,6 +103,11 @@ def main() -> None:
         results[f"{label}_cpu_us_per_event"] = (
             (time.process_time() - cpu) / (len(prepared) * BATCH) * 1e6
         )
+        server_after = backend_cpu(backend)
+        if server_cpu is not None and server_after is not None:
+            results[f"{label}_server_cpu_us_per_event"] = (
+                (server_after - server_cpu) / (len(prepared) * BATCH) * 1e6
+            )
         results[f"{label}_events_per_s"] = len(prepared) * BATCH / elapsed
         results[f"{label}_ms_per_batch"] = elapsed / len(prepared) * 1000
     started = time.perf_counter()

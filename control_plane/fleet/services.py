@@ -29,6 +29,11 @@ from shared.snapshots import policy_hash
 log = logging.getLogger(__name__)
 
 
+# Each stored version is announced on this channel (PostgreSQL NOTIFY, sent when the storing
+# transaction commits): the gRPC processes listen and read it at once (grpc_api/watcher.py).
+PUBLISHED_CHANNEL = "asc_snapshot_published"
+
+
 def enqueue_publish(reason: str, user_id: int | None = None) -> None:
     """The publisher ``core.publishing`` calls after a commit: the publish as a Celery task
     (eager in-process on the embedded default)."""
@@ -73,6 +78,7 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
                     document=document.text if document else "",
                     credential_ids=document.credential_ids if document else {},
                 )
+                _announce(version)
         except IntegrityError:
             continue
         log.info(
@@ -80,6 +86,15 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
         )
         return Published(row, created=True)
     raise RuntimeError("could not take a snapshot version after 5 attempts")
+
+
+def _announce(version: int) -> None:
+    """Notify the listening gRPC processes of ``version`` when the current transaction
+    commits (nothing on SQLite: they poll)."""
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [PUBLISHED_CHANNEL, str(version)])
 
 
 def _read_configuration() -> tuple[snapshot_pb2.Policy, Document | None]:

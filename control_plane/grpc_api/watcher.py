@@ -1,12 +1,16 @@
 """One watcher per gRPC process: it polls the database for the latest snapshot version (one
 tiny query every ``ASC_SNAPSHOT_POLL_S``) and wakes every stream when it changes, so N
-connected nodes cost one query, not N. It also keeps the latest snapshot's index and what
-changed between the versions it saw (``deltas.DeltaHistory``), so streams can send deltas.
-Polling the store keeps several gRPC replicas correct with nothing but Postgres between them."""
+connected nodes cost one query, not N. On PostgreSQL it also listens for the publisher's
+notices (``announcements.Announcements``): a new version is read as soon as it is committed,
+and while listening the poll slows to every ``LISTENING_POLL_S`` (a fallback, and the pace of
+a staged rollout's steps). It also keeps the latest snapshot's index and what changed between
+the versions it saw (``deltas.DeltaHistory``), so streams can send deltas. The database
+decides and stores every version; several gRPC replicas each read it on their own."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +19,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from control_plane.fleet import selectors
 from control_plane.fleet.services import load_snapshot
+from control_plane.grpc_api.announcements import Announcements
 from control_plane.grpc_api.deltas import DeltaHistory, Latest
 from control_plane.grpc_api.staging import Held, Staging
 from shared.pb import snapshot_pb2
@@ -23,6 +28,7 @@ from shared.policy_index import PolicyIndex, policy_of_snapshot
 log = logging.getLogger(__name__)
 
 _ENCODED = 4  # encoded snapshots kept: the latest and a staged rollout's versions
+LISTENING_POLL_S = 1.0  # the poll's pace (at least) while the publisher's notices are heard
 
 
 def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest, bytes] | None:
@@ -43,8 +49,18 @@ def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest, bytes] | Non
 
 
 def _read_staging(staging: Staging, latest: int) -> Held:
-    close_old_connections()
+    """Right after ``_fetch_newer``, in the same thread: its connection was just checked."""
     return staging.read(latest)
+
+
+def _announcements() -> Announcements | None:
+    """A listener for the publisher's notices on PostgreSQL; None elsewhere (SQLite)."""
+    db = connections["default"]
+    if db.vendor != "postgresql":
+        return None
+    params = db.get_connection_params()
+    params.pop("cursor_factory", None)  # Django's, for its synchronous connections
+    return Announcements(params)
 
 
 class SnapshotWatcher:
@@ -132,10 +148,27 @@ class SnapshotWatcher:
         await asyncio.shield(self.changed())
 
     async def run(self) -> None:
+        announcements = _announcements()
+        listener = None
+        if announcements is not None:
+            listener = asyncio.create_task(announcements.run(), name="snapshot-announcements")
         try:
             while True:
+                if announcements is None:
+                    await self.refresh()
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                announcements.heard.clear()  # a notice from now on reads again
                 await self.refresh()
-                await asyncio.sleep(self.poll_s)
-        finally:  # the poll thread's connection goes with it
+                pause = (
+                    max(self.poll_s, LISTENING_POLL_S) if announcements.listening else self.poll_s
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(announcements.heard.wait(), pause)
+        finally:  # the listener's and the poll thread's connections go with them
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             self._reader.submit(connections.close_all).result()
             self._reader.shutdown()

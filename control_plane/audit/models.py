@@ -11,15 +11,21 @@ from control_plane.core.models import ScopedQuerySet, loose_ref
 class AuditRecord(models.Model):
     """One decision of a data plane, as received. ``payload`` is the record's exact encoding
     (what its hash covers); the columns are a queryable copy that the verifier checks against
-    it. A record past its tenant's retention is purged: content cleared, chain links kept."""
+    it. A record past its tenant's retention is purged: content cleared, chain links kept.
+
+    Every index is written by every ingested record, so only reads need one: ``(chain_id,
+    seq)`` (unique: the chain, the verifier), ``(tenant, ts)`` (tenant-scoped lists,
+    retention), ``ts``, the ingestion order, and the list's filters on key, route and request
+    id (equality only: no prefix index). Tenant needs no index of its own (the composite leads
+    with it); no read filters on provider, model or credential."""
 
     chain_id = models.CharField(max_length=200)
     seq = models.PositiveBigIntegerField()
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64)
     ts = models.DateTimeField(db_index=True)
-    request_id = models.CharField(max_length=128, db_index=True)
-    tenant = loose_ref("asc_tenancy.Tenant")
+    request_id = models.CharField(max_length=128)
+    tenant = loose_ref("asc_tenancy.Tenant", db_index=False)
     key = loose_ref("asc_keys.VirtualKey")
     subject = models.CharField(max_length=200, blank=True)
     route = loose_ref("asc_catalog.Route")
@@ -29,9 +35,9 @@ class AuditRecord(models.Model):
     reason = models.CharField(max_length=64, blank=True)
     categories = models.JSONField(default=list, blank=True)
     guardrail_action = models.CharField(max_length=16, blank=True)
-    provider = loose_ref("asc_catalog.Provider")
-    model = loose_ref("asc_catalog.Model")
-    credential = loose_ref("asc_catalog.ProviderCredential")
+    provider = loose_ref("asc_catalog.Provider", db_index=False)
+    model = loose_ref("asc_catalog.Model", db_index=False)
+    credential = loose_ref("asc_catalog.ProviderCredential", db_index=False)
     region = models.CharField(max_length=64, blank=True)
     status_code = models.PositiveSmallIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -56,6 +62,7 @@ class AuditRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "ts"]),
+            models.Index(fields=["request_id"], name="audit_request_id"),
             models.Index(fields=["ingest_xid", "id"], name="audit_ingest_order"),
         ]
 

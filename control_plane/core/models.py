@@ -25,11 +25,17 @@ class ScopedQuerySet(models.QuerySet[Any]):
         return self if q is None else self.filter(q)
 
 
-def loose_ref(to: str) -> models.ForeignKey[Any, Any]:
+def loose_ref(to: str, db_index: bool = True) -> models.ForeignKey[Any, Any]:
     """A reference from an append-only record (usage, audit) that outlives what it names and
-    is written in bulk: a plain UUID column with no database constraint."""
+    is written in bulk: a plain UUID column with no database constraint. ``db_index=False``
+    where no read needs an index of its own on it (every index slows ingestion)."""
     return models.ForeignKey(
-        to, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+        to,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        related_name="+",
+        db_index=db_index,
     )
 
 

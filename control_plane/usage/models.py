@@ -9,18 +9,26 @@ from control_plane.core.models import ScopedQuerySet, loose_ref
 
 
 class UsageRecord(models.Model):
-    """One request that got past authentication, as reported by a data plane."""
+    """One request that got past authentication, as reported by a data plane.
 
-    request_id = models.CharField(max_length=128, unique=True)
+    Every index is written by every ingested row, so only reads need one: ``(tenant, ts)``
+    (tenant-scoped lists, timeline, spend of a tenant), ``(key, ts)`` (?key=, a developer's
+    own keys), ``ts`` (all tenants over a range: dashboard, spend), route, model and provider
+    (the list's filters), the ingestion order, the roll-up's pending rows, and the request id
+    (unique: an event is stored once; a plain constraint, since no read matches a prefix
+    of it). Tenant and key need no index of their own (the composites lead with them), nor
+    does the credential (no read filters on it)."""
+
+    request_id = models.CharField(max_length=128)
     ts = models.DateTimeField(db_index=True)
     node_id = models.CharField(max_length=200)
-    tenant = loose_ref("asc_tenancy.Tenant")
-    key = loose_ref("asc_keys.VirtualKey")
+    tenant = loose_ref("asc_tenancy.Tenant", db_index=False)
+    key = loose_ref("asc_keys.VirtualKey", db_index=False)
     route = loose_ref("asc_catalog.Route")
     route_name = models.CharField(max_length=200, blank=True)
     model = loose_ref("asc_catalog.Model")
     provider = loose_ref("asc_catalog.Provider")
-    credential = loose_ref("asc_catalog.ProviderCredential")
+    credential = loose_ref("asc_catalog.ProviderCredential", db_index=False)
     region = models.CharField(max_length=64, blank=True)
     subject = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -48,6 +56,7 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-ts", "-id"]
+        constraints = [models.UniqueConstraint(fields=["request_id"], name="one_usage_per_request")]
         indexes = [
             models.Index(fields=["tenant", "ts"]),
             models.Index(fields=["key", "ts"]),

@@ -22,7 +22,6 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -61,6 +60,7 @@ from data_plane.settings import Settings
 from data_plane.snapshots.client import ConfigClient, make_node
 from data_plane.snapshots.store import SnapshotStore
 from data_plane.supervisor import Supervisor
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers.registry import build_providers
 from data_plane.usage.reporter import UsageClient, UsageReporter
 from shared import otel
@@ -148,7 +148,7 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     app.cleanup_ctx.extend(
-        [_disk_snapshot, _upstream_session, _response_cache, _control_plane_and_usage]
+        [_disk_snapshot, _upstream_client, _response_cache, _control_plane_and_usage]
     )
     return app
 
@@ -188,10 +188,9 @@ async def _disk_snapshot(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
-        app[PROVIDERS] = build_providers(session)
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    async with UpstreamClient() as client:
+        app[PROVIDERS] = build_providers(client)
         yield
 
 

@@ -8,11 +8,11 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from data_plane.types import ChatRequest, Prices, Target
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers.base import ProviderError
 from data_plane.upstream.providers.openai import OpenAIProvider
 from shared.pb import snapshot_pb2
@@ -56,8 +56,8 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[OpenAIProvider]:
-    async with aiohttp.ClientSession() as session:
-        yield OpenAIProvider(session)
+    async with UpstreamClient() as client:
+        yield OpenAIProvider(client)
 
 
 async def collect(

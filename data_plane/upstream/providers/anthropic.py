@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from data_plane.types import (
@@ -29,6 +28,7 @@ from data_plane.types import (
     Native,
     Target,
 )
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers import anthropic_wire, native
 from data_plane.upstream.providers.base import Unsupported
 from data_plane.upstream.providers.http import (
@@ -58,8 +58,8 @@ PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
 class AnthropicProvider:
     wires = frozenset({ANTHROPIC_MESSAGES})
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, client: UpstreamClient) -> None:
+        self._client = client
 
     def _post(
         self,
@@ -80,7 +80,7 @@ class AnthropicProvider:
                 headers[name] = value
         url = (target.base_url or DEFAULT_BASE_URL).rstrip("/") + "/" + operation
         data = body if isinstance(body, bytes) else orjson.dumps(body)
-        return self._session.post(
+        return self._client.post(
             url, data=data, headers=headers, timeout=client_timeout(target, connect)
         )
 
@@ -102,7 +102,7 @@ class AnthropicProvider:
         with upstream_errors():
             async with self._post(target, data, connect_timeout_s, request.headers) as response:
                 await raise_for_status(response)
-                async for event in native.events(response.content, request.model):
+                async for event in native.events(response, request.model):
                     yield event
                     if event.body is not None and event.body.get("type") == "message_stop":
                         return
@@ -145,7 +145,7 @@ class AnthropicProvider:
         with upstream_errors():
             async with self._post(target, body, connect_timeout_s) as response:
                 await raise_for_status(response)
-                async for _, data in sse_events(response.content):
+                async for _, data in sse_events(response):
                     for chunk in translator.feed(json_object(data)):
                         yield chunk
                     if translator.done:

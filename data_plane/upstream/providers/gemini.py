@@ -9,10 +9,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from data_plane.types import ChatRequest, ChatResult, EmbeddingsRequest, EmbeddingsResult, Target
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers import gemini_wire
 from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.upstream.providers.http import (
@@ -31,15 +31,15 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 
 class GeminiProvider:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, client: UpstreamClient) -> None:
+        self._client = client
 
     def _post(
         self, target: Target, operation: str, body: dict[str, Any], connect: float | None
     ) -> Any:
         base = (target.base_url or DEFAULT_BASE_URL).rstrip("/")
         headers = {**JSON_HEADERS, "x-goog-api-key": target.api_key}
-        return self._session.post(
+        return self._client.post(
             f"{base}/models/{target.provider_model}:{operation}",
             data=orjson.dumps(body),
             headers=headers,
@@ -71,7 +71,7 @@ class GeminiProvider:
         with upstream_errors():
             async with self._post(target, operation, body, connect_timeout_s) as response:
                 await raise_for_status(response)
-                async for _, data in sse_events(response.content):
+                async for _, data in sse_events(response):
                     event = json_object(data)
                     if "error" in event:
                         message = str((event.get("error") or {}).get("message", "error"))

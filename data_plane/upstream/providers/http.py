@@ -1,5 +1,5 @@
 """HTTP plumbing shared by the adapters: timeouts, error statuses, server-sent events, and
-the mapping of aiohttp failures to ``ProviderError``s.
+the mapping of the upstream client's failures to ``ProviderError``s.
 
 Provider options read here: ``timeout_s`` (read timeout: the longest silence between two
 reads, default 600) and ``connect_timeout_s`` (default 10; the route's connect timeout, when
@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import orjson
 
 from data_plane.types import Target
+from data_plane.upstream.client import Response, Timeouts
+from data_plane.upstream.http1 import ProtocolError
 from data_plane.upstream.providers.base import ProviderError, status_error
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -32,15 +34,11 @@ def option_seconds(options: Mapping[str, str], name: str, default: float) -> flo
     return seconds if math.isfinite(seconds) and 0 < seconds <= MAX_RETRY_AFTER_S else default
 
 
-def client_timeout(target: Target, connect_timeout_s: float | None) -> aiohttp.ClientTimeout:
+def client_timeout(target: Target, connect_timeout_s: float | None) -> Timeouts:
     connect = option_seconds(target.options, "connect_timeout_s", 10.0)
     if connect_timeout_s is not None:
         connect = min(connect, connect_timeout_s)
-    return aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=connect,
-        sock_read=option_seconds(target.options, "timeout_s", 600.0),
-    )
+    return Timeouts(connect, option_seconds(target.options, "timeout_s", 600.0))
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -56,7 +54,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-async def raise_for_status(response: aiohttp.ClientResponse) -> None:
+async def raise_for_status(response: Response) -> None:
     """A ProviderError for an error status, with the provider's message: OpenAI, Anthropic
     and Gemini all put it at ``error.message``. The message may reach the client (a 4xx the
     provider refused the request with), so the credential the request carried is taken out of
@@ -70,7 +68,7 @@ async def raise_for_status(response: aiohttp.ClientResponse) -> None:
         message = str(parsed["error"]["message"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         pass
-    message = redact(message, sent_credentials(response.request_info))
+    message = redact(message, sent_credentials(response.sent_headers, response.url))
     raise status_error(response.status, message, retry_after(response.headers))
 
 
@@ -79,10 +77,10 @@ CREDENTIAL_HEADERS = ("Authorization", "api-key", "x-api-key", "x-goog-api-key")
 REDACTED = "[redacted]"
 
 
-def sent_credentials(request: aiohttp.RequestInfo) -> list[str]:
-    found = [request.headers.get(name, "") for name in CREDENTIAL_HEADERS]
+def sent_credentials(headers: Mapping[str, str], url: str) -> list[str]:
+    found = [headers.get(name, "") for name in CREDENTIAL_HEADERS]
     found = [value.removeprefix("Bearer ").strip() for value in found]
-    found.append(request.url.query.get("key", ""))
+    found += parse_qs(urlsplit(url).query).get("key", [])
     return [value for value in found if value]
 
 
@@ -99,16 +97,16 @@ MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 @contextmanager
 def upstream_errors() -> Iterator[None]:
-    """aiohttp's failures as retryable ProviderErrors (connection, timeout, protocol), and an
+    """The client's failures as retryable ProviderErrors (connection, timeout, protocol), and an
     answer the adapter cannot read as a ``bad_response`` (502): wrap the call and the reading
     of its answer, never the building of the request (a bug there must stay a 500)."""
     try:
         yield
-    except TimeoutError as exc:  # first: aiohttp's timeouts are ClientConnectionErrors too
+    except TimeoutError as exc:  # first: a TimeoutError is an OSError too
         raise ProviderError("timeout", retryable=True) from exc
-    except aiohttp.ClientConnectionError as exc:
+    except OSError as exc:  # refused, reset, closed early (Disconnected), TLS, DNS
         raise ProviderError("connect_error", retryable=True, message=str(exc)) from exc
-    except aiohttp.ClientError as exc:
+    except ProtocolError as exc:
         raise ProviderError("upstream_error", retryable=True, message=str(exc)) from exc
     except MALFORMED as exc:
         message = f"the provider's answer could not be read ({type(exc).__name__})"
@@ -132,8 +130,15 @@ def truncated() -> ProviderError:
     )
 
 
-# The longest line of a stream, as aiohttp's readline allows (twice its 64 KiB buffer limit).
+# The longest line of a stream, as aiohttp's readline allowed (twice its 64 KiB buffer limit).
 MAX_LINE = 2**17
+
+
+class Readable(Protocol):
+    """An answer's body as it arrives: ``readany`` gives what came since the last call,
+    ``b""`` at the end (the client's ``Response``; aiohttp's ``StreamReader`` in tests)."""
+
+    async def readany(self) -> bytes: ...
 
 
 class SseLines:
@@ -161,17 +166,17 @@ class SseLines:
         return (self.event, b"\n".join(self.data)) if self.data else None
 
 
-async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, bytes]]:
+async def sse_events(content: Readable) -> AsyncIterator[tuple[bytes, bytes]]:
     """(event name, data) of each server-sent event (``SseLines``), one at a time."""
     async for burst in sse_bursts(content):
         for event in burst:
             yield event
 
 
-async def sse_bursts(content: aiohttp.StreamReader) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+async def sse_bursts(content: Readable) -> AsyncIterator[list[tuple[bytes, bytes]]]:
     """The server-sent events each read completes (never an empty list), read as they
     arrive: every line a read brings is split in one go, not awaited line by line. Lines end
-    at ``\n``, a trailing ``\r`` dropped, as aiohttp's readline splits them."""
+    at ``\n``, a trailing ``\r`` dropped, as aiohttp's readline split them."""
     events = SseLines()
     partial: list[bytes] = []  # the start of a line not yet ended
     size = 0

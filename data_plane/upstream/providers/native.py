@@ -15,12 +15,11 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from data_plane.types import Event, Forwarded, Native, Usage
 from data_plane.upstream.providers.base import ProviderError
-from data_plane.upstream.providers.http import json_object, sse_bursts
+from data_plane.upstream.providers.http import Readable, json_object, sse_bursts
 from data_plane.upstream.providers.translate import count
 
 Body = dict[str, Any]
@@ -164,7 +163,7 @@ class StreamUsage:
         return anthropic_usage(self._anthropic)
 
 
-async def events(content: aiohttp.StreamReader, model: str) -> AsyncIterator[Event]:
+async def events(content: Readable, model: str) -> AsyncIterator[Event]:
     """The upstream's server-sent events, parsed and naming ``model`` (the client's), up to
     and including the one that ends the stream (OpenAI chat's ``[DONE]``, Anthropic's
     ``message_stop``, a Responses terminal event); an error event is a ``ProviderError``.

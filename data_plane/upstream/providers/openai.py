@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from data_plane.types import (
@@ -38,6 +37,7 @@ from data_plane.types import (
     Target,
     Usage,
 )
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers import native, openai_wire
 from data_plane.upstream.providers.base import ProviderError, Unsupported
 from data_plane.upstream.providers.http import (
@@ -64,12 +64,12 @@ class OpenAIProvider:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: UpstreamClient,
         *,
         name: str = "openai_compatible",
         strict: bool = False,
     ) -> None:
-        self._session = session
+        self._client = client
         self.name = name
         self._strict = strict
 
@@ -103,7 +103,7 @@ class OpenAIProvider:
     def _post(
         self, target: Target, operation: str, body: dict[str, Any] | bytes, connect: float | None
     ) -> Any:
-        return self._session.post(
+        return self._client.post(
             self.url(target, operation),
             data=body if isinstance(body, bytes) else orjson.dumps(body),
             headers=self.headers(target),
@@ -147,7 +147,7 @@ class OpenAIProvider:
     ) -> Forwarded:
         """A stored Responses API answer, naming ``model`` (the route's)."""
         with upstream_errors():
-            async with self._session.get(
+            async with self._client.get(
                 self.url(target, f"responses/{quote(response_id, safe='')}"),
                 headers=self.headers(target),
                 timeout=client_timeout(target, connect_timeout_s),
@@ -163,7 +163,7 @@ class OpenAIProvider:
         with upstream_errors():
             async with self._post(target, operation, data, connect_timeout_s) as response:
                 await raise_for_status(response)
-                async for event in native.events(response.content, request.model):
+                async for event in native.events(response, request.model):
                     yield event
                     if event.body is None or event.body.get("type") in native.ENDS:
                         return
@@ -189,7 +189,7 @@ class OpenAIProvider:
         with upstream_errors():
             async with self._post(target, "chat/completions", body, connect_timeout_s) as response:
                 await raise_for_status(response)
-                async for _, data in sse_events(response.content):
+                async for _, data in sse_events(response):
                     if data == b"[DONE]":
                         return
                     chunk = _parse_chunk(data)
@@ -228,8 +228,8 @@ class AzureOpenAIProvider(OpenAIProvider):
     default_base_url = ""
     wires = frozenset({OPENAI_CHAT})
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        super().__init__(session, name="azure_openai", strict=True)
+    def __init__(self, client: UpstreamClient) -> None:
+        super().__init__(client, name="azure_openai", strict=True)
 
     def url(self, target: Target, operation: str) -> str:
         version = target.options.get("api_version") or DEFAULT_AZURE_API_VERSION
@@ -255,8 +255,8 @@ class MistralProvider(OpenAIProvider):
     default_base_url = MISTRAL_BASE_URL
     wires = frozenset()  # its chat format differs (openai_wire.mistral_chat)
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        super().__init__(session, name="mistral")
+    def __init__(self, client: UpstreamClient) -> None:
+        super().__init__(client, name="mistral")
 
     def chat_body(self, target: Target, body: Any, stream: bool) -> dict[str, Any]:
         return openai_wire.mistral_chat(body, target.provider_model, stream)

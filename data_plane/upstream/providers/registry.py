@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-import aiohttp
-
+from data_plane.upstream.client import UpstreamClient
 from data_plane.upstream.providers.anthropic import AnthropicProvider
 from data_plane.upstream.providers.base import Provider
 from data_plane.upstream.providers.gemini import GeminiProvider
@@ -22,15 +21,15 @@ from shared.pb import snapshot_pb2
 Kind = snapshot_pb2.ProviderKind
 
 
-def build_providers(session: aiohttp.ClientSession) -> Mapping[int, Provider]:
+def build_providers(client: UpstreamClient) -> Mapping[int, Provider]:
     return MappingProxyType(
         {
             Kind.PROVIDER_KIND_MOCK: MockProvider(),
-            Kind.PROVIDER_KIND_OPENAI: OpenAIProvider(session, name="openai", strict=True),
-            Kind.PROVIDER_KIND_OPENAI_COMPATIBLE: OpenAIProvider(session),
-            Kind.PROVIDER_KIND_AZURE_OPENAI: AzureOpenAIProvider(session),
-            Kind.PROVIDER_KIND_MISTRAL: MistralProvider(session),
-            Kind.PROVIDER_KIND_ANTHROPIC: AnthropicProvider(session),
-            Kind.PROVIDER_KIND_GEMINI: GeminiProvider(session),
+            Kind.PROVIDER_KIND_OPENAI: OpenAIProvider(client, name="openai", strict=True),
+            Kind.PROVIDER_KIND_OPENAI_COMPATIBLE: OpenAIProvider(client),
+            Kind.PROVIDER_KIND_AZURE_OPENAI: AzureOpenAIProvider(client),
+            Kind.PROVIDER_KIND_MISTRAL: MistralProvider(client),
+            Kind.PROVIDER_KIND_ANTHROPIC: AnthropicProvider(client),
+            Kind.PROVIDER_KIND_GEMINI: GeminiProvider(client),
         }
     )

@@ -1,4 +1,4 @@
-"""Usage and audit ingestion in one COPY (control_plane.usage.copy_ingest): the batched hash
+"""Usage and audit ingestion by COPY (control_plane.usage.copy_ingest): the batched hash
 check agrees with the per-record one, awkward text survives the COPY, no column is left out,
 and batches ingested side by side stay exactly-once with their chains intact."""
 
@@ -136,6 +136,25 @@ def test_an_audit_record_keeps_its_own_event_when_the_usage_event_differs() -> N
     assert (stored.subject, stored.cost_nano_usd) == (record.event.subject.replace("\x00", ""), 1)
     assert stored.chain_ok
     assert UsageRecord.objects.get().subject == "someone else"
+
+
+@pytest.mark.django_db
+def test_events_and_records_stored_before_are_skipped_and_the_rest_stored() -> None:
+    """A batch repeating an event and an audit record of an earlier batch (another batch
+    id): the straight COPY meets them, and the batch is stored without them instead."""
+    chain = records("dup", 4)
+    ingest_batch(batch("dup:1", chain[:2]))
+    again = ingest_batch(batch("dup:2", chain[1:]))  # record 2 and its event a second time
+    assert (again.accepted, again.duplicate) == (3, False)
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == [
+        f"dup-req-{seq}" for seq in (1, 2, 3, 4)
+    ]
+    assert sorted(AuditRecord.objects.values_list("seq", flat=True)) == [1, 2, 3, 4]
+    assert not AuditRecord.objects.filter(chain_ok=False).exists()
+    head = AuditChain.objects.get(chain_id="dup")
+    assert (head.last_seq, head.last_hash) == (4, chain[3].hash)
+    assert head.breaks == 1  # record 2 again did not extend the chain
+    assert UsageBatchReceipt.objects.count() == 2
 
 
 def _side_by_side(calls: list[Callable[[], Ingested]]) -> list[Ingested]:

@@ -15,6 +15,7 @@ written from the index (or, before the index is loaded, from the encoding as rec
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -103,6 +104,17 @@ def _read_policy(path: Path) -> bytes:
     return policy_of_snapshot(payload)
 
 
+def _discard(staging: asyncio.Future[Path]) -> None:
+    """Remove a disk copy staged for a snapshot not taken, once written (in a thread)."""
+
+    def remove(done: asyncio.Future[Path]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            unlink = functools.partial(done.result().unlink, missing_ok=True)
+            asyncio.get_running_loop().run_in_executor(None, unlink)
+
+    staging.add_done_callback(remove)
+
+
 class PolicyApplier:
     def __init__(self, store: SnapshotStore, *, offload_bytes: int = OFFLOAD_BYTES) -> None:
         self.store = store
@@ -115,6 +127,9 @@ class PolicyApplier:
         # (the disk copy is written from it), and the task building its index after the ACK.
         self._received: tuple[str, bytes] | None = None
         self._indexing: asyncio.Task[None] | None = None
+        # The disk copy of a full snapshot written while it was checked (its hash, and the
+        # thread's future of the file), made the copy by ``persist``.
+        self._staged: tuple[str, asyncio.Future[Path]] | None = None
 
     async def full(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
         """``full_encoded`` of a snapshot message (encoded again, in a thread)."""
@@ -130,12 +145,26 @@ class PolicyApplier:
         hashed per bucket, checked and decoded a slice at a time on the loop. Raises ValueError
         (hash mismatch, InconsistentSnapshot, PolicyError) and changes nothing."""
         if len(policy) >= self.offload_bytes:
-            checked = await self._checked_elsewhere(snapshot, policy)
-            if checked is not None:
-                compiled, dumped = checked
+            # Its disk copy is written meanwhile, in a thread, and made the copy by ``persist``
+            # once the snapshot is swapped in (removed otherwise).
+            staging = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self.store.stage_encoded,
+                    snapshot_parts(
+                        snapshot.version, snapshot.hash, snapshot.created_unix_ms, policy
+                    ),
+                )
+            )
+            try:
+                compiled = await self._checked_elsewhere(snapshot, policy)
+            except BaseException:
+                _discard(staging)
+                raise
+            if compiled is not None:
                 self.store.swap(compiled)
-                self._index_later(snapshot.hash, policy, dumped)
+                self._index_later(snapshot.hash, policy, staging)
                 return compiled
+            _discard(staging)
             snapshot.ClearField("policy")  # checked on the loop after all: decoded again
         index = await sliced(PolicyIndex.build_steps(policy))
         digest = await sliced(index.hash_steps())
@@ -158,11 +187,12 @@ class PolicyApplier:
 
     async def _checked_elsewhere(
         self, snapshot: snapshot_pb2.Snapshot, policy: bytes
-    ) -> tuple[CompiledPolicy, list[bytes]] | None:
+    ) -> CompiledPolicy | None:
         """The checker process's checks while the loop decodes and compiles (in slices; the
         compile relies on the check, so its result or error counts only once the checker found
-        nothing wrong). The compiled policy and the dumped index; None when the checker did
-        not answer or the entities hash otherwise (the caller then does it all on the loop)."""
+        nothing wrong). The compiled policy, its index left with the checker (``Checker.index``);
+        None when the checker did not answer or the entities hash otherwise (the caller then
+        does it all on the loop)."""
         verdict_of = asyncio.ensure_future(self.checker.check(policy))
         compiled: CompiledPolicy | None = None
         failure: Exception | None = None
@@ -175,6 +205,8 @@ class PolicyApplier:
             verdict_of.cancel()
             raise
         verdict = await verdict_of
+        if verdict is None or compiled is None or verdict.digest != snapshot.hash:
+            self.checker.drop()  # its index, if it has one, is not wanted
         if verdict is None or (not verdict.refused and verdict.digest != snapshot.hash):
             return None
         if verdict.refused:
@@ -184,20 +216,25 @@ class PolicyApplier:
         if failure is not None:
             raise failure
         assert compiled is not None
-        return compiled, verdict.index
+        return compiled
 
     def _index_now(self, index: PolicyIndex, policy_hash: str) -> None:
         self._forget_pending()
         self.index, self._indexed = index, policy_hash
 
-    def _index_later(self, policy_hash: str, policy: bytes, dumped: list[bytes]) -> None:
-        """Load the index the checker made of a policy swapped in unindexed, in slices after
-        the ACK; the disk copy is written from the policy's encoding meanwhile."""
+    def _index_later(self, policy_hash: str, policy: bytes, staging: asyncio.Future[Path]) -> None:
+        """Load the index the checker made of a policy swapped in unindexed, read from it and
+        loaded in slices after the ACK (without it, a delta's ``_index_of`` builds one from
+        the policy's encoding); the disk copy is the one staged while it was checked."""
         self._forget_pending()
         self.index, self._indexed = None, ""
         self._received = (policy_hash, policy)
+        self._staged = (policy_hash, staging)
 
         async def build() -> None:
+            dumped = await self.checker.index()
+            if dumped is None:
+                return
             index = await sliced(PolicyIndex.loaded_steps(dumped))
             if self._received is not None and self._received[0] == policy_hash:
                 self.index, self._indexed, self._received = index, policy_hash, None
@@ -212,7 +249,9 @@ class PolicyApplier:
     def _forget_pending(self) -> None:
         if self._indexing is not None:
             self._indexing.cancel()
-        self._indexing, self._received = None, None
+        if self._staged is not None:
+            _discard(self._staged[1])
+        self._indexing, self._received, self._staged = None, None, None
 
     def close(self) -> None:
         """Stop the background indexing and the checker process (it exits at the end of its
@@ -285,9 +324,14 @@ class PolicyApplier:
         """Write the policy in force to the disk copy, in full, in a thread: the frames are
         gathered, joined, checksummed and written there (a Python loop in a thread gives the
         GIL back every few milliseconds; nothing changes the index before the ACK this
-        precedes, and a new full snapshot replaces it rather than changing it)."""
+        precedes, and a new full snapshot replaces it rather than changing it). A large full
+        snapshot's copy was written while it was checked: it only replaces the previous one."""
         current, index = self.store.current, self.index
         if current is None:
+            return
+        if self._staged is not None and self._staged[0] == current.hash:
+            staging, self._staged = self._staged[1], None
+            await asyncio.to_thread(self.store.commit, await staging)
             return
         received = self._received
         if received is not None and received[0] == current.hash:

@@ -1,34 +1,41 @@
 """The checks of a large full snapshot, in a process of its own (issue 13).
 
-Indexing, hashing and the consistency check of a 100k-key policy are about a second of pure
-Python; on the serving loop, even in slices, they left requests queued behind them, and in a
-thread they would compete with the loop for the GIL. A checker process (``python -m
-data_plane.snapshots.checker``, one per check) does them on another core
-while the loop compiles the same policy in slices, speculatively: the compiled policy is
-swapped in only when the checker found the hash it expected and no problem.
+Indexing, hashing and the consistency check of a 100k-key policy are about a second and a
+half of pure Python; on the serving loop, even in slices, they left requests queued behind
+them, and in a thread they would compete with the loop for the GIL. A checker process
+(``python -m data_plane.snapshots.checker``, one per check) does them on another core while
+the loop compiles the same policy in slices, speculatively: the compiled policy is swapped in
+only when the checker found the hash it expected and no problem. The checker forks once per
+check: the fork decodes the policy and runs the consistency check while the checker indexes
+and hashes it (the two halves take about as long), so a free core halves the wait.
 
 The protocol, over the child's stdin and stdout, each message an 8-byte big-endian length
 and its bytes: the parent sends the encoded ``Policy``; the child answers with the
 ``Verdict``'s first fields and the number of index chunks as a tuple in ``marshal``'s format
 (plain values only, nothing to run), then each chunk (written and read a megabyte or so at a
-time: no large copy on the loop).
+time: no large copy on the loop). The parent acts on the verdict at once and reads the
+chunks afterwards (``Checker.index``), after the ACK.
 
 The child imports only ``shared`` (no gRPC, no aiohttp), runs at a lower priority than the
-serving process (``NICE``) and exits at the end of its stdin, so it ends with its parent.
-Any failure of the process (it cannot start, dies, answers garbage) makes ``check`` return
-None and the caller checks on the loop instead.
+serving process (``NICE``), without the garbage collector (it lives for one check), and exits
+at the end of its stdin, so it ends with its parent. Any failure of the process (it cannot
+start, dies, answers garbage) makes ``check`` return None and the caller checks on the loop
+instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import marshal
 import os
 import subprocess
 import sys
 import threading
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -55,7 +62,8 @@ NICE = 10  # the checker's scheduling priority below its parent's (``os.nice``)
 class Verdict:
     """What the checker found: ``refused`` (the policy cannot be indexed or decoded: a
     repeated id, a malformed encoding), else the hash of its entities as received, its
-    consistency problems and its index (``PolicyIndex.dumped``), for the next delta."""
+    consistency problems and its index (``PolicyIndex.dumped``), for the next delta. The
+    parent's ``Checker.check`` leaves ``index`` empty: ``Checker.index`` reads it after."""
 
     refused: str = ""
     digest: str = ""
@@ -63,15 +71,66 @@ class Verdict:
     index: list[bytes] = field(default_factory=list)
 
 
-def check(policy: bytes) -> Verdict:
-    """The checks themselves (run in the child; pure)."""
+# The consistency check's result, (refused, problems), once it is done.
+Pending = Callable[[], tuple[str, list[str]]]
+
+
+def check(policy: bytes, start: Callable[[bytes], Pending] | None = None) -> Verdict:
+    """The checks themselves (run in the child; pure). ``start`` begins the consistency check
+    (``forked``: in a process of its own) while the policy is indexed and hashed here; by
+    default it runs here first."""
+    pending = (start or _checked_here)(policy)
     try:
         index = PolicyIndex.build(policy)
-        decoded = snapshot_pb2.Policy.FromString(policy)
-    except (ValueError, DecodeError) as exc:
+    except ValueError as exc:
+        pending()
         return Verdict(refused=str(exc) or type(exc).__name__)
-    problems = consistency.problems(decoded)
-    return Verdict(digest=index.hash(), problems=problems, index=[] if problems else index.dumped())
+    digest, dumped = index.hash(), index.dumped()
+    del index
+    refused, problems = pending()
+    if refused:
+        return Verdict(refused=refused)
+    return Verdict(digest=digest, problems=problems, index=[] if problems else dumped)
+
+
+def _consistency(policy: bytes) -> tuple[str, list[str]]:
+    """(why the policy cannot be decoded, or ""; its consistency problems)."""
+    try:
+        decoded = snapshot_pb2.Policy.FromString(policy)
+    except DecodeError as exc:
+        return str(exc) or type(exc).__name__, []
+    return "", consistency.problems(decoded)
+
+
+def _checked_here(policy: bytes) -> Pending:
+    found = _consistency(policy)
+    return lambda: found
+
+
+def forked(policy: bytes) -> Pending:
+    """The consistency check in a fork of this process (the checker has no thread to lose),
+    its result read back in ``marshal``'s format; the fork exits when it has written it."""
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(readable)
+            with os.fdopen(writable, "wb") as out:
+                out.write(marshal.dumps(_consistency(policy)))
+        except BaseException:
+            traceback.print_exc()  # to the node's log, through the inherited stderr
+        finally:
+            os._exit(0)
+    os.close(writable)
+
+    def result() -> tuple[str, list[str]]:
+        with os.fdopen(readable, "rb") as pipe:
+            found = pipe.read()
+        os.waitpid(pid, 0)
+        refused, problems = marshal.loads(found)  # EOFError when the fork died: no verdict
+        return refused, problems
+
+    return result
 
 
 @dataclass
@@ -99,14 +158,18 @@ class Checker:
     parent, tens of milliseconds at a few hundred MiB) and its pipes joined to the loop."""
 
     def __init__(self) -> None:
-        self._child: _Child | None = None  # the one checking now
+        self._child: _Child | None = None  # the one checking now, or holding an unread index
+        self._chunks = 0  # the index chunks that child has yet to send
         self._lock = asyncio.Lock()
         self.checks = 0  # verdicts received
 
     async def check(self, policy: bytes) -> Verdict | None:
-        """The child's verdict on ``policy``; None when the child failed (logged)."""
+        """The child's verdict on ``policy`` (its ``index`` empty: when the policy is sound,
+        the child keeps it for ``index`` or ``drop``); None when the child failed (logged).
+        A previous child's unread index is dropped."""
         async with self._lock:
-            failed = True
+            self._end(kill=True)
+            kept = False
             try:
                 self._child = child = await self._start()
                 child.writer.write(len(policy).to_bytes(_LENGTH, "big"))
@@ -115,15 +178,36 @@ class Checker:
                     child.writer.write(view[start : start + _CHUNK])
                     await child.writer.drain()
                 refused, digest, problems, chunks = marshal.loads(await _message(child.reader))
-                index = [await _message(child.reader) for _ in range(chunks)]
-                failed = False
+                self._chunks, kept = chunks, chunks > 0
                 self.checks += 1
-                return Verdict(refused, digest, problems, index)
+                return Verdict(refused, digest, problems)
             except (OSError, EOFError, asyncio.IncompleteReadError, TypeError, ValueError) as exc:
                 log.warning("the snapshot checker process failed (%r); checking on the loop", exc)
                 return None
             finally:  # also when cancelled mid-exchange
+                if not kept:
+                    self._end(kill=True)
+
+    async def index(self) -> list[bytes] | None:
+        """The index of the last sound policy checked, read from its child, which then ends;
+        None when there is none to read or the child failed (logged)."""
+        async with self._lock:
+            child, failed = self._child, True
+            if child is None or self._chunks == 0:
+                return None
+            try:
+                index = [await _message(child.reader) for _ in range(self._chunks)]
+                failed = False
+                return index
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                log.warning("the snapshot checker process failed sending its index (%r)", exc)
+                return None
+            finally:  # also when cancelled mid-read
                 self._end(kill=failed)
+
+    def drop(self) -> None:
+        """End the child holding an index that is not wanted (the policy was not taken)."""
+        self._end(kill=True)
 
     async def _start(self) -> _Child:
         # Nothing of the parent's environment but the paths: the child needs no secret.
@@ -164,7 +248,7 @@ class Checker:
         self._end(kill=True)
 
     def _end(self, *, kill: bool) -> None:
-        child, self._child = self._child, None
+        child, self._child, self._chunks = self._child, None, 0
         if child is not None:
             child.end(kill=kill)
 
@@ -189,17 +273,24 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         policy = stdin.read(size)
         if len(policy) != size:
             return
-        verdict = check(policy)
+        verdict = check(policy, forked)
         del policy
         fields = (verdict.refused, verdict.digest, verdict.problems, len(verdict.index))
-        for message in [marshal.dumps(fields), *verdict.index]:
-            stdout.write(len(message).to_bytes(_LENGTH, "big"))
-            stdout.write(message)
+        _send(stdout, marshal.dumps(fields))
+        stdout.flush()  # the verdict first: the parent acts on it before reading the index
+        for chunk in verdict.index:
+            _send(stdout, chunk)
         stdout.flush()
+
+
+def _send(stdout: BinaryIO, message: bytes) -> None:
+    stdout.write(len(message).to_bytes(_LENGTH, "big"))
+    stdout.write(message)
 
 
 if __name__ == "__main__":
     # Below the serving process: on a busy machine the checks wait, the requests do not.
     with contextlib.suppress(OSError):
         os.nice(NICE)
+    gc.disable()  # one check, then the process ends: nothing for a collector to reclaim
     serve(sys.stdin.buffer, sys.stdout.buffer)

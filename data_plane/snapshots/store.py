@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -24,7 +25,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.protobuf.message import DecodeError
 
-from data_plane.files import write_atomic
 from data_plane.policy.compiled import CompiledPolicy, PolicyError, compile_snapshot, compile_steps
 from shared.crypto import Keyring
 from shared.pb import snapshot_pb2
@@ -167,11 +167,44 @@ class SnapshotStore:
     def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
         """Write an encoded ``Snapshot`` (of ``version``), or its few parts in order, as the
         disk copy (one copy of the bytes, hashing and writing release the GIL)."""
+        self.commit(self.stage_encoded(payload))
+
+    def stage_encoded(self, payload: bytes | Sequence[bytes]) -> Path:
+        """``persist_encoded`` up to the rename (``write_atomic`` in two steps): the file
+        written, checksummed and synced beside the disk copy, which it replaces only when
+        ``commit``ted, so a snapshot can be written while it is still being checked."""
         parts = [payload] if isinstance(payload, bytes) else payload
         digest = hashlib.sha256()
         for part in parts:
             digest.update(part)
-        write_atomic(self.path, b"".join([MAGIC, digest.hexdigest().encode(), b"\n", *parts]))
+        data = b"".join([MAGIC, digest.hexdigest().encode(), b"\n", *parts])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def commit(self, staged: Path) -> None:
+        """Make a staged file the disk copy: renamed over it, then the directory synced so
+        the rename survives a crash."""
+        try:
+            os.replace(staged, self.path)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def load_from_disk(self) -> CompiledPolicy | None:
         """The compiled disk copy, or None (absent or refused: logged)."""

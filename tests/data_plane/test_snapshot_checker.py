@@ -174,6 +174,44 @@ def test_the_verdict_names_the_hash_problems_and_digests_of_what_it_was_given() 
     assert check(b"\x99garbage").refused
 
 
+def test_the_checks_in_two_processes_find_what_they_find_in_one() -> None:
+    sound = _world().render(1).policy
+    inconsistent = snapshot_pb2.Policy()
+    inconsistent.CopyFrom(sound)
+    inconsistent.keys[0].route_ids.append("r-nowhere")
+    twice = snapshot_pb2.Policy()
+    twice.CopyFrom(sound)
+    twice.keys.append(twice.keys[0])
+    for policy in (sound, inconsistent, twice):
+        encoded = policy.SerializeToString(deterministic=True)
+        assert check(encoded, checker.forked) == check(encoded)
+    assert check(b"\x99garbage", checker.forked) == check(b"\x99garbage")
+    assert check(inconsistent.SerializeToString(), checker.forked).problems
+
+
+async def test_a_refused_snapshot_leaves_the_disk_copy_as_it_was(
+    node: tuple[SnapshotStore, PolicyApplier],
+) -> None:
+    """A large snapshot's copy is written while it is checked; refused, it is removed and the
+    copy of the version held stays."""
+    store, applier = node
+    await applier.full(_world().render(1))
+    await applier.persist()
+    held = store.path.read_bytes()
+    bad = _world().render(2)
+    bad.policy.keys[0].route_ids.append("r-nowhere")
+    bad.hash = policy_hash(bad.policy)
+    with pytest.raises(InconsistentSnapshot):
+        await applier.full(bad)
+    await applier.persist()
+    for _ in range(100):  # the staged copy is removed in a thread once written
+        if sorted(p.name for p in store.path.parent.iterdir()) == [store.path.name]:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(p.name for p in store.path.parent.iterdir()) == [store.path.name]
+    assert store.path.read_bytes() == held
+
+
 def test_a_full_snapshots_keys_are_compiled_on_first_use_and_stay_lazy_past_a_delta(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

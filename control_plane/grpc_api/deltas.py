@@ -46,6 +46,7 @@ class DeltaHistory:
         self._built: OrderedDict[tuple[int, str, int], snapshot_pb2.SnapshotDelta | None] = (
             OrderedDict()
         )
+        self._encoded: dict[tuple[int, str, int], bytes] = {}  # of the deltas in ``_built``
 
     def step_to(self, latest: Latest) -> Step | None:
         """What changed from the current latest to ``latest`` (both indexes hashed, so equal
@@ -64,6 +65,7 @@ class DeltaHistory:
             del self._steps[:-MAX_STEPS]
         self.latest = latest
         self._built.clear()
+        self._encoded.clear()
 
     def delta_for(self, version: int, hash: str, to_hash: str) -> snapshot_pb2.SnapshotDelta | None:
         """The delta from what the node holds to the latest (whose hash must be ``to_hash``),
@@ -77,8 +79,20 @@ class DeltaHistory:
         delta = self._build(latest, version, hash)
         self._built[key] = delta
         while len(self._built) > _CACHED:
-            self._built.popitem(last=False)
+            self._encoded.pop(self._built.popitem(last=False)[0], None)
         return delta
+
+    def encoded_delta_for(self, version: int, hash: str, to_hash: str) -> bytes | None:
+        """``delta_for`` encoded, once for every node that holds the same version (a change
+        goes to a thousand nodes holding the one before it)."""
+        delta = self.delta_for(version, hash, to_hash)
+        if delta is None or self.latest is None:
+            return None
+        key = (version, hash, self.latest.version)
+        found = self._encoded.get(key)
+        if found is None:
+            found = self._encoded[key] = delta.SerializeToString()
+        return found
 
     def _build(self, latest: Latest, version: int, hash: str) -> snapshot_pb2.SnapshotDelta | None:
         for n, step in enumerate(self._steps):

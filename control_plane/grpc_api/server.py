@@ -22,7 +22,9 @@ from control_plane.grpc_api.servicers import (
     UsageServicer,
     add_config_service,
     close_ingest_connections,
+    node_status,
 )
+from control_plane.grpc_api.status import NodeStatus
 from control_plane.grpc_api.tracing import TraceInterceptor
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2_grpc
@@ -71,14 +73,18 @@ def build_server(
     tls: TlsFiles | None = None,
     metrics: ControlPlaneMetrics | None = None,
     tracer: Tracer | None = None,
+    status: NodeStatus | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """``tracer``: calls that bring a trace context join it (``grpc_api/tracing.py``)."""
+    """``tracer``: calls that bring a trace context join it (``grpc_api/tracing.py``);
+    ``status``: where usage batches' node status is noted (closed by whoever passes it)."""
     metrics = metrics or ControlPlaneMetrics()
     interceptors = [TraceInterceptor(tracer)] if tracer is not None else []
     server = grpc.aio.server(options=OPTIONS, interceptors=interceptors)
     # The generated registration functions carry no annotations.
     add_config_service(ConfigServicer(watcher, metrics), server)  # pushes encoded once
-    control_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    control_pb2_grpc.add_UsageServiceServicer_to_server(
+        UsageServicer(metrics, status or node_status()), server
+    )  # type: ignore[no-untyped-call]  # generated, unannotated
     control_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(metrics), server)  # type: ignore[no-untyped-call]  # generated, unannotated
     if tls is None:
         port = server.add_insecure_port(address)
@@ -101,7 +107,8 @@ async def serve(address: str, grace_s: float = 5.0) -> None:
     metrics = ControlPlaneMetrics()
     provider = await asyncio.to_thread(process_provider, "asc-control-plane-grpc")
     tracer = provider.get_tracer(SCOPE) if provider is not None else None
-    server, port = build_server(watcher, address, tls, metrics, tracer)
+    status = node_status()
+    server, port = build_server(watcher, address, tls, metrics, tracer, status)
     metrics_port = int(os.environ.get("ASC_GRPC_METRICS_PORT", "0"))
     if metrics_port:
         host = os.environ.get("ASC_GRPC_METRICS_HOST", "127.0.0.1")
@@ -126,6 +133,7 @@ async def serve(address: str, grace_s: float = 5.0) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await poller
         await server.stop(grace_s)
+        await status.close()  # what the last second's batches said
         await close_ingest_connections()
         if provider is not None:
             await asyncio.to_thread(provider.shutdown)  # the last spans exported

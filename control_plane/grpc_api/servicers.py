@@ -33,6 +33,7 @@ from control_plane.fleet import services as fleet
 from control_plane.grpc_api.acks import AckRecorder
 from control_plane.grpc_api.metrics import ControlPlaneMetrics
 from control_plane.grpc_api.push import PushState
+from control_plane.grpc_api.status import Health, NodeStatus
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from control_plane.limits.services import acquire
 from control_plane.rollouts import services as rollouts
@@ -114,6 +115,20 @@ async def _record(fn: Callable[..., None], *args: object) -> None:
         log.warning("cannot record node status (%s): %s", fn.__name__, exc)
 
 
+def _write_status(seen: dict[str, int], health: Health) -> None:
+    """What ``status.NodeStatus`` noted of nodes' usage batches: when each was seen, its spool
+    depth, and its health signals for the rollout in flight."""
+    for node_id, spool_depth in seen.items():
+        fleet.node_seen(node_id, spool_depth)
+    for node_id, signals in health.items():
+        rollouts.record_health(node_id, signals)
+
+
+def node_status() -> NodeStatus:
+    """The usage service's node status, written at most once a second per node."""
+    return NodeStatus(lambda seen, health: _record(_write_status, seen, health))
+
+
 def _peer(context: Any) -> str | None:
     """The node id the peer's client certificate names (its common name); None on a
     plaintext connection."""
@@ -140,22 +155,27 @@ async def _check_node(context: Any, claimed: str) -> None:
 def full_response(nonce: str, snapshot: bytes) -> bytes:
     """An encoded ``SnapshotResponse`` carrying an encoded snapshot, without decoding it or
     encoding it again (the snapshot is field 2, length-delimited)."""
+    return _response(nonce, b"\x12", snapshot)
+
+
+def delta_response(nonce: str, delta: bytes) -> bytes:
+    """An encoded ``SnapshotResponse`` carrying an encoded delta (field 3, length-delimited)."""
+    return _response(nonce, b"\x1a", delta)
+
+
+def _response(nonce: str, tag: bytes, body: bytes) -> bytes:
     head = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
-    return b"".join((head, b"\x12", varint(len(snapshot)), snapshot))
-
-
-def _encoded(response: control_pb2.SnapshotResponse | bytes) -> bytes:
-    return response if isinstance(response, bytes) else response.SerializeToString()
+    return b"".join((head, tag, varint(len(body)), body))
 
 
 def add_config_service(servicer: ConfigServicer, server: grpc.aio.Server) -> None:
-    """``add_ConfigServiceServicer_to_server`` with a serializer that also takes responses
-    already encoded (``full_response``)."""
+    """``add_ConfigServiceServicer_to_server`` for responses the servicer encodes itself
+    (``full_response``, ``delta_response``): no serializer."""
     handlers = {
         "StreamSnapshots": grpc.stream_stream_rpc_method_handler(
             servicer.StreamSnapshots,
             request_deserializer=control_pb2.SnapshotRequest.FromString,
-            response_serializer=_encoded,
+            response_serializer=None,
         )
     }
     server.add_generic_rpc_handlers(
@@ -172,9 +192,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
     async def StreamSnapshots(  # gRPC method name
         self,
         request_iterator: AsyncIterator[control_pb2.SnapshotRequest],
-        context: grpc.aio.ServicerContext[
-            control_pb2.SnapshotRequest, control_pb2.SnapshotResponse | bytes
-        ],
+        context: grpc.aio.ServicerContext[control_pb2.SnapshotRequest, bytes],
     ) -> None:
         hello = await anext(aiter(request_iterator), None)
         if hello is None or not hello.node.id:
@@ -200,12 +218,12 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                         nonce = uuid.uuid4().hex
                         delta = None
                         if not push.needs_full:
-                            delta = self.watcher.deltas.delta_for(
+                            delta = self.watcher.deltas.encoded_delta_for(
                                 push.version, push.hash, latest.hash
                             )
                         push.pushed(nonce, latest.hash, time.monotonic(), delta=delta is not None)
                         await context.write(
-                            control_pb2.SnapshotResponse(nonce=nonce, delta=delta)
+                            delta_response(nonce, delta)
                             if delta is not None
                             else full_response(nonce, self.watcher.encoded(latest))
                         )
@@ -267,8 +285,9 @@ class LeaseServicer(control_pb2_grpc.LeaseServiceServicer):
 
 
 class UsageServicer(control_pb2_grpc.UsageServiceServicer):
-    def __init__(self, metrics: ControlPlaneMetrics) -> None:
+    def __init__(self, metrics: ControlPlaneMetrics, status: NodeStatus) -> None:
         self.metrics = metrics
+        self.status = status
 
     async def ReportUsage(  # gRPC method name
         self,
@@ -286,11 +305,10 @@ class UsageServicer(control_pb2_grpc.UsageServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store is unavailable")
         self.metrics.usage_batches.labels("duplicate" if result.duplicate else "stored").inc()
         self.metrics.usage_events.inc(result.accepted)
-        if not result.duplicate:
-            await _record(rollouts.record_health, request.node_id, list(request.health))
-            if circuits := fleet.circuit_sightings(request.events):
-                await _record(fleet.circuits_seen, request.node_id, circuits)
-        await _record(fleet.node_seen, request.node_id, request.spool_depth)
+        if not result.duplicate and (circuits := fleet.circuit_sightings(request.events)):
+            await _record(fleet.circuits_seen, request.node_id, circuits)
+        health = () if result.duplicate else request.health
+        await self.status.batch(request.node_id, request.spool_depth, health)
         return control_pb2.UsageAck(
             batch_id=request.batch_id, accepted=result.accepted, duplicate=result.duplicate
         )

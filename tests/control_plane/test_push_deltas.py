@@ -9,7 +9,8 @@ import pytest
 from control_plane.grpc_api.acks import AckRecorder
 from control_plane.grpc_api.deltas import MAX_ENTITIES, DeltaHistory, Latest
 from control_plane.grpc_api.push import PushState
-from shared.pb import snapshot_pb2
+from control_plane.grpc_api.servicers import delta_response
+from shared.pb import control_pb2, snapshot_pb2
 from shared.policy_index import PolicyIndex, policy_hash
 
 
@@ -82,6 +83,24 @@ def test_the_history_builds_deltas_from_versions_it_saw_with_their_hash() -> Non
     assert history.delta_for(2, v2.hash, "not the latest") is None
     assert history.delta_for(3, v3.hash, v3.hash) is None, "nothing to send"
     assert history.delta_for(0, "", v3.hash) is None, "a new node gets it all"
+
+
+def test_a_delta_is_encoded_once_for_every_node_on_the_same_version() -> None:
+    v1, v2, v3 = _latest(1, 3), _latest(2, 4), _latest(3, 2)
+    history = _history(v1, v2, v3)
+    encoded = history.encoded_delta_for(1, v1.hash, v3.hash)
+    assert encoded is not None
+    assert history.encoded_delta_for(1, v1.hash, v3.hash) is encoded
+    response = control_pb2.SnapshotResponse.FromString(delta_response("n-1", encoded))
+    assert response.nonce == "n-1"
+    assert response.delta == history.delta_for(1, v1.hash, v3.hash)
+    assert history.encoded_delta_for(2, v2.hash, v3.hash) != encoded, "another base"
+    assert history.encoded_delta_for(1, "another hash", v3.hash) is None
+    v4 = _latest(4, 1)
+    history.advance(v4, history.step_to(v4))
+    again = history.encoded_delta_for(1, v1.hash, v4.hash)
+    assert again is not None
+    assert snapshot_pb2.SnapshotDelta.FromString(again).version == 4
 
 
 def test_a_delta_larger_than_the_limit_is_not_built() -> None:

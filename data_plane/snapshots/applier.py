@@ -346,7 +346,7 @@ class PolicyApplier:
             if isinstance(held, bytes):
                 body = held
             else:
-                body = b"".join(f for kind in KINDS for f in held.frames(kind))
+                body = b"".join(itertools.chain.from_iterable(map(held.frames, KINDS)))
             parts = snapshot_parts(version, current.hash, current.created_unix_ms, body)
             self.store.persist_encoded(version, parts)
 

@@ -166,7 +166,7 @@ class SnapshotStore:
 
     def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
         """Write an encoded ``Snapshot`` (of ``version``), or its few parts in order, as the
-        disk copy (one copy of the bytes, hashing and writing release the GIL)."""
+        disk copy (hashing and writing release the GIL)."""
         self.commit(self.stage_encoded(payload))
 
     def stage_encoded(self, payload: bytes | Sequence[bytes]) -> Path:
@@ -177,14 +177,15 @@ class SnapshotStore:
         digest = hashlib.sha256()
         for part in parts:
             digest.update(part)
-        data = b"".join([MAGIC, digest.hexdigest().encode(), b"\n", *parts])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
         )
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                f.write(b"".join([MAGIC, digest.hexdigest().encode(), b"\n"]))
+                for part in parts:  # written as they are, not joined: no copy of the policy
+                    f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:

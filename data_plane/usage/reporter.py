@@ -95,6 +95,7 @@ class UsageReporter:
         self._spool = Spool(spool_dir, int(time.time() * 1000), node.boot_id)
         self._client = client
         self._metrics = metrics
+        self._queued = metrics.usage_events.labels("queued")  # bound once: per event below
         self._flush_interval = flush_interval
         self._batch_max = batch_max
         self._queue_max = queue_max
@@ -136,7 +137,7 @@ class UsageReporter:
                 waiter.set_result(False)
             return waiter
         self._queue.append((event, self._chain.seal(audit) if audit is not None else None))
-        self._metrics.usage_events.labels("queued").inc()
+        self._queued.inc()
         self._metrics.usage_queue.set(len(self._queue))
         if waiter is not None:
             self._waiters[event.request_id] = waiter

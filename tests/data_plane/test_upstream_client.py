@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from data_plane.upstream.client import Disconnected, Timeouts, UpstreamClient
 from data_plane.upstream.http1 import ProtocolError
@@ -248,3 +249,17 @@ async def test_https_with_the_servers_certificate_checked(serve: Serve, tmp_path
     async with UpstreamClient() as client:  # the system's CAs do not know this one
         with pytest.raises(ssl.SSLError):
             await post(client, server.url(scheme="https"))
+
+
+def test_the_client_runs_on_uvloop_as_the_data_plane_does() -> None:
+    """uvloop's transports are not asyncio's classes: the same exchange on its loop."""
+
+    async def exchange() -> tuple[int, list[tuple[int, bytes]]]:
+        server = Server(reply(b"on uvloop"))
+        server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        async with UpstreamClient() as client:
+            answers = [await post(client, server.url()) for _ in range(2)]
+        server.server.close()
+        return server.connections, answers
+
+    assert uvloop.run(exchange()) == (1, [(200, b"on uvloop")] * 2)

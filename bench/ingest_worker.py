@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 
@@ -16,6 +17,7 @@ from shared.audit import GENESIS, seal
 from shared.pb import control_pb2
 
 BATCH = 500
+IN_FLIGHT = 2  # batches in flight at once in the last run
 
 
 def _event(n: int, ids: dict[str, str], now_ms: int) -> control_pb2.UsageEvent:
@@ -75,6 +77,53 @@ def backend_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def timed(lanes: list[list[control_pb2.UsageBatch]]) -> dict[str, float]:
+    """Ingest each lane's batches in order, the lanes side by side (a thread and a connection
+    each, as the gRPC process's ingest threads do), each lane's first batch as a warm-up
+    (connection, plans) before the clock starts: events/s, ms per batch (of one lane), the
+    ingesting process's CPU and its PostgreSQL backends' CPU per event."""
+    from django.db import connection, connections
+
+    from control_plane.usage.services import ingest_batch
+
+    start = threading.Barrier(len(lanes) + 1)
+    server: list[float | None] = []  # each lane's backend's CPU seconds while timed
+
+    def run(lane: list[control_pb2.UsageBatch]) -> None:
+        try:
+            ingest_batch(lane[0])
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            start.wait()
+            before = backend_cpu(backend)
+            for batch in lane[1:]:
+                ingest_batch(batch)
+            after = backend_cpu(backend)
+            server.append(None if before is None or after is None else after - before)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(lane,)) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started, cpu = time.perf_counter(), time.process_time()
+    for thread in threads:
+        thread.join()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    events = sum(len(lane) - 1 for lane in lanes) * BATCH
+    out = {
+        "events_per_s": events / elapsed,
+        "ms_per_batch": elapsed / (len(lanes[0]) - 1) * 1000,
+        "cpu_us_per_event": cpu / events * 1e6,
+    }
+    used = [seconds for seconds in server if seconds is not None]
+    if len(used) == len(lanes):
+        out["server_cpu_us_per_event"] = sum(used) / events * 1e6
+    return out
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "control_plane.settings")
@@ -84,36 +133,22 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from control_plane.usage.services import ingest_batch, rollup_spend
+    from control_plane.usage.services import rollup_spend
 
     call_command("migrate", verbosity=0, interactive=False)
     assert connection.vendor == "postgresql", connection.vendor
     results: dict[str, float] = {}
     for label, with_audit in (("usage", False), ("usage+audit", True)):
-        first, *prepared = batches(count, with_audit, f"bench-{label}")
-        ingest_batch(first)  # warm-up (connection, temporary table, plans), in chain order
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            backend = cursor.fetchone()[0]
-        server_cpu = backend_cpu(backend)
-        started, cpu = time.perf_counter(), time.process_time()
-        for batch in prepared:
-            ingest_batch(batch)
-        elapsed = time.perf_counter() - started
-        results[f"{label}_cpu_us_per_event"] = (
-            (time.process_time() - cpu) / (len(prepared) * BATCH) * 1e6
-        )
-        server_after = backend_cpu(backend)
-        if server_cpu is not None and server_after is not None:
-            results[f"{label}_server_cpu_us_per_event"] = (
-                (server_after - server_cpu) / (len(prepared) * BATCH) * 1e6
-            )
-        results[f"{label}_events_per_s"] = len(prepared) * BATCH / elapsed
-        results[f"{label}_ms_per_batch"] = elapsed / len(prepared) * 1000
+        figures = timed([batches(count, with_audit, f"bench-{label}")])
+        results |= {f"{label}_{name}": value for name, value in figures.items()}
     started = time.perf_counter()
     rolled = rollup_spend()
     results["rollup_events"] = rolled
     results["rollup_events_per_s"] = rolled / (time.perf_counter() - started)
+    # The same events with audit records from IN_FLIGHT nodes at once, a chain each.
+    lanes = [batches(count // IN_FLIGHT + 1, True, f"bench-flight-{i}") for i in range(IN_FLIGHT)]
+    figures = timed(lanes)
+    results |= {f"in_flight_{name}": value for name, value in figures.items()}
     json.dump(results, sys.stdout)
 
 

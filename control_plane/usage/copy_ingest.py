@@ -5,8 +5,10 @@ straight from the protobuf, straight into their tables. Before them, one stateme
 batch's receipt (a replayed batch id fails it: the caller acknowledges a duplicate) and locks
 the heads of the batch's chains, so concurrent batches of one chain take turns, and batches
 of other chains run side by side; after them, one statement moves the chains' heads. The
-hashes are checked before the transaction (``shared.audit.hashes_hold``), the links to the
-heads in one pass under the lock (``audit.services.link_records``).
+usage lines are written as they are built, and the audit records checked (hashes:
+``shared.audit.hashes_hold``; links to the locked heads, in one pass:
+``audit.services.link_records``) and turned into lines while PostgreSQL stores the usage
+rows, so the two sides work at once.
 
 The receipt makes a batch exactly-once, not its events: an event (or audit record) stored
 before in another batch, or twice in one, is skipped as on the ORM path. The COPYs run in a
@@ -129,8 +131,8 @@ def usage_line(e: control_pb2.UsageEvent, node: str, done: Fields) -> str:
 
 
 def audit_line(record: control_pb2.AuditRecord, done: Fields) -> str:
-    """An audit record's COPY line (``AUDIT_INSERT``) up to its payload: chain_ok and purged
-    are added once the record is linked."""
+    """An audit record's COPY line (``AUDIT_INSERT``) up to its payload (``audit_lines`` adds
+    chain_ok and purged)."""
     e = record.event
     seen = done.get(e.request_id)
     if seen is not None and len(e.request_id) <= 128 and seen[0] == e:
@@ -146,53 +148,50 @@ def audit_line(record: control_pb2.AuditRecord, done: Fields) -> str:
     )
 
 
+def audit_lines(
+    records: Sequence[control_pb2.AuditRecord], heads: dict[str, Head], done: Fields
+) -> list[str]:
+    """The records' COPY lines, each checked (hash, link to its chain's head: ``heads``, moved
+    along)."""
+    oks = link_records(records, hashes_hold(records), heads)
+    return [
+        f"{audit_line(record, done)}{'t' if ok else 'f'}\tf\n"
+        for record, ok in zip(records, oks, strict=True)
+    ]
+
+
+CHUNK = 100  # usage lines per write: PostgreSQL stores the first while the next are built
+
+
 def ingest(batch: control_pb2.UsageBatch) -> int:
     """Store ``batch``; call inside a transaction. Raises IntegrityError (rolling it back)
     when its batch id was stored before. Returns the number of usage events accepted."""
     events = [e for e in batch.events if e.request_id]
     records: Sequence[control_pb2.AuditRecord] = batch.audit
-    done: Fields = {}
     node = text(batch.node_id)
-    usage = [usage_line(e, node, done) for e in events]
-    audit = [audit_line(r, done) for r in records]
-    hashes_ok = hashes_hold(records)
-    chain = AuditChain._meta.db_table
+    done: Fields = {}
+    usage: list[str] = []
+    audit: list[str] = []
     with connection.wrap_database_errors, connection.cursor() as wrapper:
         cursor = wrapper.cursor  # psycopg's own: COPY, and no per-statement bookkeeping
-        receipt = (
-            f"INSERT INTO {UsageBatchReceipt._meta.db_table} "
-            f"(batch_id, node_id, received_at, events) VALUES (%s, %s, now(), %s)"
-        )
-        receipt_args = [batch.batch_id, batch.node_id, len(events)]
-        heads: dict[str, Head] = {}
-        if not records:
-            cursor.execute(receipt, receipt_args)
-        else:
-            chains = sorted({r.chain_id for r in records})  # locked in one order: no deadlock
-            cursor.execute(
-                f"WITH r AS ({receipt}) {_HEADS.format(chain=chain)} ORDER BY chain_id FOR UPDATE",
-                [*receipt_args, chains],
-            )
-            heads = {row[0]: Head(*row[1:]) for row in cursor.fetchall()}
-            missing = [c for c in chains if c not in heads]
-            if missing:
-                cursor.execute(
-                    f"INSERT INTO {chain} (chain_id, node_id, last_seq, last_hash, breaks) "
-                    f"SELECT unnest(%s::text[]), %s, 0, '', 0 ON CONFLICT DO NOTHING",
-                    [missing, batch.node_id],
-                )
-                cursor.execute(
-                    f"{_HEADS.format(chain=chain)} ORDER BY chain_id FOR UPDATE", [missing]
-                )
-                heads |= {row[0]: Head(*row[1:]) for row in cursor.fetchall()}
-            oks = link_records(records, hashes_ok, heads)
-            audit = [
-                f"{line}{'t' if ok else 'f'}\tf\n" for line, ok in zip(audit, oks, strict=True)
-            ]
-        _store(cursor, usage, audit)
+        heads = _receive(cursor, batch, len(events), records)
+        try:
+            with transaction.atomic(), connection.wrap_database_errors:  # a savepoint
+                # PostgreSQL reports a conflict when a COPY ends, so every line is built by then.
+                with cursor.copy(f"COPY {_USAGE} ({USAGE_INSERT}) FROM STDIN") as copy:
+                    for start in range(0, len(events), CHUNK):
+                        lines = [usage_line(e, node, done) for e in events[start : start + CHUNK]]
+                        copy.write("".join(lines))
+                        usage += lines
+                    audit = audit_lines(records, heads, done)  # while the usage rows are stored
+                if audit:
+                    with cursor.copy(f"COPY {_AUDIT} ({AUDIT_INSERT}) FROM STDIN") as copy:
+                        copy.write("".join(audit))
+        except IntegrityError:  # rare: an event or a chain position stored before
+            _store_skipping_stored(cursor, usage, audit)
         if heads:
             cursor.execute(
-                _MOVE_HEADS.format(chain=chain),
+                _MOVE_HEADS.format(chain=_CHAIN),
                 [
                     list(heads),
                     [h.last_seq for h in heads.values()],
@@ -203,32 +202,58 @@ def ingest(batch: control_pb2.UsageBatch) -> int:
     return len(events)
 
 
-_TABLES = (  # (table, columns of its lines, its unique key)
-    (UsageRecord._meta.db_table, USAGE_INSERT, "request_id"),
-    (AuditRecord._meta.db_table, AUDIT_INSERT, "chain_id, seq"),
-)
+_USAGE, _AUDIT = UsageRecord._meta.db_table, AuditRecord._meta.db_table
+_CHAIN = AuditChain._meta.db_table
 
 
-def _store(cursor: Any, usage: list[str], audit: list[str]) -> None:
-    """COPY the lines into their tables; when one is stored already, skip those instead."""
-    try:
-        with transaction.atomic(), connection.wrap_database_errors:  # a savepoint
-            for (table, columns, _), lines in zip(_TABLES, (usage, audit), strict=True):
-                if lines:
-                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                        copy.write("".join(lines))
-    except IntegrityError:  # rare: an event or a chain position stored before
-        for (table, columns, key), lines in zip(_TABLES, (usage, audit), strict=True):
-            if not lines:
-                continue
-            staging = f"{table}_in"
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS "
-                f"AS SELECT {columns} FROM {table} WITH NO DATA"
-            )
-            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-                copy.write("".join(lines))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-                f"ON CONFLICT ({key}) DO NOTHING"
-            )
+def _receive(
+    cursor: Any, batch: control_pb2.UsageBatch, events: int, records: Sequence[Any]
+) -> dict[str, Head]:
+    """Write the batch's receipt and lock the heads of its records' chains (created when
+    new): the heads, by chain id."""
+    receipt = (
+        f"INSERT INTO {UsageBatchReceipt._meta.db_table} "
+        f"(batch_id, node_id, received_at, events) VALUES (%s, %s, now(), %s)"
+    )
+    receipt_args = [batch.batch_id, batch.node_id, events]
+    if not records:
+        cursor.execute(receipt, receipt_args)
+        return {}
+    chains = sorted({r.chain_id for r in records})  # locked in one order: no deadlock
+    cursor.execute(
+        f"WITH r AS ({receipt}) {_HEADS.format(chain=_CHAIN)} ORDER BY chain_id FOR UPDATE",
+        [*receipt_args, chains],
+    )
+    heads = {row[0]: Head(*row[1:]) for row in cursor.fetchall()}
+    missing = [c for c in chains if c not in heads]
+    if missing:
+        cursor.execute(
+            f"INSERT INTO {_CHAIN} (chain_id, node_id, last_seq, last_hash, breaks) "
+            f"SELECT unnest(%s::text[]), %s, 0, '', 0 ON CONFLICT DO NOTHING",
+            [missing, batch.node_id],
+        )
+        cursor.execute(f"{_HEADS.format(chain=_CHAIN)} ORDER BY chain_id FOR UPDATE", [missing])
+        heads |= {row[0]: Head(*row[1:]) for row in cursor.fetchall()}
+    return heads
+
+
+def _store_skipping_stored(cursor: Any, usage: list[str], audit: list[str]) -> None:
+    """Store the lines but those whose request id (usage) or chain position (audit) is
+    stored already: through temporary tables and ``INSERT ... ON CONFLICT DO NOTHING``."""
+    for table, columns, key, lines in (
+        (_USAGE, USAGE_INSERT, "request_id", usage),
+        (_AUDIT, AUDIT_INSERT, "chain_id, seq", audit),
+    ):
+        if not lines:
+            continue
+        staging = f"{table}_in"
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS "
+            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            copy.write("".join(lines))
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT ({key}) DO NOTHING"
+        )

@@ -18,7 +18,7 @@ import pytest
 from control_plane.grpc_api.deltas import DeltaHistory
 from data_plane.policy.compiled import KeyTable, _compile_keys, compile_snapshot
 from data_plane.policy.incremental import Changed, Layered, _finish, apply_changes
-from data_plane.snapshots import checker
+from data_plane.snapshots import checker, checks
 from data_plane.snapshots.applier import PolicyApplier
 from data_plane.snapshots.checker import Verdict, check
 from data_plane.snapshots.store import SnapshotStore, pause
@@ -184,9 +184,9 @@ def test_the_checks_in_two_processes_find_what_they_find_in_one() -> None:
     twice.keys.append(twice.keys[0])
     for policy in (sound, inconsistent, twice):
         encoded = policy.SerializeToString(deterministic=True)
-        assert check(encoded, checker.forked) == check(encoded)
-    assert check(b"\x99garbage", checker.forked) == check(b"\x99garbage")
-    assert check(inconsistent.SerializeToString(), checker.forked).problems
+        assert check(encoded, checks.forked) == check(encoded)
+    assert check(b"\x99garbage", checks.forked) == check(b"\x99garbage")
+    assert check(inconsistent.SerializeToString(), checks.forked).problems
 
 
 async def test_a_refused_snapshot_leaves_the_disk_copy_as_it_was(

@@ -66,8 +66,13 @@ def _decode_cut_steps(
     encoded: bytes, policy: snapshot_pb2.Policy
 ) -> Generator[None, None, snapshot_pb2.Policy]:
     """Decode an encoded policy into ``policy``, a slice of entities at a time."""
-    cuts = yield from cut_steps(encoded)
-    for start, stop in itertools.pairwise(cuts):
+    # Cut every eighth of a slice, so the cutting yields every slice too (a Python loop over
+    # 16k entities held a busy loop 20 to 50 ms); decoded a slice at a time.
+    cuts = yield from cut_steps(encoded, SLICE // 8)
+    bounds = cuts[::8]
+    if bounds[-1] != cuts[-1]:
+        bounds.append(cuts[-1])
+    for start, stop in itertools.pairwise(bounds):
         policy.MergeFromString(encoded[start:stop])
         yield
     return policy

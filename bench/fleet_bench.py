@@ -10,7 +10,8 @@ processes. Measured:
   the new version (the last node's ACK), p50 / p99 / max;
 - revocations: a key created, then revoked through the API; for every node, the time from the
   revoke call's start until the key is gone from the policy it holds (p50 / p99 / max over all
-  nodes and revocations);
+  nodes and revocations), split in two: the call itself (the publish runs in it), and from
+  its return until each node dropped the key (the gRPC process's part and the nodes');
 - a reconnect storm: the gRPC process stopped, a change made meanwhile, the process started
   again; the time from its start until every node holds the new version again.
 """
@@ -149,6 +150,8 @@ async def _measure(system: AscSystem, route_id: str, tenant: str) -> dict[str, o
         figures["acks"] = acks
 
         revoked: list[float] = []
+        calls: list[float] = []
+        after_call: list[float] = []
         for n in range(REVOCATIONS):
             key = await asyncio.to_thread(
                 api.call,
@@ -159,9 +162,15 @@ async def _measure(system: AscSystem, route_id: str, tenant: str) -> dict[str, o
             await fleet.all_hold(await asyncio.to_thread(system.latest_version))
             began = time.monotonic()
             await asyncio.to_thread(api.call, "POST", f"keys/{key['id']}/revoke/", {})
-            revoked += [t - began for t in await fleet.all_lost(str(key["id"]))]
+            returned = time.monotonic()
+            lost = await fleet.all_lost(str(key["id"]))
+            revoked += [t - began for t in lost]
+            calls.append(returned - began)
+            after_call += [t - returned for t in lost]
             await asyncio.sleep(0.3)
         figures["revoked"] = revoked
+        figures["revoke_calls"] = calls
+        figures["after_call"] = after_call
 
         system.stack.stop("grpc")
         await asyncio.sleep(DOWN_S / 2)
@@ -193,6 +202,8 @@ def run() -> Report:
     memory: dict[int, float] = figures["memory"]  # type: ignore[assignment]  # built above
     acks: list[float] = figures["acks"]  # type: ignore[assignment]  # built above
     revoked: list[float] = figures["revoked"]  # type: ignore[assignment]  # built above
+    calls: list[float] = figures["revoke_calls"]  # type: ignore[assignment]  # built above
+    after_call: list[float] = figures["after_call"]  # type: ignore[assignment]  # built above
     storm = float(figures["storm_s"])  # type: ignore[arg-type]  # built above
     per_100 = {n: (memory[n] - memory[0]) / (n / 100) for n in STEPS}
     report.table(
@@ -205,6 +216,8 @@ def run() -> Report:
         [
             _row(f"a route changed: until all ACKed ({ROUNDS} changes)", acks),
             _row(f"a key revoked: until each node dropped it ({REVOCATIONS} keys)", revoked),
+            _row("  the revoke API call itself (the publish runs in it)", calls),
+            _row("  from the call's return until each node dropped it", after_call),
         ],
     )
     report.note(

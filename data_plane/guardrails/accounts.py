@@ -73,7 +73,9 @@ def _card_end(text: str, run: list[tuple[int, int]], i: int) -> int:
             ends.append(j + 1)
     if not ends:
         return 0
-    lengths = checks.card_lengths(prefix)  # what `_is_card` would find out last
+    # A card has one of its network's lengths (known from its first four digits), and passes
+    # the Luhn check (`_is_card`, tried last).
+    lengths = checks.card_lengths(prefix)
     for j in reversed(ends):
         if run[j - 1][1] - run[i][0] - (j - i - 1) in lengths and _is_card(text, run, i, j):
             return j
@@ -81,12 +83,13 @@ def _card_end(text: str, run: list[tuple[int, int]], i: int) -> int:
 
 
 def _is_card(text: str, run: list[tuple[int, int]], i: int, j: int) -> bool:
-    """run[i:j] (13 to 19 digits, groups after the first of 3+ digits) is a card."""
+    """run[i:j] (13 to 19 digits, groups after the first of 3+ digits, a length its network
+    issues) is a card: its grouping, and the Luhn check."""
     first, last = run[i][0], run[j - 1][1]
     if first > 0 and text[first - 1] in ".,":  # later groups follow a space or a dash
         return False
     if j - i == 1:
-        return checks.payment_card_ok(text[first:last])
+        return checks.luhn_ok(text[first:last])
     sep = text[run[i][1]]
     if any(text[e] != sep for _, e in run[i + 1 : j - 1]):
         return False
@@ -94,7 +97,7 @@ def _is_card(text: str, run: list[tuple[int, int]], i: int, j: int) -> bool:
         return False
     if first >= 2 and text[first - 1] == sep and _digits_at(text, first - 2, -1) >= 3:
         return False
-    return checks.payment_card_ok(text[first:last].replace(sep, ""))
+    return checks.luhn_ok(text[first:last].replace(sep, ""))
 
 
 def _digits_at(text: str, i: int, direction: int) -> int:
@@ -125,7 +128,7 @@ class _CardChain:
         stop = run.end() if run is not None else x
         if not final and stop + 4 > len(text):  # `_is_card` looks one group beyond the run
             return None
-        return Decision(cards(text, max(cursor, x - self.lead), stop), stop)
+        return cards(text, max(cursor, x - self.lead), stop), stop, True
 
 
 CARD_CHAIN = _CardChain()

@@ -183,7 +183,7 @@ class HitStream:
     """The automaton over a stream: each character is scanned once, the state between chunks is
     Hyperscan's. `close()` frees that state (also done when the object is collected)."""
 
-    __slots__ = ("_handlers", "_hits", "_open", "_started", "_streams")
+    __slots__ = ("_hits", "_open", "_pairs", "_started")
 
     def __init__(self, scanner: Scanner) -> None:
         # The binding's streams keep borrowed references to their database and handler: the
@@ -191,13 +191,14 @@ class HitStream:
         # never replaced). `Database.stream` returns one reference too many and `__enter__`
         # (which opens the stream) one too few: called once each, as here, they balance.
         self._hits: Hits = {}
-        self._handlers = [_router(routes, self._hits) for _, routes in scanner.catalogs]
-        self._streams = [
+        handlers = [_router(routes, self._hits) for _, routes in scanner.catalogs]
+        streams = [
             catalog.stream.stream(handler, 0, None)
-            for (catalog, _), handler in zip(scanner.catalogs, self._handlers, strict=True)
+            for (catalog, _), handler in zip(scanner.catalogs, handlers, strict=True)
         ]
-        for stream in self._streams:
+        for stream in streams:
             stream.__enter__()
+        self._pairs = tuple(zip(streams, handlers, strict=True))
         self._open = True
         self._started = False
 
@@ -207,17 +208,20 @@ class HitStream:
         if not self._started:
             data = _LEAD + data
             self._started = True
-        for stream, handler in zip(self._streams, self._handlers, strict=True):
+        for stream, handler in self._pairs:
             stream.scan(data, 0, None, handler, None)
-        out = self._hits.copy()
-        self._hits.clear()
+        hits = self._hits
+        if not hits:
+            return {}
+        out = hits.copy()
+        hits.clear()
         return out
 
     def close(self) -> None:
         if not getattr(self, "_open", False):
             return
         self._open = False
-        for stream, handler in zip(self._streams, self._handlers, strict=True):
+        for stream, handler in self._pairs:
             stream.close(match_event_handler=handler)
         self._hits.clear()
 

@@ -56,18 +56,17 @@ class RegexChain:
     held: Callable[[str], int] | None = None
 
     def decide(self, text: str, x: int, cursor: int, final: bool) -> Decision | None:
-        n = len(text)
-        enough = final or x + self.need <= n
+        enough = final or x + self.need <= len(text)
         if not enough and not self.open_ended:
             return None
         m = self.regex.match(text, x)
         if m is None:
-            return Decision([], cursor) if enough else None
+            return ([], cursor, True) if enough else None
         spans, resume = self.convert(text, m)
         if final or not self.open_ended:
-            return Decision(spans, resume)
+            return spans, resume, True
         last = max((s.end for s in spans), default=m.end())
-        return Decision(spans, resume, n - last >= self.tail)
+        return spans, resume, len(text) - last >= self.tail
 
     def find(self, text: str, pos: int = 0, end: int = END) -> list[Span]:
         """The pass itself, over every position from `pos` (the reference the candidates must
@@ -87,16 +86,22 @@ def decide_all(chain: Chain, text: str, candidates: list[tuple[int, int]]) -> li
     out: list[Span] = []
     cursor = 0
     done = 0  # every candidate position before it is decided (ranges overlap)
-    for lo, hi in sorted(candidates):
-        x = max(lo, done, cursor)
+    if len(candidates) > 1:
+        candidates = sorted(candidates)
+    for lo, hi in candidates:
+        x = lo if lo > done else done
+        if x < cursor:
+            x = cursor
         while x < hi:
             decision = decide(text, x, cursor, True)
             assert decision is not None  # the text is whole: every candidate is decided
-            out.extend(decision.spans)
-            if decision.cursor > cursor:
-                cursor = decision.cursor
+            spans, resume, _ = decision
+            if spans:
+                out += spans
+            if resume > cursor:
+                cursor = resume
             x = x + 1 if x >= cursor else cursor
-        done = max(done, x)
+        done = x
     return out
 
 
@@ -114,7 +119,7 @@ class ChainRun:
         self.cursor = 0
         self.done = 0
         self.pending: list[tuple[int, int]] = []
-        self.open: list[Span] = []
+        self.open: tuple[Span, ...] = ()
 
     def advance(self, text: str, origin: int, final: bool) -> list[Span]:
         """Decide the pending candidates in order, as far as `text` (which starts at absolute
@@ -125,22 +130,28 @@ class ChainRun:
             pending.sort()
         out: list[Span] = []
         cursor, done = self.cursor, self.done
-        self.open = []
+        self.open = ()
         for i, (lo, hi) in enumerate(pending):
-            x = max(lo, done, cursor)
+            x = lo if lo > done else done
+            if x < cursor:
+                x = cursor
             while x < hi:
-                decision = decide(text, x - origin, max(cursor - origin, 0), final)
-                if decision is None or not decision.settled:
+                since = cursor - origin
+                decision = decide(text, x - origin, since if since > 0 else 0, final)
+                if decision is None or not decision[2]:
                     if decision is not None:
-                        self.open = _moved(decision.spans, origin)
+                        self.open = tuple(_moved(decision[0], origin))
                     del pending[:i]
                     self.cursor, self.done = cursor, x
                     return out
-                if decision.spans:
-                    out.extend(_moved(decision.spans, origin))
-                cursor = max(cursor, decision.cursor + origin)
+                spans, resume, _ = decision
+                if spans:
+                    out += _moved(spans, origin)
+                resume += origin
+                if resume > cursor:
+                    cursor = resume
                 x = x + 1 if x >= cursor else cursor
-            done = max(done, x)
+            done = x
         pending.clear()
         self.cursor, self.done = cursor, done
         return out

@@ -51,11 +51,6 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def card_network_ok(digits: str) -> bool:
-    """True when the number starts with a known issuer prefix and has that network's length."""
-    return len(digits) in card_lengths(digits)
-
-
 def card_lengths(digits: str) -> Container[int]:
     """The lengths a card number may have, given its first four digits (none: no network)."""
     if digits[0] == "4":  # Visa
@@ -77,10 +72,6 @@ def card_lengths(digits: str) -> Container[int]:
     if p4 in (5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763):  # Maestro
         return range(13, 20)
     return ()
-
-
-def payment_card_ok(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and card_network_ok(digits) and luhn_ok(digits)
 
 
 def iban_ok(compact: str) -> bool:

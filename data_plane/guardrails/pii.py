@@ -107,7 +107,7 @@ class _EmailChain:
         if not final and x + self.need > len(text):
             return None
         found, resume = _email_at(text, x, cursor, END)
-        return Decision(found, resume)
+        return found, resume, True
 
 
 EMAIL_CHAIN = _EmailChain()

@@ -46,13 +46,11 @@ class Trigger(NamedTuple):
     spread: int = 1
 
 
-class Decision(NamedTuple):
-    """What a chain decided at a candidate: its findings, where the chain goes on, and whether
-    they are final (`settled`) or an open-ended finding that may still grow."""
-
-    spans: list[Span]
-    cursor: int
-    settled: bool = True
+# What a chain decided at a candidate: (spans, cursor, settled): its findings, where the chain
+# goes on, and whether they are final (settled) or an open-ended finding that may still grow.
+# A plain tuple, not a NamedTuple: one is made for every candidate decided, and a NamedTuple
+# costs several times as much to create.
+Decision = tuple[list[Span], int, bool]
 
 
 class Chain(Protocol):

@@ -147,32 +147,36 @@ class StreamGuard:
     def _advance(self, *, final: bool) -> str:
         text, origin = self._text, self._origin
         n = origin + len(text)
-        self._scan(text, origin, n, final)
+        if n > self._scanned or final:
+            self._scan(text, origin, n, final)
         low, opened = self._decide(text, origin, n, final)
         found = self._found
-        cut = min(low, n)
+        cut = low if low < n else n
         kept: list[Found] = []
         if found or opened:
-            kept = drop_fragments(found + opened)
+            kept = drop_fragments(found + opened if opened else found)
             if self._blocks and self._block(kept, low, final):
                 return ""
             for span, _ in opened:
-                cut = min(cut, span.start)
+                if span.start < cut:
+                    cut = span.start
             cut = _outside_findings(kept, cut)
-        if cut <= self._released:
+        released = self._released
+        if cut <= released:
             self._schedule(n)
             return ""
         if kept:
-            released = self._release(kept, text, origin, cut)
-            self._found = [(span, detector) for span, detector in found if span.start >= cut]
+            out = self._release(kept, text, origin, cut)
+            self._found = [pair for pair in found if pair[0].start >= cut]
         else:
-            released = text[self._released - origin : cut - origin]
+            out = text[released - origin : cut - origin]
         self._released = cut
-        keep = max(origin, cut - _MARGIN)
-        self._text = text[keep - origin :]
-        self._origin = keep
+        keep = cut - _MARGIN
+        if keep > origin:
+            self._text = text[keep - origin :]
+            self._origin = keep
         self._schedule(n)
-        return released
+        return out
 
     def _scan(self, text: str, origin: int, n: int, final: bool) -> None:
         """Feed the characters not scanned yet to the automaton; queue their candidates. A
@@ -186,14 +190,17 @@ class StreamGuard:
                     self._hits = scanner.stream()
                 assert self._hits is not None  # the scanner has catalogs
                 hits = self._hits.scan(text[self._scanned - origin :])
-            runs, active = self._runs, self._active
-            for index, ranges in hits.items():
-                run = runs.get(index)
-                if run is None:
-                    run = runs[index] = ChainRun(*scanner.chains[index])
-                run.pending.extend(ranges)
-                run.pending.sort()
-                active.add(index)
+            if hits:
+                runs, active = self._runs, self._active
+                for index, ranges in hits.items():
+                    run = runs.get(index)
+                    if run is None:
+                        run = runs[index] = ChainRun(*scanner.chains[index])
+                    pending = run.pending
+                    pending += ranges
+                    if len(pending) > 1:
+                        pending.sort()
+                    active.add(index)
             self._scanned = n
         if final and self._hits is not None:
             self._hits.close()
@@ -201,28 +208,43 @@ class StreamGuard:
     def _decide(self, text: str, origin: int, n: int, final: bool) -> tuple[int, list[Found]]:
         """Decide what the text allows; return where a finding may still start, and the
         open-ended findings still growing."""
-        low = n if final else n + 1 - self._back
-        if not final:
+        if final:
+            low = n
+        else:
+            low = n + 1 - self._back
             for held in self._helds:
-                low = min(low, n - held(text))
+                start = n - held(text)
+                if start < low:
+                    low = start
         opened: list[Found] = []
-        found = self._found
         active = self._active
-        for index in sorted(active) if len(active) > 1 else list(active):
-            run = self._runs[index]
-            if not final and not run.open and run.due() > n:  # nothing it can decide yet
-                low = min(low, run.low_water())
-                continue
-            found.extend((span, run.detector) for span in run.advance(text, origin, final))
-            if run.pending or run.open:
-                low = min(low, run.low_water())
-                opened.extend((span, run.detector) for span in run.open)
-            else:
-                active.discard(index)
+        if active:
+            found, runs = self._found, self._runs
+            for index in sorted(active) if len(active) > 1 else tuple(active):
+                run = runs[index]
+                if not final and not run.open and run.due() > n:  # nothing it can decide yet
+                    start = run.low_water()
+                    if start < low:
+                        low = start
+                    continue
+                spans = run.advance(text, origin, final)
+                if spans:
+                    detector = run.detector
+                    found += [(span, detector) for span in spans]
+                if run.pending or run.open:
+                    start = run.low_water()
+                    if start < low:
+                        low = start
+                    if run.open:
+                        detector = run.detector
+                        opened += [(span, detector) for span in run.open]
+                else:
+                    active.discard(index)
         for fallback in self._fallbacks:
-            found.extend((s, fallback.detector) for s in fallback.advance(text, origin, final))
-            if not final:
-                low = min(low, fallback.restart)
+            found = self._found
+            found += [(s, fallback.detector) for s in fallback.advance(text, origin, final)]
+            if not final and fallback.restart < low:
+                low = fallback.restart
         return low, opened
 
     def _block(self, kept: list[Found], low: int, final: bool) -> bool:

@@ -219,26 +219,44 @@ def _check_name(name: str) -> None:
         raise GuardrailPolicyError(f"invalid list name {name!r}: use letters, digits, _ and -")
 
 
-def run_detectors(compiled: CompiledGuardrails, text: str) -> list[tuple[Span, Detector]]:
-    """Every raw finding of the text, with the detector that reported it: the chains decide the
-    automaton's candidates, the fallback patterns make their own pass."""
+def run_detectors(
+    compiled: CompiledGuardrails, text: str
+) -> tuple[list[Span], list[tuple[Span, Detector]]]:
+    """Every raw finding of the text: the chains decide the automaton's candidates, the
+    fallback patterns make their own pass. The findings of detectors that yield to others come
+    apart, with their detector (see `drop_fragments`)."""
     scanner = compiled.scanner
-    found: list[tuple[Span, Detector]] = []
+    spans: list[Span] = []
+    fragile: list[tuple[Span, Detector]] = []
+    chains = scanner.chains
     for index, ranges in scanner.hits(text).items():
-        chain, detector = scanner.chains[index]
-        found.extend((span, detector) for span in decide_all(chain, text, ranges))
+        chain, detector = chains[index]
+        found = decide_all(chain, text, ranges)
+        if not found:
+            continue
+        if detector.yields_to:
+            fragile += [(span, detector) for span in found]
+        else:
+            spans += found
     for regex, detector in scanner.fallbacks:
-        spans = FallbackRun(regex, detector).advance(text, 0, True)
-        found.extend((span, detector) for span in spans)
-    return found
+        found = FallbackRun(regex, detector).advance(text, 0, True)
+        if detector.yields_to:
+            fragile += [(span, detector) for span in found]
+        else:
+            spans += found
+    return spans, fragile
 
 
-def drop_fragments(found: list[tuple[Span, Detector]]) -> list[tuple[Span, Detector]]:
-    """Drop the findings that lie inside a finding of a category their detector yields to."""
+def drop_fragments(
+    found: list[tuple[Span, Detector]], others: Iterable[Span] = ()
+) -> list[tuple[Span, Detector]]:
+    """Drop the findings that lie inside a finding (of `found` or `others`) of a category their
+    detector yields to."""
     yielding = {c for _, d in found for c in d.yields_to}
     if not yielding:
         return found
     containers = [s for s, _ in found if s.category in yielding]
+    containers += [s for s in others if s.category in yielding]
     if not containers:
         return found
     return [
@@ -268,10 +286,12 @@ def merge_same_category(spans: Iterable[Span]) -> list[Span]:
 
 
 def scan(compiled: CompiledGuardrails, text: str) -> ScanResult:
-    found = drop_fragments(run_detectors(compiled, text))
-    if not found:
+    spans, fragile = run_detectors(compiled, text)
+    if fragile:
+        spans += [span for span, _ in drop_fragments(fragile, spans)]
+    if not spans:
         return _EMPTY_SCAN
-    return ScanResult(tuple(merge_same_category(span for span, _ in found)))
+    return ScanResult(tuple(merge_same_category(spans)))
 
 
 def verdict_of(compiled: CompiledGuardrails, findings: Iterable[Span]) -> Verdict:

@@ -410,7 +410,10 @@ async def _stream(
         else:
             connected = await _relay(context, parsed, opened, response, output_guard)
     if connected:
-        await response.write_eof()
+        try:
+            await response.write_eof()
+        except ConnectionResetError:  # gone after the last event, before the stream's end
+            record.error_code = errors.CLIENT_DISCONNECTED
     return response
 
 

@@ -36,14 +36,11 @@ from urllib.parse import quote, urlsplit
 from multidict import CIMultiDictProxy
 
 from data_plane.upstream.http1 import (
-    MAX_HEAD,
-    Body,
     Decoder,
     Head,
     ProtocolError,
-    body_for,
+    ResponseParser,
     decoder_for,
-    parse_head,
     request_bytes,
 )
 
@@ -105,18 +102,15 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._begin("GET", 0.0)
+        self._begin(0.0)
         self.active = False
 
-    def _begin(self, method: str, read_timeout: float) -> None:
+    def _begin(self, read_timeout: float) -> None:
         self.active = True
-        self.method = method
         self.read_timeout = read_timeout
-        self.pending = b""  # the head not yet ended
-        self.head: Head | None = None
-        self.body: Body | None = None
+        self.parser = ResponseParser()
         self.decoder: Decoder | None = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes] = []  # the body's bytes the reader has not taken
         self.buffered = 0
         self.paused = False
         self.error: BaseException | None = None
@@ -132,13 +126,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if not self.active or self.error is not None:
             return
-        body = self.body
         try:
-            if body is None:
-                raise Disconnected("the server closed the connection without answering")
-            body.close()
+            self.parser.close()
             if self.decoder is not None:
-                self._take(self.decoder.end())
+                self._take([self.decoder.end()])
         except ProtocolError as error:
             self.error = Disconnected(str(error))
         except Exception as error:  # handed to the reader, raised there
@@ -150,21 +141,21 @@ class _Connection(asyncio.Protocol):
             self._fail(ProtocolError("the server sent bytes outside an answer"))
             return
         self.since = self.loop.time()
+        parser = self.parser
+        had_head = parser.head is not None
         try:
-            if self.head is None:
-                rest = self._head(data)
-                if rest is None:
-                    return
-                data = rest
-            body = self.body
-            assert body is not None
-            out = body.feed(data)
+            parser.feed(data)
+            if parser.head is None:
+                return
+            if not had_head:
+                self.decoder = decoder_for(parser.head)
+            pieces = parser.body
             if self.decoder is not None:
-                out = self.decoder.feed(out)
-                if body.done:
-                    out += self.decoder.end()
-            if out:
-                self._take(out)
+                pieces = [self.decoder.feed(piece) for piece in pieces]
+                if parser.done:
+                    pieces.append(self.decoder.end())
+                parser.body.clear()
+            self._take(pieces)
         except Exception as error:  # a ProtocolError (or a bug): raised to the reader
             self._fail(error)
             return
@@ -173,30 +164,12 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None  # close: connection_lost says whether the answer was whole
 
-    def _head(self, data: bytes) -> bytes | None:
-        """What follows the answer's head once it is complete (interim 1xx heads skipped),
-        else None (kept for the next read)."""
-        buffer = self.pending + data if self.pending else data
-        while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0 or end > MAX_HEAD:
-                if len(buffer) > MAX_HEAD:
-                    raise ProtocolError("the answer's head is too long")
-                self.pending = buffer
-                return None
-            head = parse_head(buffer[:end])
-            buffer = buffer[end + 4 :]
-            if head.status == 101:
-                raise ProtocolError("the server switched protocols")
-            if head.status >= 200:
-                self.pending = b""
-                self.head, self.body = head, body_for(head, self.method)
-                self.decoder = decoder_for(head)
-                return buffer
-
-    def _take(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.buffered += len(data)
+    def _take(self, pieces: list[bytes]) -> None:
+        if not pieces:
+            return
+        self.chunks += pieces
+        self.buffered += sum(map(len, pieces))
+        pieces.clear()
         if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
@@ -213,8 +186,8 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     # The exchange, from the Response's side.
-    def send(self, method: str, payload: bytes, read_timeout: float) -> None:
-        self._begin(method, read_timeout)
+    def send(self, payload: bytes, read_timeout: float) -> None:
+        self._begin(read_timeout)
         assert self.transport is not None
         self.transport.write(payload)
         self.since = self.loop.time()
@@ -247,9 +220,9 @@ class _Connection(asyncio.Protocol):
             self.waiter = None
 
     async def response_head(self) -> Head:
-        while self.head is None:
+        while self.parser.head is None:
             await self._wait()
-        return self.head
+        return self.parser.head
 
     async def readany(self) -> bytes:
         """The answer's bytes that arrived since the last call, waiting for some; ``b""``
@@ -257,7 +230,7 @@ class _Connection(asyncio.Protocol):
         while not self.chunks:
             if self.error is not None:
                 raise self.error
-            if self.body is not None and self.body.done:
+            if self.parser.done:
                 return b""
             await self._wait()
         chunks = self.chunks
@@ -275,14 +248,13 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        body, head = self.body, self.head
+        parser, head = self.parser, self.parser.head
         return (
             self.error is None
             and head is not None
             and head.keep_alive
-            and body is not None
-            and body.done
-            and not body.extra
+            and parser.done
+            and not parser.extra
             and not self.chunks
             and not self.closed
             and self.transport is not None
@@ -358,7 +330,7 @@ class Exchange:
             origin, self._timeouts.connect
         )
         try:
-            connection.send(self._method, payload, self._timeouts.read)
+            connection.send(payload, self._timeouts.read)
             head = await connection.response_head()
         except BaseException:
             connection.finish()

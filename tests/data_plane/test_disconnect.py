@@ -3,11 +3,13 @@ provider produced until then: the tokens the gateway received, at the model's pr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from data_plane.types import ChatRequest
 from data_plane.upstream.providers.mock import reply_words
@@ -59,3 +61,34 @@ async def test_a_client_gone_mid_stream_is_charged_for_what_was_produced(gateway
         output_price=PRICES[1],
         cached_input_price=PRICES[2],
     )
+
+
+async def test_a_client_gone_before_the_streams_end_is_written_is_no_error(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client reads the last event and hangs up before the chunked body's end is
+    written: a disconnect like any other, not an unexpected error logged with its
+    traceback (a load generator ending its run did this to every stream in flight)."""
+    write_eof = web.StreamResponse.write_eof
+
+    async def hung_up(self: web.StreamResponse, data: bytes = b"") -> None:
+        if self.content_type == "text/event-stream":
+            raise ConnectionResetError("Cannot write to closing transport")
+        await write_eof(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write_eof", hung_up)
+    body = {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {snapshots.ACME_KEY}"}
+    received = b""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers) as r,
+    ):
+        with contextlib.suppress(aiohttp.ClientPayloadError):
+            async for data in r.content.iter_any():
+                received += data
+    assert b"data: [DONE]" in received, "every event was written before the end"
+    (event,) = await gateway.events(1)
+    assert event.error_code == "client_disconnected"
+    assert event.completion_tokens > 0
+    assert "unexpected error" not in caplog.text

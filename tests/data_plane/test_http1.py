@@ -1,4 +1,4 @@
-"""The upstream client's HTTP/1.1 framing (``data_plane.upstream.http1``): the same body for
+"""The upstream client's HTTP/1.1 parsing (``data_plane.upstream.http1``): the same answer for
 any way the network cuts the bytes, and a ``ProtocolError`` for what is not HTTP/1.1."""
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from data_plane.upstream.http1 import (
-    Body,
-    Chunked,
     Decoder,
+    Head,
     ProtocolError,
-    Sized,
-    UntilClose,
-    body_for,
+    ResponseParser,
     decoder_for,
-    parse_head,
     request_bytes,
 )
 
@@ -31,12 +27,15 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
-def fed(body: Body, pieces: list[bytes]) -> bytes:
-    return b"".join(body.feed(piece) for piece in pieces)
+def parsed(pieces: list[bytes]) -> ResponseParser:
+    parser = ResponseParser()
+    for piece in pieces:
+        parser.feed(piece)
+    return parser
 
 
 def chunked(parts: list[bytes], *, extension: bool = False, trailer: bool = False) -> bytes:
-    out = b""
+    out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     for part in parts:
         size = f"{len(part):x}".encode() + (b";name=value" if extension else b"")
         out += size + b"\r\n" + part + b"\r\n"
@@ -52,100 +51,102 @@ def chunked(parts: list[bytes], *, extension: bool = False, trailer: bool = Fals
 def test_a_chunked_body_is_the_same_however_it_is_cut(
     parts: list[bytes], points: list[int], extension: bool, trailer: bool
 ) -> None:
-    wire = chunked(parts, extension=extension, trailer=trailer)
-    body = Chunked()
-    assert fed(body, cut(wire, points)) == b"".join(parts)
-    assert body.done
-    assert not body.extra
+    parser = parsed(cut(chunked(parts, extension=extension, trailer=trailer), points))
+    assert b"".join(parser.body) == b"".join(parts)
+    assert parser.done
+    assert not parser.extra
 
 
 @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=8))
 def test_a_sized_body_ends_at_its_length(data: bytes, points: list[int]) -> None:
-    body = Sized(len(data))
-    assert fed(body, cut(data, points)) == data
-    assert body.done
-    assert not body.extra
+    wire = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+    parser = parsed(cut(wire, points))
+    assert b"".join(parser.body) == data
+    assert parser.done
+    assert not parser.extra
 
 
-def test_bytes_after_a_body_end_mean_the_connection_is_not_reused() -> None:
-    sized = Sized(3)
-    assert sized.feed(b"abcdef") == b"abc"
-    assert sized.done
-    assert sized.extra
-    chunks = Chunked()
-    assert chunks.feed(chunked([b"hi"]) + b"HTTP/1.1 200 OK") == b"hi"
-    assert chunks.done
-    assert chunks.extra
+def test_bytes_after_an_answer_mean_the_connection_is_not_reused() -> None:
+    for after in (b"HTTP/1.1 200 OK\r\n", b"SSH-2.0-OpenSSH_9.6\r\n\r\n"):
+        sized = parsed([b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" + after])
+        assert b"".join(sized.body) == b"abc"
+        assert sized.done
+        assert sized.extra
+        chunks = parsed([chunked([b"hi"]), after])
+        assert b"".join(chunks.body) == b"hi"
+        assert chunks.extra
 
 
-@pytest.mark.parametrize(
-    "wire",
-    [b"zz\r\n", b"-1\r\n", b"0x1\r\n", b"1_0\r\n", b"\r\n", b"2\r\nabc\r\n", b"1" * 5000],
-)
-def test_a_malformed_chunk_is_a_protocol_error(wire: bytes) -> None:
+@pytest.mark.parametrize("size_line", [b"zz", b"-1", b"0x1", b"1_0", b"", b"2\r\nabc"])
+def test_a_malformed_chunk_is_a_protocol_error(size_line: bytes) -> None:
     with pytest.raises(ProtocolError):
-        Chunked().feed(wire)
+        parsed([chunked([])[: -len(b"0\r\n\r\n")] + size_line + b"\r\n"])
 
 
-def test_a_body_cut_short_is_a_protocol_error_and_until_close_ends_at_close() -> None:
-    for body in (Sized(10), Chunked()):
-        body.feed(b"5\r\nab" if isinstance(body, Chunked) else b"ab")
+def test_a_body_cut_short_is_an_error_one_without_length_ends_at_close() -> None:
+    for wire in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+    ):
+        parser = parsed([wire])
+        assert not parser.done
         with pytest.raises(ProtocolError):
-            body.close()
-    until = UntilClose()
-    assert until.feed(b"all of it") == b"all of it"
+            parser.close()
+    until = parsed([b"HTTP/1.0 200 OK\r\n\r\nall ", b"of it"])
+    assert not until.done
     until.close()
     assert until.done
+    assert b"".join(until.body) == b"all of it"
 
 
-def test_a_head_is_parsed_with_case_insensitive_headers() -> None:
-    head = parse_head(
-        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nset-cookie: a\r\nSet-Cookie: b"
+def test_a_head_is_parsed_with_case_insensitive_headers_interim_answers_skipped() -> None:
+    parser = parsed(
+        [
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nset-cookie: a\r\n",
+            b"Set-Cookie: b\r\nContent-Length: 0\r\n\r\n",
+        ]
     )
-    assert head.status == 429
-    assert head.keep_alive
-    assert head.headers["retry-after"] == "2"
-    assert head.headers.getall("SET-COOKIE") == ["a", "b"]
-    assert not parse_head(b"HTTP/1.1 200 OK\r\nConnection: close").keep_alive
-    assert not parse_head(b"HTTP/1.0 200 OK").keep_alive
-    assert parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive").keep_alive
-    assert parse_head(b"HTTP/1.1 204").status == 204
+    assert parser.head is not None
+    assert parser.head.status == 429
+    assert parser.head.keep_alive
+    assert parser.head.headers["retry-after"] == "2"
+    assert parser.head.headers.getall("SET-COOKIE") == ["a", "b"]
+    assert "Link" not in parser.head.headers
+    assert parser.done
+
+    def head(raw: bytes) -> Head:
+        answer = parsed([raw + b"\r\nContent-Length: 0\r\n\r\n"]).head
+        assert answer is not None
+        return answer
+
+    assert not head(b"HTTP/1.1 200 OK\r\nConnection: close").keep_alive
+    assert not head(b"HTTP/1.0 200 OK").keep_alive
+    assert head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive").keep_alive
+    no_content = parsed([b"HTTP/1.1 204 No Content\r\n\r\n"])
+    assert no_content.done
+    assert no_content.body == []
 
 
 @pytest.mark.parametrize(
     "raw",
     [
-        b"SSH-2.0-OpenSSH_9.6",
-        b"HTTP/2 200",
-        b"HTTP/1.1 2000 OK",
-        b"HTTP/1.1 abc OK",
-        b"HTTP/1.1 200 OK\r\nno colon here",
-        b"HTTP/1.1 200 OK\r\n: empty name",
-        b"HTTP/1.1 200 OK\r\nBad Name: x",
-        b"HTTP/1.1 200 OK\r\n Folded: x",
+        b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        b"HTTP/2 200\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000,
     ],
 )
-def test_what_is_not_an_http_head_is_a_protocol_error(raw: bytes) -> None:
+def test_what_is_not_an_http_answer_is_a_protocol_error(raw: bytes) -> None:
     with pytest.raises(ProtocolError):
-        parse_head(raw)
-
-
-def test_the_framing_follows_the_head() -> None:
-    def framing(raw: bytes, method: str = "POST") -> type[Body]:
-        return type(body_for(parse_head(raw), method))
-
-    assert framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked") is Chunked
-    assert framing(b"HTTP/1.1 200 OK\r\nContent-Length: 12") is Sized
-    assert framing(b"HTTP/1.1 200 OK") is UntilClose
-    assert body_for(parse_head(b"HTTP/1.1 204 No Content"), "POST").done
-    assert body_for(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5"), "HEAD").done
-    for bad in (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6",
-        b"HTTP/1.1 200 OK\r\nContent-Length: -5",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip",
-    ):
-        with pytest.raises(ProtocolError):
-            body_for(parse_head(bad), "POST")
+        parsed([raw])
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=8))
@@ -164,9 +165,15 @@ def test_gzip_and_both_deflates_are_undone_however_they_are_cut(
 
 
 def test_an_unasked_coding_and_a_corrupt_body_are_protocol_errors() -> None:
-    assert decoder_for(parse_head(b"HTTP/1.1 200 OK")) is None
+    def head(extra: bytes) -> Head:
+        answer = parsed([b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 0\r\n\r\n"]).head
+        assert answer is not None
+        return answer
+
+    assert decoder_for(head(b"")) is None
+    assert decoder_for(head(b"Content-Encoding: identity\r\n")) is None
     with pytest.raises(ProtocolError):
-        decoder_for(parse_head(b"HTTP/1.1 200 OK\r\nContent-Encoding: br"))
+        decoder_for(head(b"Content-Encoding: br\r\n"))
     with pytest.raises(ProtocolError):
         Decoder("gzip").feed(b"this is not gzip at all")
 

@@ -180,6 +180,8 @@ def _tracing(
 async def _disk_snapshot(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     if store.current is None:
+        if removed := await asyncio.to_thread(store.discard_staged):
+            log.warning("removed %d unfinished snapshot copies beside %s", removed, store.path)
         policy = await asyncio.to_thread(store.load_from_disk)
         if policy is not None:
             store.swap(policy)

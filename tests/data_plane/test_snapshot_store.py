@@ -70,6 +70,20 @@ def test_persist_replaces_the_previous_copy_and_leaves_no_temp_file(path: Path) 
     assert policy.version == 2
 
 
+def test_copies_a_crash_left_unfinished_are_removed_the_last_copy_kept(path: Path) -> None:
+    store = store_at(path)
+    store.persist(snapshots.two_tenants().snapshot(version=3))
+    staged = store.stage_encoded(snapshots.two_tenants().snapshot(version=4).SerializeToString())
+    other = path.parent / "snapshot.bin.notes"  # not a staged copy: left alone
+    other.write_bytes(b"x")
+    assert staged.exists()
+    assert store_at(path).discard_staged() == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["snapshot.bin", "snapshot.bin.notes"]
+    policy = store_at(path).load_from_disk()
+    assert policy is not None
+    assert policy.version == 3
+
+
 def test_a_reader_never_sees_a_torn_file(path: Path) -> None:
     """Readers racing a writer that alternates a small and a large snapshot always decode
     one of them whole (the file is replaced by rename, never rewritten in place)."""

@@ -17,6 +17,7 @@ import grpc
 from data_plane.rpc import CHANNEL_OPTIONS
 from shared.pb import control_pb2, snapshot_pb2
 from shared.policy_index import varint
+from shared.snapshot_parts import PART_BYTES, part_responses
 
 GRANT = 10**17
 
@@ -35,26 +36,25 @@ class Ack:
 
 @dataclass
 class FakeControlPlane:
-    outbox: asyncio.Queue[tuple[str, bytes]] = field(default_factory=asyncio.Queue)
+    # (nonce, a full snapshot encoded or None, a delta's response encoded)
+    outbox: asyncio.Queue[tuple[str, bytes | None, bytes]] = field(default_factory=asyncio.Queue)
     pending: dict[str, float] = field(default_factory=dict)
     acks: dict[str, Ack] = field(default_factory=dict)
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def push(self, snapshot: snapshot_pb2.Snapshot | bytes) -> str:
-        """Queue a snapshot (or its serialized bytes) for the connected node; the nonce."""
+        """Queue a snapshot (or its serialized bytes) for the connected node; the nonce. It
+        goes as parts to a node that accepts them, as the control plane sends it."""
         payload = snapshot if isinstance(snapshot, bytes) else snapshot.SerializeToString()
         nonce = uuid.uuid4().hex
-        response = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
-        # A SnapshotResponse is its nonce field plus field 2 (the snapshot), length-delimited.
-        response += b"\x12" + varint(len(payload)) + payload
-        self.outbox.put_nowait((nonce, response))
+        self.outbox.put_nowait((nonce, payload, b""))
         return nonce
 
     def push_delta(self, delta: snapshot_pb2.SnapshotDelta) -> str:
         """Queue a delta for the connected node; the nonce."""
         nonce = uuid.uuid4().hex
         response = control_pb2.SnapshotResponse(nonce=nonce, delta=delta).SerializeToString()
-        self.outbox.put_nowait((nonce, response))
+        self.outbox.put_nowait((nonce, None, response))
         return nonce
 
     async def wait_ack(self, nonce: str) -> Ack:
@@ -69,6 +69,8 @@ class FakeControlPlane:
         requests: AsyncIterator[control_pb2.SnapshotRequest],
         context: grpc.aio.ServicerContext[control_pb2.SnapshotRequest, bytes],
     ) -> AsyncIterator[bytes]:
+        hello = await anext(aiter(requests))
+
         async def read() -> None:
             async for request in requests:
                 if request.response_nonce in self.pending:
@@ -81,9 +83,17 @@ class FakeControlPlane:
         reader = asyncio.create_task(read())
         try:
             while True:
-                nonce, response = await self.outbox.get()
+                nonce, snapshot, response = await self.outbox.get()
                 self.pending[nonce] = time.perf_counter()
-                yield response
+                if snapshot is None:
+                    yield response
+                elif hello.accepts_parts and len(snapshot) > PART_BYTES:
+                    for part in part_responses(nonce, snapshot):
+                        yield part
+                else:
+                    # Its nonce field plus field 2 (the snapshot), length-delimited.
+                    head = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
+                    yield head + b"\x12" + varint(len(snapshot)) + snapshot
         finally:
             reader.cancel()
 

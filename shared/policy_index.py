@@ -83,7 +83,7 @@ def _policy_digest(kind_digests: Mapping[str, bytes]) -> str:
 _KIND_OF_TAG = {number << 3 | 2: kind for kind, number in NUMBERS.items()}
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         byte = data[pos]
@@ -96,10 +96,11 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("malformed varint")
 
 
-def cut(message: bytes, number: int) -> tuple[bytes, bytes]:
+def cut[B: (bytes, memoryview)](message: B, number: int) -> tuple[bytes, B]:
     """An encoded message without its length-delimited field ``number``, and that field's
-    content (the last one, b"" when absent): the rest decodes cheaply, the field on its own."""
-    pos, stop, head, content = 0, len(message), bytearray(), b""
+    content (the last one, empty when absent): the rest decodes cheaply, the field on its own.
+    Given a memoryview, the content is a view into it (a 26 MiB policy is not copied)."""
+    pos, stop, head, content = 0, len(message), bytearray(), message[0:0]
     while pos < stop:
         begin = pos
         tag, pos = _read_varint(message, pos)
@@ -149,7 +150,7 @@ def split(policy: bytes) -> Iterator[tuple[str, str, int, bytes]]:
         pos = end
 
 
-def cut_steps(policy: bytes, every: int = SLICE) -> Generator[None, None, list[int]]:
+def cut_steps(policy: bytes | memoryview, every: int = SLICE) -> Generator[None, None, list[int]]:
     """Offsets in an encoded ``Policy`` at which ``every`` entities begin, its length last: the
     slices between two of them decode on their own. Only tags and lengths are read (an eighth
     of ``split``'s work); yields every ``8 * every`` entities."""
@@ -374,7 +375,9 @@ def encode_snapshot(
     return b"".join(snapshot_parts(version, hash, created_unix_ms, b"".join(policy)))
 
 
-def snapshot_parts(version: int, hash: str, created_unix_ms: int, body: bytes) -> list[bytes]:
+def snapshot_parts(
+    version: int, hash: str, created_unix_ms: int, body: bytes | memoryview
+) -> list[bytes | memoryview]:
     """``encode_snapshot`` as its head and the encoded policy, not joined (no copy of it)."""
     head = bytearray()
     if version:

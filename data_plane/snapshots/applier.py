@@ -63,7 +63,7 @@ def _decode_steps(
 
 
 def _decode_cut_steps(
-    encoded: bytes, policy: snapshot_pb2.Policy
+    encoded: bytes | memoryview, policy: snapshot_pb2.Policy
 ) -> Generator[None, None, snapshot_pb2.Policy]:
     """Decode an encoded policy into ``policy``, a slice of entities at a time."""
     # Cut every eighth of a slice, so the cutting yields every slice too (a Python loop over
@@ -73,7 +73,7 @@ def _decode_cut_steps(
     if bounds[-1] != cuts[-1]:
         bounds.append(cuts[-1])
     for start, stop in itertools.pairwise(bounds):
-        policy.MergeFromString(encoded[start:stop])
+        policy.MergeFromString(encoded[start:stop])  # type: ignore[arg-type]  # any buffer
         yield
     return policy
 
@@ -89,8 +89,9 @@ def _reencoded_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, Polic
     return index
 
 
-def split_snapshot(encoded: bytes) -> tuple[snapshot_pb2.Snapshot, bytes]:
-    """An encoded ``Snapshot`` as the message without its policy, and the encoded policy."""
+def split_snapshot[B: (bytes, memoryview)](encoded: B) -> tuple[snapshot_pb2.Snapshot, B]:
+    """An encoded ``Snapshot`` as the message without its policy, and the encoded policy (a
+    view into ``encoded`` when that is a memoryview: no copy)."""
     head, policy = cut(encoded, 4)
     return snapshot_pb2.Snapshot.FromString(head), policy
 
@@ -130,7 +131,7 @@ class PolicyApplier:
         self.checker = Checker()
         # A full snapshot swapped in before its index was built: its hash and encoded policy
         # (the disk copy is written from it), and the task building its index after the ACK.
-        self._received: tuple[str, bytes] | None = None
+        self._received: tuple[str, bytes | memoryview] | None = None
         self._indexing: asyncio.Task[None] | None = None
         # The disk copy of a full snapshot written while it was checked (its hash, and the
         # thread's future of the file), made the copy by ``persist``.
@@ -141,7 +142,9 @@ class PolicyApplier:
         encoded = await asyncio.to_thread(snapshot.SerializeToString, deterministic=True)
         return await self.full_encoded(*split_snapshot(encoded))
 
-    async def full_encoded(self, snapshot: snapshot_pb2.Snapshot, policy: bytes) -> CompiledPolicy:
+    async def full_encoded(
+        self, snapshot: snapshot_pb2.Snapshot, policy: bytes | memoryview
+    ) -> CompiledPolicy:
         """Index, check and compile a full snapshot received encoded (``split_snapshot``: the
         message without its policy, and the encoded policy), and swap it in. Nothing large is
         decoded or hashed in one go on the loop: a large policy is indexed, hashed and checked
@@ -171,6 +174,8 @@ class PolicyApplier:
                 return compiled
             _discard(staging)
             snapshot.ClearField("policy")  # checked on the loop after all: decoded again
+        if isinstance(policy, memoryview):  # the index keeps its frames as bytes
+            policy = await asyncio.to_thread(bytes, policy)
         index = await sliced(PolicyIndex.build_steps(policy))
         digest = await sliced(index.hash_steps())
         await sliced(_decode_steps(index, snapshot.policy))
@@ -191,7 +196,7 @@ class PolicyApplier:
         return compiled
 
     async def _checked_elsewhere(
-        self, snapshot: snapshot_pb2.Snapshot, policy: bytes
+        self, snapshot: snapshot_pb2.Snapshot, policy: bytes | memoryview
     ) -> CompiledPolicy | None:
         """The checker process's checks while the loop decodes and compiles (in slices; the
         compile relies on the check, so its result or error counts only once the checker found
@@ -227,7 +232,9 @@ class PolicyApplier:
         self._forget_pending()
         self.index, self._indexed = index, policy_hash
 
-    def _index_later(self, policy_hash: str, policy: bytes, staging: asyncio.Future[Path]) -> None:
+    def _index_later(
+        self, policy_hash: str, policy: bytes | memoryview, staging: asyncio.Future[Path]
+    ) -> None:
         """Load the index the checker made of a policy swapped in unindexed, read from it and
         loaded in slices after the ACK (without it, a delta's ``_index_of`` builds one from
         the policy's encoding); the disk copy is the one staged while it was checked."""
@@ -316,7 +323,7 @@ class PolicyApplier:
         if self.index is not None and self._indexed == current.hash:
             return self.index
         if self._received is not None and self._received[0] == current.hash:
-            encoded = self._received[1]
+            encoded = await asyncio.to_thread(bytes, self._received[1])
         else:
             encoded = await asyncio.to_thread(_read_policy, self.store.path)
         index = await sliced(PolicyIndex.build_steps(encoded))
@@ -340,7 +347,7 @@ class PolicyApplier:
             return
         received = self._received
         if received is not None and received[0] == current.hash:
-            held: PolicyIndex | bytes = received[1]  # not indexed yet: as received
+            held: PolicyIndex | bytes | memoryview = received[1]  # not indexed yet: as received
         elif index is not None and self._indexed == current.hash:
             held = index
         else:
@@ -348,10 +355,12 @@ class PolicyApplier:
         version = current.version
 
         def write() -> None:
-            if isinstance(held, bytes):
-                body = held
+            if isinstance(held, PolicyIndex):
+                body: bytes | memoryview = b"".join(
+                    itertools.chain.from_iterable(map(held.frames, KINDS))
+                )
             else:
-                body = b"".join(itertools.chain.from_iterable(map(held.frames, KINDS)))
+                body = held
             parts = snapshot_parts(version, current.hash, current.created_unix_ms, body)
             self.store.persist_encoded(version, parts)
 

@@ -79,7 +79,7 @@ class Checker:
         self._lock = asyncio.Lock()
         self.checks = 0  # verdicts received
 
-    async def check(self, policy: bytes) -> Verdict | None:
+    async def check(self, policy: bytes | memoryview) -> Verdict | None:
         """The child's verdict on ``policy`` (its ``index`` empty: when the policy is sound,
         the child keeps it for ``index`` or ``drop``); None when the child failed (logged).
         A previous child's unread index is dropped."""

@@ -26,6 +26,7 @@ from data_plane.snapshots.store import SnapshotStore
 from data_plane.types import RandomSource
 from shared.pb import control_pb2, snapshot_pb2
 from shared.policy_index import cut
+from shared.snapshot_parts import PartError, Reassembly
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class ConfigClient:
             node=self._node,
             version=current.version if current else 0,
             hash=current.hash if current else "",
+            accepts_parts=True,
         )
 
     async def _stream_once(self) -> bool:
@@ -85,6 +87,7 @@ class ConfigClient:
         received = False
         try:
             await call.write(self._hello())
+            parts = Reassembly()
             while True:
                 response = await call.read()
                 if response is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in grpc-stubs
@@ -93,18 +96,38 @@ class ConfigClient:
                 assert isinstance(response, bytes)  # not EOF: an encoded SnapshotResponse
                 received = True
                 self.connected.set()
-                await call.write(await self._apply(response))
+                answer = await self._received(response, parts)
+                if answer is not None:
+                    await call.write(answer)
         finally:
             call.cancel()
 
-    async def _apply(self, encoded: bytes) -> control_pb2.SnapshotRequest:
-        """Apply a full snapshot or a delta (``PolicyApplier``); the ACK, or a NACK keeping
-        what the node held. The response is decoded here but for a full snapshot's policy,
-        which the applier decodes a slice at a time."""
-        rest, full = cut(encoded, 2)  # field 2: the full snapshot, when that is what came
+    async def _received(
+        self, encoded: bytes, parts: Reassembly
+    ) -> control_pb2.SnapshotRequest | None:
+        """The answer to a response: the ACK or NACK of a push, or None for a part of a full
+        snapshot that is not its last (``shared.snapshot_parts``). The response is decoded here
+        but for a full snapshot, which stays encoded: as a view into ``encoded`` (a 26 MiB
+        policy is not copied on the loop), or into the buffer its parts were copied to."""
+        rest, full = cut(memoryview(encoded), 2)  # field 2: the full snapshot in one message
         response = control_pb2.SnapshotResponse.FromString(rest)
+        if response.HasField("part"):
+            try:
+                whole = parts.add(response.nonce, response.part)
+            except PartError as exc:
+                return self._nack(response, 0, str(exc))
+            if whole is None:
+                return None
+            full = whole
+        return await self._apply(response, full)
+
+    async def _apply(
+        self, response: control_pb2.SnapshotResponse, full: memoryview
+    ) -> control_pb2.SnapshotRequest:
+        """Apply a full snapshot (``full``, encoded) or the response's delta
+        (``PolicyApplier``); the ACK, or a NACK keeping what the node held."""
         is_delta = response.HasField("delta")
-        snapshot, policy = split_snapshot(full) if not is_delta else (None, b"")
+        snapshot, policy = split_snapshot(full) if not is_delta else (None, full)
         body: snapshot_pb2.Snapshot | snapshot_pb2.SnapshotDelta = snapshot or response.delta
         current = self._store.current
         if current is None or current.hash != body.hash:

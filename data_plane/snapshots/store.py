@@ -35,39 +35,47 @@ log = logging.getLogger(__name__)
 MAGIC = b"ASCSNAP1\n"
 
 
-# The most a slice of a large apply waits for the requests queued behind it (``pause``).
-BUSY_WAIT_S = 0.02
+# A large apply runs on the serving loop in slices of about ``SLICE_S`` of work (its steps are
+# a millisecond or less), and between two slices ``pause`` lets the requests run.
+SLICE_S = 0.0015
+# A turn of the loop shorter than this ran nothing but the pause itself: nothing is waiting.
+IDLE_S = 0.0005
+# The most a pause waits for a busy loop: the apply gets at least a slice per this much.
+BUSY_WAIT_S = 0.01
 
 
 class CorruptSnapshotFile(ValueError):
     pass
 
 
-async def pause(spent: float) -> None:
-    """Let the loop serve between two slices of a large apply, the last one ``spent``
-    seconds long: yield, and yield again while what ran in between took longer than the slice
-    (requests are queued: they come first), for up to ``BUSY_WAIT_S``. On a quiet loop the
-    apply runs on at once; on a busy one it takes what the requests leave, and at least a
-    slice per ``BUSY_WAIT_S``."""
+async def pause() -> None:
+    """Let the loop serve between two slices of a large apply: yield, and yield again while
+    the turn in between did some work (it took longer than ``IDLE_S``: requests are under way,
+    they come first), for up to ``BUSY_WAIT_S``. On a quiet loop the apply runs on at once; on
+    a busy one it takes the idle turns, and at least a slice per ``BUSY_WAIT_S``. A request
+    needs several turns (read, upstream, answer); each of them waits for one slice at most."""
     started = time.perf_counter()
     while True:
         before = time.perf_counter()
         await asyncio.sleep(0)
         now = time.perf_counter()
-        if now - before <= spent or now - started >= BUSY_WAIT_S:
+        if now - before <= IDLE_S or now - started >= BUSY_WAIT_S:
             return
 
 
 async def run_sliced[T](steps: Generator[None, None, T]) -> T:
-    """Run a generator to its end, with a ``pause`` between two of its slices."""
+    """Run a generator to its end, its steps in slices of ``SLICE_S``, with a ``pause``
+    between two slices."""
+    clock = time.perf_counter
     while True:
-        started = time.perf_counter()
+        started = clock()
         try:
-            next(steps)
+            while clock() - started < SLICE_S:
+                next(steps)
         except StopIteration as done:
             result: T = done.value
             return result
-        await pause(time.perf_counter() - started)
+        await pause()
 
 
 def encode_file(snapshot: snapshot_pb2.Snapshot) -> bytes:
@@ -164,12 +172,12 @@ class SnapshotStore:
     def persist(self, snapshot: snapshot_pb2.Snapshot) -> None:
         self.persist_encoded(snapshot.version, snapshot.SerializeToString(deterministic=True))
 
-    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
+    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes | memoryview]) -> None:
         """Write an encoded ``Snapshot`` (of ``version``), or its few parts in order, as the
         disk copy (hashing and writing release the GIL)."""
         self.commit(self.stage_encoded(payload))
 
-    def stage_encoded(self, payload: bytes | Sequence[bytes]) -> Path:
+    def stage_encoded(self, payload: bytes | Sequence[bytes | memoryview]) -> Path:
         """``persist_encoded`` up to the rename (``write_atomic`` in two steps): the file
         written, checksummed and synced beside the disk copy, which it replaces only when
         ``commit``ted, so a snapshot can be written while it is still being checked."""

@@ -64,28 +64,42 @@ class Node(_message.Message):
     def __init__(self, id: _Optional[str] = ..., region: _Optional[str] = ..., software_version: _Optional[str] = ..., boot_id: _Optional[str] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
-    __slots__ = ("node", "version", "hash", "response_nonce", "error_detail")
+    __slots__ = ("node", "version", "hash", "response_nonce", "error_detail", "accepts_parts")
     NODE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_NONCE_FIELD_NUMBER: _ClassVar[int]
     ERROR_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_PARTS_FIELD_NUMBER: _ClassVar[int]
     node: Node
     version: int
     hash: str
     response_nonce: str
     error_detail: str
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., version: _Optional[int] = ..., hash: _Optional[str] = ..., response_nonce: _Optional[str] = ..., error_detail: _Optional[str] = ...) -> None: ...
+    accepts_parts: bool
+    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., version: _Optional[int] = ..., hash: _Optional[str] = ..., response_nonce: _Optional[str] = ..., error_detail: _Optional[str] = ..., accepts_parts: _Optional[bool] = ...) -> None: ...
 
 class SnapshotResponse(_message.Message):
-    __slots__ = ("nonce", "snapshot", "delta")
+    __slots__ = ("nonce", "snapshot", "delta", "part")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
     nonce: str
     snapshot: _snapshot_pb2.Snapshot
     delta: _snapshot_pb2.SnapshotDelta
-    def __init__(self, nonce: _Optional[str] = ..., snapshot: _Optional[_Union[_snapshot_pb2.Snapshot, _Mapping]] = ..., delta: _Optional[_Union[_snapshot_pb2.SnapshotDelta, _Mapping]] = ...) -> None: ...
+    part: SnapshotPart
+    def __init__(self, nonce: _Optional[str] = ..., snapshot: _Optional[_Union[_snapshot_pb2.Snapshot, _Mapping]] = ..., delta: _Optional[_Union[_snapshot_pb2.SnapshotDelta, _Mapping]] = ..., part: _Optional[_Union[SnapshotPart, _Mapping]] = ...) -> None: ...
+
+class SnapshotPart(_message.Message):
+    __slots__ = ("total_size", "offset", "data")
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    total_size: int
+    offset: int
+    data: bytes
+    def __init__(self, total_size: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("model_id", "provider_id", "outcome")

@@ -23,6 +23,7 @@ from data_plane.snapshots.client import ConfigClient, make_node
 from data_plane.snapshots.store import SnapshotStore
 from data_plane.supervisor import Supervisor
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
+from shared.snapshot_parts import part_responses
 from tests.data_plane import snapshots
 from tests.data_plane.waiting import GUARD_S
 
@@ -188,6 +189,54 @@ async def test_an_invalid_snapshot_is_nacked_and_the_previous_stays(
     assert harness.store.current is not None
     assert harness.store.current.version == 3
     assert harness.disk_version() == 3
+
+
+def parts_of(
+    snapshot: snapshot_pb2.Snapshot, nonce: str, size: int
+) -> list[control_pb2.SnapshotResponse]:
+    encoded = snapshot.SerializeToString(deterministic=True)
+    return [
+        control_pb2.SnapshotResponse.FromString(response)
+        for response in part_responses(nonce, encoded, size)
+    ]
+
+
+async def test_a_snapshot_in_parts_is_applied_and_acked_once_after_the_last_part(
+    harness: Harness,
+) -> None:
+    hello = await harness.received()
+    assert hello.accepts_parts
+    v1 = good(1)
+    parts = parts_of(v1, "n-1", 300)
+    assert len(parts) > 3
+    for response in parts:
+        await harness.service.outbox.put(response)
+    ack = await harness.received()
+    assert (ack.response_nonce, ack.version, ack.hash, ack.error_detail) == ("n-1", 1, v1.hash, "")
+    assert harness.disk_version() == 1
+    v2 = good(2)  # then a whole one: the parts left nothing behind
+    assert (await harness.push(v2, "n-2")).version == 2
+    assert harness.service.inbox.empty(), "one answer per push, none per part"
+
+
+async def test_parts_that_do_not_make_a_snapshot_are_nacked_once_and_the_previous_stays(
+    harness: Harness,
+) -> None:
+    await harness.received()
+    v1 = good(1)
+    await harness.push(v1, "n-1")
+    applied = harness.store.current
+    parts = parts_of(good(2), "n-2", 300)
+    for response in [parts[0], *parts[2:]]:  # the second part lost
+        await harness.service.outbox.put(response)
+    nack = await harness.received()
+    assert nack.response_nonce == "n-2"
+    assert "after 300 of" in nack.error_detail
+    assert (nack.version, nack.hash) == (1, v1.hash)
+    assert harness.store.current is applied
+    ack = await harness.push(good(3), "n-3")  # the later parts of n-2 were not answered
+    assert (ack.version, ack.error_detail) == (3, "")
+    assert harness.service.inbox.empty()
 
 
 async def test_a_nack_on_a_node_with_nothing_reports_nothing(harness: Harness) -> None:

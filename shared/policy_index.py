@@ -100,7 +100,17 @@ def cut[B: (bytes, memoryview)](message: B, number: int) -> tuple[bytes, B]:
     """An encoded message without its length-delimited field ``number``, and that field's
     content (the last one, empty when absent): the rest decodes cheaply, the field on its own.
     Given a memoryview, the content is a view into it (a 26 MiB policy is not copied)."""
-    pos, stop, head, content = 0, len(message), bytearray(), message[0:0]
+    head, contents = cut_fields(message, (number,))
+    return head, contents.get(number, message[0:0])
+
+
+def cut_fields[B: (bytes, memoryview)](
+    message: B, numbers: Iterable[int]
+) -> tuple[bytes, dict[int, B]]:
+    """``cut`` of several fields at once: the message without them, and each one's content
+    (the last one of a repeated number) by number."""
+    wanted = frozenset(numbers)
+    pos, stop, head, contents = 0, len(message), bytearray(), {}
     while pos < stop:
         begin = pos
         tag, pos = _read_varint(message, pos)
@@ -111,8 +121,8 @@ def cut[B: (bytes, memoryview)](message: B, number: int) -> tuple[bytes, B]:
             size, pos = _read_varint(message, pos)
             if pos + size > stop:
                 raise ValueError("truncated field")
-            if tag >> 3 == number:
-                content = message[pos : pos + size]
+            if tag >> 3 in wanted:
+                contents[tag >> 3] = message[pos : pos + size]
                 pos += size
                 continue
             pos += size
@@ -121,7 +131,7 @@ def cut[B: (bytes, memoryview)](message: B, number: int) -> tuple[bytes, B]:
         else:
             raise ValueError(f"unexpected wire type {wire}")
         head += message[begin:pos]
-    return bytes(head), content
+    return bytes(head), contents
 
 
 def split(policy: bytes) -> Iterator[tuple[str, str, int, bytes]]:
@@ -275,7 +285,7 @@ class PolicyIndex:
     def build(cls, policy: bytes | snapshot_pb2.Policy) -> PolicyIndex:
         if not isinstance(policy, bytes):
             policy = policy.SerializeToString(deterministic=True)
-        return _run(cls.build_steps(policy))
+        return run_steps(cls.build_steps(policy))
 
     def encoded_policy(self) -> bytes:
         """The policy's encoding (entities in bucket order); for a thread, call ``frames``
@@ -316,7 +326,7 @@ class PolicyIndex:
         return _policy_digest(kind_digests)
 
     def hash(self) -> str:
-        return _run(self.hash_steps())
+        return run_steps(self.hash_steps())
 
     def apply(self, delta: snapshot_pb2.SnapshotDelta) -> list[Change]:
         """Apply the delta's removals, then its upserts, in place; the net changes (``revert``
@@ -423,7 +433,8 @@ def delta_of(
     )
 
 
-def _run[T](steps: Generator[None, None, T]) -> T:
+def run_steps[T](steps: Generator[None, None, T]) -> T:
+    """A ``*_steps`` generator run to its end in one go; its value."""
     while True:
         try:
             next(steps)

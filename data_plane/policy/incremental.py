@@ -315,9 +315,9 @@ def _keys(
         return current
     drop = []
     for old in before:
-        entry = current.get(old.key_hash.lower())
+        entry = current.get(consistency.key_slot(old.key_hash))
         if entry is not None and entry.id == old.id:
-            drop.append(old.key_hash.lower())
+            drop.append(consistency.key_slot(old.key_hash))
     fresh: dict[str, KeyEntry] = _finish(_compile_keys(snapshot_pb2.Policy(keys=after), tenants))
     if len(fresh) < len(after):
         problems.append("two keys of the delta share a hash")

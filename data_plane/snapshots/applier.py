@@ -24,7 +24,7 @@ from pathlib import Path
 
 from data_plane.policy.compiled import CompiledPolicy
 from data_plane.policy.incremental import Changed, apply_changes, leaf_problems
-from data_plane.snapshots.checker import OFFLOAD_BYTES, Checker
+from data_plane.snapshots.checker import OFFLOAD_BYTES, Checker, Layout
 from data_plane.snapshots.store import MAGIC, SnapshotStore, read_regular_file, run_sliced
 from shared import consistency
 from shared.pb import snapshot_pb2
@@ -63,16 +63,18 @@ def _decode_steps(
 
 
 def _decode_cut_steps(
-    encoded: bytes | memoryview, policy: snapshot_pb2.Policy
+    encoded: bytes | memoryview, policy: snapshot_pb2.Policy, cuts: list[int] | None = None
 ) -> Generator[None, None, snapshot_pb2.Policy]:
-    """Decode an encoded policy into ``policy``, a slice of entities at a time."""
-    # Cut every eighth of a slice, so the cutting yields every slice too (a Python loop over
-    # 16k entities held a busy loop 20 to 50 ms); decoded a slice at a time.
-    cuts = yield from cut_steps(encoded, SLICE // 8)
-    bounds = cuts[::8]
-    if bounds[-1] != cuts[-1]:
-        bounds.append(cuts[-1])
-    for start, stop in itertools.pairwise(bounds):
+    """Decode an encoded policy into ``policy``, a slice of entities at a time: between two
+    of ``cuts`` (the checker's ``Layout``), or cut here first."""
+    if cuts is None:
+        # Cut every eighth of a slice, so the cutting yields every slice too (a Python loop
+        # over 16k entities held a busy loop 20 to 50 ms); decoded a slice at a time.
+        every = yield from cut_steps(encoded, SLICE // 8)
+        cuts = every[::8]
+        if cuts[-1] != every[-1]:
+            cuts.append(every[-1])
+    for start, stop in itertools.pairwise(cuts):
         policy.MergeFromString(encoded[start:stop])  # type: ignore[arg-type]  # any buffer
         yield
     return policy
@@ -136,6 +138,12 @@ class PolicyApplier:
         # The disk copy of a full snapshot written while it was checked (its hash, and the
         # thread's future of the file), made the copy by ``persist``.
         self._staged: tuple[str, asyncio.Future[Path]] | None = None
+
+    def expect_full(self, size: int) -> None:
+        """A full snapshot of ``size`` encoded bytes is on its way (its first part came): a
+        large one's checker process is started now, while the rest arrives."""
+        if size >= self.offload_bytes:
+            self.checker.prepare()
 
     async def full(self, snapshot: snapshot_pb2.Snapshot) -> CompiledPolicy:
         """``full_encoded`` of a snapshot message (encoded again, in a thread)."""
@@ -203,12 +211,19 @@ class PolicyApplier:
         nothing wrong). The compiled policy, its index left with the checker (``Checker.index``);
         None when the checker did not answer or the entities hash otherwise (the caller then
         does it all on the loop)."""
-        verdict_of = asyncio.ensure_future(self.checker.check(policy))
+        layout_of: asyncio.Future[Layout | None] = asyncio.get_running_loop().create_future()
+        verdict_of = asyncio.ensure_future(self.checker.check(policy, layout_of))
         compiled: CompiledPolicy | None = None
         failure: Exception | None = None
         try:
-            await sliced(_decode_cut_steps(policy, snapshot.policy))
-            compiled = await self.store.compile_serving(snapshot, verified=True, checked=True)
+            layout = await asyncio.shield(layout_of)  # the loop is left to the requests meanwhile
+            cuts, key_hashes = None, None
+            if layout is not None:
+                cuts, key_hashes = layout.cuts, await sliced(layout.key_hash_steps())
+            await sliced(_decode_cut_steps(policy, snapshot.policy, cuts))
+            compiled = await self.store.compile_serving(
+                snapshot, verified=True, checked=True, key_hashes=key_hashes
+            )
         except Exception as exc:  # an inconsistent policy can break the compile anywhere
             failure = exc
         except BaseException:

@@ -11,11 +11,14 @@ check: the fork decodes the policy and runs the consistency check while the chec
 and hashes it, so a free core shortens the wait by a third.
 
 The protocol, over the child's stdin and stdout, each message an 8-byte big-endian length
-and its bytes: the parent sends the encoded ``Policy``; the child answers with the
-``Verdict``'s first fields and the number of index chunks as a tuple in ``marshal``'s format
-(plain values only, nothing to run), then each chunk (written and read a megabyte or so at a
-time: no large copy on the loop). The parent acts on the verdict at once and reads the
-chunks afterwards (``Checker.index``), after the ACK.
+and its bytes: the parent sends the encoded ``Policy``; the child answers first with its
+``Layout`` (where the loop may cut the policy to decode it in slices, and the keys' hashes:
+the loop's two Python loops over 100k entities, about 250 ms, done on the other core), then
+with the ``Verdict``'s first fields and the number of index chunks, each a tuple in
+``marshal``'s format (plain values only, nothing to run), then each chunk (written and read a
+megabyte or so at a time: no large copy on the loop). The parent decodes with the layout
+while the checks run, acts on the verdict at once and reads the chunks afterwards
+(``Checker.index``), after the ACK.
 
 Any failure of the process (it cannot start, dies, answers garbage) makes ``check`` return
 None and the caller checks on the loop instead.
@@ -26,18 +29,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import marshal
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 from data_plane.snapshots.checks import LENGTH, Verdict, check
 
-__all__ = ["OFFLOAD_BYTES", "Checker", "Verdict", "check"]
+__all__ = ["OFFLOAD_BYTES", "Checker", "Layout", "Verdict", "check"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,44 @@ OFFLOAD_BYTES = 4 << 20
 _ROOT = Path(__file__).resolve().parents[2]  # the directory holding the data_plane package
 _ARGS = ("-m", "data_plane.snapshots.checks")
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the checker sends before its verdict (``checks.layout``): offsets at which the
+    policy may be cut into slices that decode on their own, and every key's hash in order,
+    as looked up, in chunks still in ``marshal``'s format (``key_hash_steps`` loads them)."""
+
+    cuts: list[int]
+    key_hash_chunks: list[bytes]
+
+    @classmethod
+    def of(cls, head: object, chunks: list[bytes], size: int) -> Layout | None:
+        """The layout sent, or None when its cuts do not fit a policy of ``size`` bytes (the
+        loop then cuts the policy itself; the verdict refuses what cannot be decoded)."""
+        cuts = head[0] if isinstance(head, tuple) and len(head) == 2 else None
+        if not (isinstance(cuts, list) and all(type(cut) is int for cut in cuts)):
+            return None
+        if not (len(cuts) >= 2 and cuts[0] == 0 and cuts[-1] == size):
+            return None
+        if not all(a < b for a, b in itertools.pairwise(cuts)):
+            return None
+        return cls(cuts, chunks)
+
+    def key_hash_steps(self) -> Generator[None, None, list[str] | None]:
+        """The keys' hashes, a chunk per step; None when a chunk is not a list of them (the
+        key table is then made from the keys themselves)."""
+        hashes: list[str] = []
+        for chunk in self.key_hash_chunks:
+            try:
+                loaded = marshal.loads(chunk)
+            except (EOFError, TypeError, ValueError):
+                return None
+            if not (isinstance(loaded, list) and all(type(h) is str for h in loaded)):
+                return None
+            hashes += loaded
+            yield
+        return hashes
 
 
 @dataclass
@@ -68,31 +111,46 @@ class _Child:
 
 class Checker:
     """The parent's end: one check at a time, each in a child process of its own that ends
-    after it (a check of 100k keys leaves ~100 MiB in the child's heap; a fresh child costs a
-    quarter of a second of its own start, beside the loop's compile). The child is started by
-    ``subprocess.Popen`` in a thread (vfork: the loop's own process spawn forks the whole
-    parent, tens of milliseconds at a few hundred MiB) and its pipes joined to the loop."""
+    after it (a check of 100k keys leaves ~100 MiB in the child's heap). The child is started
+    by ``subprocess.Popen`` in a thread (vfork: the loop's own process spawn forks the whole
+    parent, tens of milliseconds at a few hundred MiB) and its pipes joined to the loop.
+
+    ``prepare`` starts the child ahead, when a large snapshot is known to be on its way (its
+    first part has come): its own start, a quarter of a second of CPU at the checker's low
+    priority (more on a busy machine), then overlaps the transfer instead of following it."""
 
     def __init__(self) -> None:
         self._child: _Child | None = None  # the one checking now, or holding an unread index
         self._chunks = 0  # the index chunks that child has yet to send
         self._lock = asyncio.Lock()
+        self._starting: asyncio.Task[_Child] | None = None  # ``prepare``d for the next check
         self.checks = 0  # verdicts received
 
-    async def check(self, policy: bytes | memoryview) -> Verdict | None:
+    async def check(
+        self,
+        policy: bytes | memoryview,
+        layout: asyncio.Future[Layout | None] | None = None,
+    ) -> Verdict | None:
         """The child's verdict on ``policy`` (its ``index`` empty: when the policy is sound,
         the child keeps it for ``index`` or ``drop``); None when the child failed (logged).
+        ``layout`` is given the policy's ``Layout`` as soon as the child sends it, before the
+        verdict (None when the child failed first or sent a layout that does not fit).
         A previous child's unread index is dropped."""
         async with self._lock:
             self._end(kill=True)
             kept = False
             try:
-                self._child = child = await self._start()
+                self._child = child = await self._taken()
                 child.writer.write(len(policy).to_bytes(LENGTH, "big"))
                 view = memoryview(policy)
                 for start in range(0, len(policy), _CHUNK):
                     child.writer.write(view[start : start + _CHUNK])
                     await child.writer.drain()
+                head = marshal.loads(await _message(child.reader))
+                count = head[1] if isinstance(head, tuple) and len(head) == 2 else 0
+                chunks = [await _message(child.reader) for _ in range(count)]
+                if layout is not None and not layout.done():
+                    layout.set_result(Layout.of(head, chunks, len(policy)))
                 refused, digest, problems, chunks = marshal.loads(await _message(child.reader))
                 self._chunks, kept = chunks, chunks > 0
                 self.checks += 1
@@ -101,6 +159,8 @@ class Checker:
                 log.warning("the snapshot checker process failed (%r); checking on the loop", exc)
                 return None
             finally:  # also when cancelled mid-exchange
+                if layout is not None and not layout.done():
+                    layout.set_result(None)
                 if not kept:
                     self._end(kill=True)
 
@@ -124,6 +184,25 @@ class Checker:
     def drop(self) -> None:
         """End the child holding an index that is not wanted (the policy was not taken)."""
         self._end(kill=True)
+
+    def prepare(self) -> None:
+        """Start the next check's child now (a large snapshot is on its way)."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+
+    async def _taken(self) -> _Child:
+        """The child ``prepare`` started, when it is there and alive; else one started now."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            try:
+                child = await starting
+            except OSError as exc:
+                log.warning("the snapshot checker started ahead failed (%r)", exc)
+            else:
+                if child.popen.poll() is None:
+                    return child
+                child.end(kill=True)
+        return await self._start()
 
     async def _start(self) -> _Child:
         # Nothing of the parent's environment but the paths: the child needs no secret.
@@ -165,13 +244,23 @@ class Checker:
         return _Child(popen, reader, reading, writer)
 
     def close_nowait(self) -> None:
-        """Kill the child checking now, if any (the node is stopping)."""
+        """Kill the child checking now and the one ``prepare`` started, if any (the node is
+        stopping)."""
         self._end(kill=True)
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.add_done_callback(_end_started)
+            starting.cancel()
 
     def _end(self, *, kill: bool) -> None:
         child, self._child, self._chunks = self._child, None, 0
         if child is not None:
             child.end(kill=kill)
+
+
+def _end_started(starting: asyncio.Future[_Child]) -> None:
+    if not starting.cancelled() and starting.exception() is None:
+        starting.result().end(kill=True)
 
 
 def _reap(popen: subprocess.Popen[bytes]) -> None:

@@ -22,10 +22,10 @@ from data_plane import __version__, rpc
 from data_plane.backoff import backoff_delay
 from data_plane.metrics import Metrics
 from data_plane.snapshots.applier import PolicyApplier, split_snapshot
-from data_plane.snapshots.store import SnapshotStore
+from data_plane.snapshots.store import SnapshotStore, pause
 from data_plane.types import RandomSource
 from shared.pb import control_pb2, snapshot_pb2
-from shared.policy_index import cut
+from shared.policy_index import cut_fields
 from shared.snapshot_parts import PartError, Reassembly
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ class ConfigClient:
                 answer = await self._received(response, parts)
                 if answer is not None:
                     await call.write(answer)
+                else:  # a part: the next is read once the requests under way have run
+                    await pause()
         finally:
             call.cancel()
 
@@ -109,11 +111,17 @@ class ConfigClient:
         snapshot that is not its last (``shared.snapshot_parts``). The response is decoded here
         but for a full snapshot, which stays encoded: as a view into ``encoded`` (a 26 MiB
         policy is not copied on the loop), or into the buffer its parts were copied to."""
-        rest, full = cut(memoryview(encoded), 2)  # field 2: the full snapshot in one message
+        view = memoryview(encoded)
+        # Field 2, a full snapshot in one message, and field 4, a part of one, stay views.
+        rest, fields = cut_fields(view, (2, 4))
         response = control_pb2.SnapshotResponse.FromString(rest)
-        if response.HasField("part"):
+        full = fields.get(2, view[0:0])
+        if 4 in fields:
+            part = control_pb2.SnapshotPart.FromString(fields[4])  # type: ignore[arg-type]
+            if part.offset == 0:
+                self._applier.expect_full(part.total_size)
             try:
-                whole = parts.add(response.nonce, response.part)
+                whole = parts.add(response.nonce, part)
             except PartError as exc:
                 return self._nack(response, 0, str(exc))
             if whole is None:

@@ -41,7 +41,7 @@ SLICE_S = 0.0015
 # A turn of the loop shorter than this ran nothing but the pause itself: nothing is waiting.
 IDLE_S = 0.0005
 # The most a pause waits for a busy loop: the apply gets at least a slice per this much.
-BUSY_WAIT_S = 0.01
+BUSY_WAIT_S = 0.02
 
 
 class CorruptSnapshotFile(ValueError):
@@ -148,7 +148,12 @@ class SnapshotStore:
         return compile_snapshot(snapshot, self.keyring)
 
     async def compile_serving(
-        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False, checked: bool = False
+        self,
+        snapshot: snapshot_pb2.Snapshot,
+        *,
+        verified: bool = False,
+        checked: bool = False,
+        key_hashes: Sequence[str] | None = None,
     ) -> CompiledPolicy:
         """``compile`` on a serving event loop: the hash check and the time zones' file
         reads in a thread (hashing releases the GIL), the compile in slices with the loop
@@ -156,11 +161,14 @@ class SnapshotStore:
         afterwards that the new policy is permanent (``gc.freeze``), so neither a compile nor
         a later full collection of a large policy stalls requests. ``verified``: the caller checked
         the hash already (``PolicyApplier`` hashes as it indexes); ``checked``: the caller
-        runs the consistency check elsewhere (``compile_steps``)."""
+        runs the consistency check elsewhere, ``key_hashes`` the keys' hashes read there
+        (``compile_steps``)."""
         zones = await asyncio.to_thread(load_zones if verified else verify_and_load_zones, snapshot)
         gc.disable()
         try:
-            policy = await run_sliced(compile_steps(snapshot, self.keyring, checked=checked))
+            policy = await run_sliced(
+                compile_steps(snapshot, self.keyring, checked=checked, key_hashes=key_hashes)
+            )
             # Frozen before the collector is on again: else its first young collection
             # scanned every object the compile made, in one go.
             gc.freeze()

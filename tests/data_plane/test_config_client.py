@@ -279,14 +279,12 @@ class SurprisingStore(SnapshotStore):
 
     persisted_7 = False
 
-    async def compile_serving(
-        self, snapshot: snapshot_pb2.Snapshot, *, verified: bool = False, checked: bool = False
-    ) -> CompiledPolicy:
+    async def compile_serving(self, snapshot: snapshot_pb2.Snapshot, **how: Any) -> CompiledPolicy:
         if snapshot.version == 13:
             raise RuntimeError("unexpected failure while compiling")
-        return await super().compile_serving(snapshot, verified=verified, checked=checked)
+        return await super().compile_serving(snapshot, **how)
 
-    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes]) -> None:
+    def persist_encoded(self, version: int, payload: bytes | Sequence[bytes | memoryview]) -> None:
         if version == 7 and not self.persisted_7:
             self.persisted_7 = True
             raise RuntimeError("unexpected failure while persisting")

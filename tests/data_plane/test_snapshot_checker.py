@@ -8,6 +8,8 @@ the checker is used to 0, so small policies take that path."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import marshal
 import subprocess
 import time
 from collections.abc import Generator
@@ -21,7 +23,7 @@ from data_plane.policy.compiled import KeyTable, _compile_keys, compile_snapshot
 from data_plane.policy.incremental import Changed, Layered, _finish, apply_changes
 from data_plane.snapshots import checker, checks
 from data_plane.snapshots.applier import PolicyApplier
-from data_plane.snapshots.checker import Verdict, check
+from data_plane.snapshots.checker import Layout, Verdict, check
 from data_plane.snapshots.store import (
     BUSY_WAIT_S,
     IDLE_S,
@@ -37,6 +39,7 @@ from shared.pb import snapshot_pb2
 from shared.policy_index import PolicyIndex, policy_hash
 from tests.data_plane import snapshots
 from tests.data_plane.test_deltas import World, comparable, publish
+from tests.data_plane.waiting import eventually
 
 
 def _world() -> World:
@@ -164,6 +167,105 @@ async def test_each_check_runs_in_a_child_of_its_own_that_ends_and_knows_no_secr
     for environ in environs:
         assert b"a-secret-the-checker-must-not-see" not in environ
         assert b"ASC_SEAL_KEY" not in environ
+
+
+async def test_a_checker_prepared_while_a_large_snapshot_arrives_is_the_one_used(
+    node: tuple[SnapshotStore, PolicyApplier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checker's process is started when a large snapshot's first part comes (its start
+    overlaps the transfer) and checks it; nothing is started for a small one, and a prepared
+    child is stopped with the node."""
+    store, applier = node
+    started: list[subprocess.Popen[bytes]] = []
+    start = applier.checker._start
+
+    async def counted() -> Any:
+        child = await start()
+        started.append(child.popen)
+        return child
+
+    monkeypatch.setattr(applier.checker, "_start", counted)
+    applier.offload_bytes = 1000
+    applier.expect_full(999)
+    await asyncio.sleep(0.05)
+    assert started == []
+    applier.expect_full(1000)
+    applier.expect_full(5000)  # told twice: one child
+    await eventually(lambda: started, "the checker started ahead")
+    applied = await applier.full(_world().render(1))
+    assert store.current is applied
+    assert applier.checker.checks == 1
+    assert len(started) == 1, "checked by the child started ahead"
+    await applier.indexed()
+    assert await asyncio.to_thread(started[0].wait, 10) == 0, "it ended after its check"
+    applier.expect_full(5000)
+    await eventually(lambda: len(started) == 2, "the next checker started ahead")
+    applier.close()  # the node stops: the child started ahead goes with it
+    assert await asyncio.to_thread(started[1].wait, 10) != 0
+
+
+async def test_the_layout_comes_before_the_verdict_and_decodes_to_the_same_policy() -> None:
+    """The checker sends where the policy may be cut and the keys' hashes before its verdict;
+    slices cut there decode to the policy, and the hashes are the keys' own, in order."""
+    world = _world()
+    for n in range(40, 5000):  # past a few slices of ``checks.DECODE_EVERY`` entities
+        world.keys[f"k-{n}"] = {"tenant": "t-a", "secret": f"Sk-{n}", "routes": ["r-0"], "name": ""}
+    policy = world.render(1).policy
+    policy.keys[0].key_hash = policy.keys[0].key_hash.upper()  # looked up whatever the case
+    encoded = policy.SerializeToString(deterministic=True)
+    owner = checker.Checker()
+    layout: asyncio.Future[Layout | None] = asyncio.get_running_loop().create_future()
+    verdict = await owner.check(encoded, layout)
+    owner.drop()
+    found = layout.result()
+    assert verdict is not None
+    assert not verdict.refused
+    assert found is not None
+    assert len(found.cuts) > 3
+    decoded = snapshot_pb2.Policy()
+    for start, stop in itertools.pairwise(found.cuts):
+        decoded.MergeFromString(encoded[start:stop])
+    assert decoded == policy
+    assert len(found.key_hash_chunks) == -(-len(policy.keys) // checks.HASHES_PER_CHUNK)
+    assert _finish(found.key_hash_steps()) == [k.key_hash.lower() for k in policy.keys]
+    assert checks.layout(b"\x99garbage") == ([], [])
+
+
+LAYOUTS = {
+    "not a pair": ([0, 10],),
+    "not from the start": ([1, 10], 0),
+    "not to the end": ([0, 9], 0),
+    "going back": ([0, 6, 4, 10], 0),
+    "a cut not a number": ([0, "5", 10], 0),
+}
+
+
+@pytest.mark.parametrize("head", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_a_layout_that_does_not_fit_the_policy_is_not_used(head: object) -> None:
+    assert Layout.of(head, [], 10) is None
+    assert Layout.of(([0, 4, 10], 0), [], 10) == Layout([0, 4, 10], [])
+
+
+def test_key_hashes_that_are_not_strings_leave_the_keys_to_be_read_on_the_loop() -> None:
+    good = [marshal.dumps(["ab", "cd"]), marshal.dumps(["ef"])]
+    assert _finish(Layout([0, 10], good).key_hash_steps()) == ["ab", "cd", "ef"]
+    for bad in (marshal.dumps([b"ab"]), marshal.dumps("ab"), b"\x00garbage"):
+        assert _finish(Layout([0, 10], [good[0], bad]).key_hash_steps()) is None
+
+
+def test_a_key_table_made_from_hashes_read_elsewhere_checks_each_slot_on_first_use() -> None:
+    keys = _world().render(1).policy.keys
+    hashes = [k.key_hash for k in keys]
+    table = _finish(KeyTable.steps(keys, hashes))
+    read_here = _finish(KeyTable.steps(keys))
+    assert dict(table.items()) == dict(read_here.items())
+    swapped = hashes[:]
+    swapped[0], swapped[1] = swapped[1], swapped[0]  # a slot given wrong
+    wrong = _finish(KeyTable.steps(keys, swapped))
+    assert wrong.get(hashes[0]) is None
+    assert wrong.get(hashes[1]) is None
+    assert wrong.get(hashes[2]) == read_here.get(hashes[2])
+    assert dict(_finish(KeyTable.steps(keys, hashes[1:])).items()) == dict(read_here.items())
 
 
 def test_the_verdict_names_the_hash_problems_and_digests_of_what_it_was_given() -> None:

@@ -11,9 +11,11 @@ after the last. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 from shared.pb import control_pb2
+from shared.policy_index import varint
 
 PART_BYTES = 1 << 20
 # The largest snapshot a node reassembles: the gRPC message limit of both planes.
@@ -21,13 +23,22 @@ MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 
 
 def part_responses(nonce: str, snapshot: bytes, size: int = PART_BYTES) -> Iterator[bytes]:
-    """The encoded ``SnapshotResponse``s carrying an encoded snapshot in parts of ``size``."""
+    """The encoded ``SnapshotResponse``s carrying an encoded snapshot in parts of ``size``
+    (the parts are encoded once per snapshot, whatever the number of nodes it goes to)."""
+    head = control_pb2.SnapshotResponse(nonce=nonce).SerializeToString()
+    for part in _parts(snapshot, size):
+        yield b"".join((head, b"\x22", varint(len(part)), part))  # field 4, length-delimited
+
+
+@functools.lru_cache(maxsize=2)
+def _parts(snapshot: bytes, size: int) -> tuple[bytes, ...]:
     view = memoryview(snapshot)
-    for offset in range(0, len(snapshot), size):
-        part = control_pb2.SnapshotPart(
+    return tuple(
+        control_pb2.SnapshotPart(
             total_size=len(snapshot), offset=offset, data=bytes(view[offset : offset + size])
-        )
-        yield control_pb2.SnapshotResponse(nonce=nonce, part=part).SerializeToString()
+        ).SerializeToString()
+        for offset in range(0, len(snapshot), size)
+    )
 
 
 class PartError(ValueError):

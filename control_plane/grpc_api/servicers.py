@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +40,7 @@ from control_plane.rollouts import services as rollouts
 from control_plane.usage.services import Ingested, ingest_batch
 from shared.pb import control_pb2, control_pb2_grpc
 from shared.policy_index import varint
+from shared.snapshot_parts import PART_BYTES, part_responses
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,15 @@ def full_response(nonce: str, snapshot: bytes) -> bytes:
     return _response(nonce, b"\x12", snapshot)
 
 
+def full_responses(nonce: str, snapshot: bytes, *, parts: bool) -> Iterator[bytes]:
+    """A full snapshot's push: in parts (``shared.snapshot_parts``) to a node that takes
+    them when it is larger than a part, else in one response."""
+    if parts and len(snapshot) > PART_BYTES:
+        yield from part_responses(nonce, snapshot, PART_BYTES)
+    else:
+        yield full_response(nonce, snapshot)
+
+
 def delta_response(nonce: str, delta: bytes) -> bytes:
     """An encoded ``SnapshotResponse`` carrying an encoded delta (field 3, length-delimited)."""
     return _response(nonce, b"\x1a", delta)
@@ -203,6 +213,7 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
         node_id = hello.node.id
         await _check_node(context, node_id)
         push = PushState(hello.version, hello.hash)
+        parts = hello.accepts_parts  # a large full snapshot goes in parts of a MiB
         self.metrics.connected_nodes.inc()
         await _record(fleet.node_connected, hello.node, hello.version, hello.hash)
         log.info("node %s connected holding v%d", node_id, hello.version)
@@ -222,11 +233,12 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                                 push.version, push.hash, latest.hash
                             )
                         push.pushed(nonce, latest.hash, time.monotonic(), delta=delta is not None)
-                        await context.write(
-                            delta_response(nonce, delta)
-                            if delta is not None
-                            else full_response(nonce, self.watcher.encoded(latest))
-                        )
+                        if delta is not None:
+                            await context.write(delta_response(nonce, delta))
+                        else:
+                            encoded = self.watcher.encoded(latest)
+                            for response in full_responses(nonce, encoded, parts=parts):
+                                await context.write(response)
                 # The watcher's future is shared by every stream: waited on, never cancelled.
                 waiting: set[asyncio.Future[Any]] = {reader, self.watcher.changed()}
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)

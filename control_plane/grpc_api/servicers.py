@@ -239,12 +239,18 @@ class ConfigServicer(control_pb2_grpc.ConfigServiceServicer):
                             encoded = self.watcher.encoded(latest)
                             for response in full_responses(nonce, encoded, parts=parts):
                                 await context.write(response)
-                # The watcher's future is shared by every stream: waited on, never cancelled.
-                waiting: set[asyncio.Future[Any]] = {reader, self.watcher.changed()}
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if reader not in done:
-                    continue
-                message = reader.result()
+                if push.pending is None:
+                    # The watcher's future is shared by every stream: waited on, never
+                    # cancelled.
+                    waiting: set[asyncio.Future[Any]] = {reader, self.watcher.changed()}
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if reader not in done:
+                        continue
+                # With a push unanswered nothing else is due: the node's next message alone is
+                # awaited. Waiting on the shared future too cost every ACK a scan of the
+                # future's callbacks, one per waiting stream (asyncio.wait removes its own from
+                # each future it waited on): up to a million for a change to a thousand nodes.
+                message = await reader
                 if message is None:
                     return
                 reader = asyncio.ensure_future(anext(aiter(request_iterator), None))

@@ -130,6 +130,31 @@ async def test_nack_is_recorded_and_the_refused_snapshot_not_resent(
     call.cancel()
 
 
+async def test_a_version_published_while_a_push_is_unanswered_follows_its_answer(
+    channel: tuple[grpc.aio.Channel, SnapshotWatcher],
+) -> None:
+    ch, watcher = channel
+    v1 = await sync_to_async(setup_and_publish)()
+    call = control_pb2_grpc.ConfigServiceStub(ch).StreamSnapshots()  # type: ignore[no-untyped-call]
+    await call.write(control_pb2.SnapshotRequest(node=NODE))
+    pushed = await read(call)
+    v2 = await sync_to_async(setup_and_publish)("beta")
+    async with asyncio.timeout(15):
+        while watcher.latest is None or watcher.latest.version < v2:  # noqa: ASYNC110  # the watcher's own pace
+            await asyncio.sleep(0.02)
+    reader = asyncio.ensure_future(call.read())  # (cancelling a read would cancel the call)
+    done, _ = await asyncio.wait({reader}, timeout=0.3)
+    assert not done, "one push at a time: nothing more before the node answers"
+    await call.write(
+        control_pb2.SnapshotRequest(
+            node=NODE, version=v1, hash=pushed.snapshot.hash, response_nonce=pushed.nonce
+        )
+    )
+    newer = await asyncio.wait_for(reader, 5)
+    assert (newer.delta.base_version, newer.delta.version) == (v1, v2)
+    call.cancel()
+
+
 async def test_first_message_must_name_the_node(
     channel: tuple[grpc.aio.Channel, SnapshotWatcher],
 ) -> None:

@@ -208,6 +208,18 @@ def latest_snapshot() -> PolicySnapshot | None:
     return PolicySnapshot.objects.order_by("-version").first()
 
 
+def latest_published() -> PolicySnapshot | None:
+    """The latest snapshot's row without its payload and document (read if used): what a
+    publish compares its hash with (the payload is 26 MiB at 100k keys)."""
+    return PolicySnapshot.objects.defer("payload", "document").order_by("-version").first()
+
+
+def latest_snapshot_after(version: int) -> PolicySnapshot | None:
+    """The latest snapshot when it is newer than ``version``, else None: one query, and no
+    payload read when there is nothing newer."""
+    return PolicySnapshot.objects.filter(version__gt=version).order_by("-version").first()
+
+
 def latest_version() -> int:
     return (
         PolicySnapshot.objects.order_by("-version").values_list("version", flat=True).first() or 0

@@ -58,7 +58,7 @@ def publish_snapshot(reason: str = "", user_id: int | None = None) -> Published:
     policy, document = _read_configuration()
     digest = policy_hash(policy)
     for _ in range(5):  # another publisher may take the next version first: rebuild on top
-        latest = selectors.latest_snapshot()
+        latest = selectors.latest_published()
         if latest is not None and latest.hash == digest:
             return Published(latest, created=False)
         version = (latest.version if latest else 0) + 1

@@ -14,13 +14,14 @@ import contextlib
 import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connections
 
 from control_plane.fleet import selectors
 from control_plane.fleet.services import load_snapshot
 from control_plane.grpc_api.announcements import Announcements
-from control_plane.grpc_api.deltas import DeltaHistory, Latest
+from control_plane.grpc_api.deltas import DeltaHistory, Latest, Step
 from control_plane.grpc_api.staging import Held, Staging
 from shared.pb import snapshot_pb2
 from shared.policy_index import PolicyIndex, policy_of_snapshot
@@ -35,9 +36,7 @@ def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest, bytes] | Non
     """The latest snapshot when it is newer than ``than``, with its hashed index and its
     encoding as stored."""
     close_old_connections()  # a long-lived thread: drop connections the database closed
-    if selectors.latest_version() <= than:
-        return None
-    row = selectors.latest_snapshot()
+    row = selectors.latest_snapshot_after(than)
     if row is None:
         return None
     snapshot = load_snapshot(row)
@@ -48,9 +47,13 @@ def _fetch_newer(than: int) -> tuple[snapshot_pb2.Snapshot, Latest, bytes] | Non
     return snapshot, latest, payload
 
 
-def _read_staging(staging: Staging, latest: int) -> Held:
-    """Right after ``_fetch_newer``, in the same thread: its connection was just checked."""
-    return staging.read(latest)
+@dataclass(frozen=True)
+class _Read:
+    """What one trip to the watcher's thread brought back (``SnapshotWatcher._read``)."""
+
+    newer: tuple[snapshot_pb2.Snapshot, Latest, bytes] | None
+    step: Step | None  # from the latest held to ``newer``'s
+    held: Held | None  # None: the rollouts could not be read
 
 
 def _announcements() -> Announcements | None:
@@ -85,20 +88,18 @@ class SnapshotWatcher:
         current = self.latest.version if self.latest else 0
         try:
             loop = asyncio.get_running_loop()
-            newer = await loop.run_in_executor(self._reader, _fetch_newer, current)
+            read = await loop.run_in_executor(self._reader, self._read, current)
         except DatabaseError as exc:
             log.warning("cannot read snapshots from the database: %s", exc)
             return False
-        # After the latest, for the latest this process will hold: see grpc_api/staging.py.
-        held = await self._read_staging(newer[0].version if newer else current)
+        held, newer = read.held, read.newer
         if newer is None:
             if held is not None and self.staging.apply(held):
                 self._wake()
             return False
         snapshot, latest, payload = newer
         self._keep_encoded(snapshot, payload)
-        step = await asyncio.to_thread(self.deltas.step_to, latest)
-        self.deltas.advance(latest, step)
+        self.deltas.advance(latest, read.step)
         self.latest = snapshot
         if held is not None:
             self.staging.apply(held)  # with the latest, in one step of the loop
@@ -125,13 +126,21 @@ class SnapshotWatcher:
         another version."""
         return self.staging.for_node(node_id, self.latest)
 
-    async def _read_staging(self, latest: int) -> Held | None:
+    def _read(self, current: int) -> _Read:
+        """In the watcher's thread, in one trip (each trip waits for the GIL and then for the
+        loop): a snapshot newer than ``current``, what changed since the latest held (both
+        indexes hashed, so equal buckets are skipped: slow on a large policy, and safe here
+        as it only reads while the loop builds deltas), and the rollouts for the latest this
+        process will hold (right after the fetch, on the connection it just checked; see
+        grpc_api/staging.py)."""
+        newer = _fetch_newer(current)
+        step = self.deltas.step_to(newer[1]) if newer is not None else None
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._reader, _read_staging, self.staging, latest)
+            held: Held | None = self.staging.read(newer[0].version if newer else current)
         except DatabaseError as exc:
             log.warning("cannot read rollouts from the database: %s", exc)
-            return None
+            held = None
+        return _Read(newer, step, held)
 
     def _wake(self) -> None:
         woken, self._changed = self._changed, None

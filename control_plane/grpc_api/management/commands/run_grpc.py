@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+import uvloop
 from django.core.management.base import BaseCommand, CommandParser
 
 from control_plane.grpc_api.server import serve
@@ -15,4 +15,6 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:50051", help="host:port to listen on")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asyncio.run(serve(options["addr"]))
+        # uvloop, as the data plane: with a thousand streams the loop's own steps (callbacks,
+        # futures, tasks) were about half of its time in asyncio's Python implementation.
+        uvloop.run(serve(options["addr"]))

@@ -5,17 +5,20 @@ granting leases: the only writer of the lease ledger.
 row, so concurrent grants (several gRPC processes against one PostgreSQL) serialize and the
 total claimed never passes the limit. A node's claim is what it was granted while its lease
 is alive (renewed within ``LEASE_TTL_S``), and only what it reported committed once it has
-gone silent: a crashed node's unused slice comes back after the TTL.
+gone silent (``others_of`` sums the other nodes' claims so): a crashed node's unused slice
+comes back after the TTL.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Case, Count, F, Q, Sum, When
+from django.db.models.functions import Greatest
 
 from control_plane.core.bulk import uuid_or_none
 from control_plane.core.services import Actor, delete_row, save_row
@@ -39,21 +42,37 @@ def delete_limit(limit: Limit, *, actor: Actor) -> None:
 
 
 @dataclass(frozen=True)
-class Claim:
-    node_id: str
-    granted: int
+class Others:
+    """What the other nodes hold of one window: their claims, what they reported committed,
+    and how many of them have a lease alive."""
+
+    claimed: int
     committed: int
-    alive: bool
-
-    @property
-    def units(self) -> int:
-        return max(self.granted, self.committed) if self.alive else self.committed
+    alive: int
 
 
-def decide(amount: int, others: Iterable[Claim], granted: int, committed: int, want: int) -> int:
+def others_of(row: LeaseWindow, node_id: str, alive_since: datetime) -> Others:
+    """Every node but ``node_id`` holding ``row``'s window, summed by the database in one row.
+    A node's claim is what it was granted while its lease is alive (renewed since
+    ``alive_since``), and only what it reported committed once it has gone silent. (Read as a
+    thousand model instances, the holdings of a thousand nodes asking every few seconds were
+    a third of the gRPC process's CPU, and the GIL taken from the streams' loop.)"""
+    alive = Q(last_seen__gte=alive_since)
+    sums = row.holdings.exclude(node_id=node_id).aggregate(
+        claimed=Sum(
+            Case(When(alive, then=Greatest("granted", "committed")), default=F("committed"))
+        ),
+        committed=Sum("committed"),
+        alive=Count("pk", filter=alive),
+    )
+    return Others(sums["claimed"] or 0, sums["committed"] or 0, sums["alive"])
+
+
+def decide(amount: int, claimed: int, granted: int, committed: int, want: int) -> int:
     """The node's new cumulative grant: what it asked for on top of its grant, cut to what the
-    other nodes leave of the limit, and never below what it has already committed."""
-    room = amount - sum(c.units for c in others)
+    other nodes leave of the limit (``claimed``: their claims), and never below what it has
+    already committed."""
+    room = amount - claimed
     return max(committed, min(granted + max(want, 0), room))
 
 
@@ -81,20 +100,18 @@ def _grant(
     row = LeaseWindow.objects.select_for_update().get(pk=row.pk)  # the lock of this window
     seen = datetime.fromtimestamp(now, UTC)
     alive_since = seen - timedelta(seconds=LEASE_TTL_S)
-    holdings = {h.node_id: h for h in row.holdings.all()}
-    mine = holdings.pop(node_id, None) or LeaseHolding(lease_window=row, node_id=node_id)
+    mine = LeaseHolding.objects.filter(lease_window=row, node_id=node_id).first()
+    if mine is None:
+        mine = LeaseHolding(lease_window=row, node_id=node_id)
     if ask.window == window:
         mine.committed = max(mine.committed, ask.committed)
-    others = [
-        Claim(h.node_id, h.granted, h.committed, h.last_seen >= alive_since)
-        for h in holdings.values()
-    ]
+    others = others_of(row, node_id, alive_since)
     amount = limit.units()
-    mine.granted = decide(amount, others, mine.granted, mine.committed, ask.want)
+    mine.granted = decide(amount, others.claimed, mine.granted, mine.committed, ask.want)
     mine.last_seen = seen
     mine.save()
-    claimed = sum(c.units for c in others) + max(mine.granted, mine.committed)
-    _alert(limit, row, sum(c.committed for c in others) + mine.committed, amount, seen)
+    claimed = others.claimed + max(mine.granted, mine.committed)  # the node's lease is alive
+    _alert(limit, row, others.committed + mine.committed, amount, seen)
     return control_pb2.LeaseGrant(
         limit_id=str(limit.pk),
         window=window,
@@ -102,7 +119,7 @@ def _grant(
         remaining=max(0, amount - claimed),
         window_ends_in_ms=max(1, int((ends - now) * 1000)) if ends else 0,
         ttl_ms=int(LEASE_TTL_S * 1000),
-        nodes=1 + sum(1 for c in others if c.alive),
+        nodes=1 + others.alive,
     )
 
 

@@ -3,14 +3,15 @@ ask, and a silent node's unused slice comes back after the TTL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control_plane.limits.models import Limit
-from control_plane.limits.services import LEASE_TTL_S, Claim, acquire, decide
+from control_plane.limits.models import LeaseHolding, LeaseWindow, Limit
+from control_plane.limits.services import LEASE_TTL_S, Others, acquire, decide, others_of
 from shared.pb import control_pb2
 from tests.control_plane import factories
 
@@ -35,9 +36,7 @@ def budget() -> Limit:
 
 @given(
     amount=st.integers(0, 10**9),
-    claims=st.lists(
-        st.tuples(st.integers(0, 10**9), st.integers(0, 10**9), st.booleans()), max_size=6
-    ),
+    claimed=st.integers(0, 6 * 10**9),
     granted=st.integers(0, 10**9),
     committed=st.integers(0, 10**9),
     want=st.integers(-10, 10**9),
@@ -45,18 +44,44 @@ def budget() -> Limit:
 @settings(max_examples=300, deadline=None)
 def test_decide_never_grants_past_what_the_others_leave(
     amount: int,
-    claims: list[tuple[int, int, bool]],
+    claimed: int,
     granted: int,
     committed: int,
     want: int,
 ) -> None:
-    others = [Claim(f"n{i}", g, c, alive) for i, (g, c, alive) in enumerate(claims)]
-    new = decide(amount, others, granted, committed, want)
-    room = amount - sum(c.units for c in others)
+    new = decide(amount, claimed, granted, committed, want)
+    room = amount - claimed
     assert new >= committed, "what a node already committed is never taken back"
     assert new <= max(committed, granted + max(want, 0))
     if committed <= room:
         assert new <= room, "a grant never takes the claims past the limit"
+
+
+def test_the_other_nodes_claims_are_granted_while_alive_and_committed_once_silent(
+    budget: Limit,
+) -> None:
+    window = LeaseWindow.objects.create(limit=budget, window="all")
+    seen = datetime.fromtimestamp(NOW, UTC)
+    holdings = [  # node, granted, committed, seconds since it was last seen
+        ("granted-more", 50, 10, 1.0),
+        ("committed-more", 5, 20, 0.0),
+        ("just-alive", 7, 3, LEASE_TTL_S),
+        ("silent", 70, 30, LEASE_TTL_S + 1),
+        ("asking", 1000, 900, 0.0),
+    ]
+    for node, granted, committed, ago in holdings:
+        LeaseHolding.objects.create(
+            lease_window=window,
+            node_id=node,
+            granted=granted,
+            committed=committed,
+            last_seen=seen - timedelta(seconds=ago),
+        )
+    others = others_of(window, "asking", seen - timedelta(seconds=LEASE_TTL_S))
+    assert others == Others(claimed=50 + 20 + 7 + 30, committed=10 + 20 + 3 + 30, alive=3)
+    assert others_of(window, "nobody-else", seen) == Others(
+        claimed=10 + 20 + 3 + 30 + 1000, committed=10 + 20 + 3 + 30 + 900, alive=2
+    ), "alive since ``seen``: the two seen then"
 
 
 def test_grants_to_many_nodes_add_up_to_the_limit_at_most(budget: Limit) -> None:

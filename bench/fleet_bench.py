@@ -12,21 +12,31 @@ processes. Measured:
   revoke call's start until the key is gone from the policy it holds (p50 / p99 / max over all
   nodes and revocations), split in two: the call itself (the publish runs in it), and from
   its return until each node dropped the key (the gRPC process's part and the nodes');
+- the CPU each part used (the gRPC process, the web process, the simulated nodes, the bench
+  itself) and the whole machine, in cores, while the keys were created and revoked and over a
+  few seconds with no change in flight: the simulated nodes and PostgreSQL share the machine's
+  cores with the control plane;
 - a reconnect storm: the gRPC process stopped, a change made meanwhile, the process started
   again; the time from its start until every node holds the new version again.
+
+With ``ASC_BENCH_PROFILE=1``, py-spy samples the gRPC process, the web process and one worker
+of simulated nodes during the revocations (``bench.profile``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bench import profile
 from bench.loadgen import percentile
-from bench.procs import REPO, rss_kib
+from bench.procs import REPO, cpu_seconds, rss_kib
 from bench.report import Report
 from bench.system import AscSystem, asc_system
 
@@ -41,6 +51,8 @@ REVOKE_TARGET_S = 1.0
 CHATTER_S = 10.0  # each node's usage batch and lease ask, every this many seconds (jittered)
 WAIT_S = 120.0  # longest wait for the fleet to catch up before the run fails
 DOWN_S = 3.0  # how long the gRPC process stays down in the reconnect storm
+QUIET_S = 3.0  # the CPU each part uses with no change in flight is read over this long
+PROFILE_S = 15.0  # ASC_BENCH_PROFILE=1: the processes sampled for this long from the revocations
 
 
 @dataclass
@@ -120,6 +132,42 @@ class Fleet:
             reader.cancel()
 
 
+def _record_revocations(system: AscSystem, fleet: Fleet) -> list[tuple[str, profile.Recording]]:
+    """With ASC_BENCH_PROFILE=1, py-spy on the gRPC process, the web process (the revoke
+    call and its publish) and one worker of simulated nodes while the keys are revoked."""
+    if not profile.enabled():
+        return []
+    procs = system.stack.procs
+    targets = [
+        ("control-plane gRPC process during the revocations", procs["grpc"].pid),
+        ("control-plane web process during the revocations", procs["web"].pid),
+        ("one worker of simulated nodes during the revocations", fleet.procs[0].pid),
+    ]
+    work = system.state_dir
+    return [
+        (title, profile.record(pid, PROFILE_S, work / f"fleet-{n}.prof"))
+        for n, (title, pid) in enumerate(targets)
+    ]
+
+
+def _cpu(system: AscSystem, fleet: Fleet) -> dict[str, float]:
+    """CPU seconds used so far by each part of the run, and by the whole machine (every
+    core, every process: PostgreSQL and whatever else runs beside the bench; PostgreSQL is not
+    shown apart, as its backends come and go with their CPU time)."""
+    procs = system.stack.procs
+    own = resource.getrusage(resource.RUSAGE_SELF)  # this process alone, not its children
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:9]]  # up to steal; guests are in user
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return {
+        "gRPC process": cpu_seconds(procs["grpc"].pid),
+        "web process": cpu_seconds(procs["web"].pid),
+        "simulated nodes": sum(cpu_seconds(p.pid) for p in fleet.procs),
+        "the bench itself": own.ru_utime + own.ru_stime,
+        "machine": (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"),
+    }
+
+
 def _grpc_rss_mib(system: AscSystem) -> float:
     return rss_kib(system.stack.procs["grpc"].pid) / 1024
 
@@ -152,6 +200,11 @@ async def _measure(system: AscSystem, route_id: str, tenant: str) -> dict[str, o
         revoked: list[float] = []
         calls: list[float] = []
         after_call: list[float] = []
+        quiet = _cpu(system, fleet)
+        await asyncio.sleep(QUIET_S)  # no change: the fleet's usage batches and lease asks only
+        cpu_before, wall_before = _cpu(system, fleet), time.monotonic()
+        figures["quiet_cpu"] = {name: cpu_before[name] - quiet[name] for name in quiet}
+        recordings = _record_revocations(system, fleet)
         for n in range(REVOCATIONS):
             key = await asyncio.to_thread(
                 api.call,
@@ -168,9 +221,16 @@ async def _measure(system: AscSystem, route_id: str, tenant: str) -> dict[str, o
             calls.append(returned - began)
             after_call += [t - returned for t in lost]
             await asyncio.sleep(0.3)
+        cpu_after = _cpu(system, fleet)
+        figures["revocation_cpu"] = {
+            name: cpu_after[name] - cpu_before[name] for name in cpu_before
+        } | {"wall": time.monotonic() - wall_before}
         figures["revoked"] = revoked
         figures["revoke_calls"] = calls
         figures["after_call"] = after_call
+        figures["profiles"] = [
+            line for title, rec in recordings for line in profile.lines(title, rec, 25)
+        ]
 
         system.stack.stop("grpc")
         await asyncio.sleep(DOWN_S / 2)
@@ -205,6 +265,9 @@ def run() -> Report:
     calls: list[float] = figures["revoke_calls"]  # type: ignore[assignment]  # built above
     after_call: list[float] = figures["after_call"]  # type: ignore[assignment]  # built above
     storm = float(figures["storm_s"])  # type: ignore[arg-type]  # built above
+    profiles: list[str] = figures["profiles"]  # type: ignore[assignment]  # built above
+    cpu: dict[str, float] = figures["revocation_cpu"]  # type: ignore[assignment]  # built above
+    quiet: dict[str, float] = figures["quiet_cpu"]  # type: ignore[assignment]  # built above
     per_100 = {n: (memory[n] - memory[0]) / (n / 100) for n in STEPS}
     report.table(
         ["control-plane gRPC process", "RSS", "MiB per 100 streams"],
@@ -218,6 +281,18 @@ def run() -> Report:
             _row(f"a key revoked: until each node dropped it ({REVOCATIONS} keys)", revoked),
             _row("  the revoke API call itself (the publish runs in it)", calls),
             _row("  from the call's return until each node dropped it", after_call),
+        ],
+    )
+    wall = cpu.pop("wall")
+    report.table(
+        [
+            f"CPU in cores: {REVOCATIONS} keys created and revoked ({wall:.1f} s)",
+            "cores",
+            f"no change in flight ({QUIET_S:.0f} s)",
+        ],
+        [
+            [name, f"{seconds / wall:.2f}", f"{quiet[name] / QUIET_S:.2f}"]
+            for name, seconds in cpu.items()
         ],
     )
     report.note(
@@ -245,4 +320,5 @@ def run() -> Report:
         percentile(revoked_sorted, 0.99) < REVOKE_TARGET_S,
     )
     report.check("reconnect storm: all nodes current again", f"{storm:.1f} s", "reported", True)
+    report.lines += profiles
     return report

@@ -389,6 +389,11 @@ def snapshot_parts(
     version: int, hash: str, created_unix_ms: int, body: bytes | memoryview
 ) -> list[bytes | memoryview]:
     """``encode_snapshot`` as its head and the encoded policy, not joined (no copy of it)."""
+    return [snapshot_head(version, hash, created_unix_ms, len(body)), body]
+
+
+def snapshot_head(version: int, hash: str, created_unix_ms: int, policy_size: int) -> bytes:
+    """An encoded ``Snapshot`` up to its policy's bytes, for a policy of ``policy_size``."""
     head = bytearray()
     if version:
         head += b"\x08" + varint(version)
@@ -396,9 +401,9 @@ def snapshot_parts(
         head += b"\x12" + varint(len(hash.encode())) + hash.encode()
     if created_unix_ms:
         head += b"\x18" + varint(created_unix_ms & (2**64 - 1))
-    if body:
-        head += b"\x22" + varint(len(body))
-    return [bytes(head), body]
+    if policy_size:
+        head += b"\x22" + varint(policy_size)
+    return bytes(head)
 
 
 def delta_of(

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_plane.snapshots.store import (
+    BACKGROUND_NICE,
     MAGIC,
     CorruptSnapshotFile,
     SnapshotStore,
@@ -269,3 +270,18 @@ async def test_compiling_on_a_serving_loop_lets_other_tasks_run(tmp_path: Path) 
     assert len(compiled.keys_by_hash) == 5 * policy_module.SLICE + 4
     assert ticks >= 5, "the loop ran other tasks between slices"
     assert compiled == store.compile(snapshot)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities")
+async def test_disk_copies_are_made_in_a_thread_below_the_serving_threads_priority(
+    path: Path,
+) -> None:
+    store = SnapshotStore(path, snapshots.keyring())
+    serving = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    own = await store.in_background(
+        lambda: (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0))
+    )
+    assert own[0] != threading.get_native_id()
+    assert own[1] == min(serving + BACKGROUND_NICE, 19)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == serving
+    assert (await store.in_background(threading.get_native_id)) == own[0], "one thread"

@@ -69,8 +69,13 @@ def bucket_of(entity_id: str) -> int:
     return zlib.crc32(entity_id.encode()) & (BUCKETS - 1)
 
 
+_EMPTY_BUCKET = hashlib.sha256(b"").digest()
+
+
 def _bucket_digest(frames: Iterable[bytes]) -> bytes:
-    return hashlib.sha256(b"".join(sorted(frames))).digest()
+    ordered = sorted(frames)
+    # Most buckets of a small policy are empty: their digest is a constant.
+    return hashlib.sha256(b"".join(ordered)).digest() if ordered else _EMPTY_BUCKET
 
 
 def _policy_digest(kind_digests: Mapping[str, bytes]) -> str:

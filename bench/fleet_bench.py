@@ -39,6 +39,7 @@ from bench.loadgen import percentile
 from bench.procs import REPO, cpu_seconds, rss_kib
 from bench.report import Report
 from bench.system import AscSystem, asc_system
+from data_plane.backoff import RECONNECT_S
 
 TITLE = "fleet: 1,000 simulated data planes on one control-plane gRPC process"
 
@@ -298,7 +299,8 @@ def run() -> Report:
     report.note(
         f"Reconnect storm: the gRPC process stopped for {DOWN_S:.0f} s with a change made "
         f"meanwhile, then started; all {STEPS[-1]} nodes held the new version {storm:.1f} s "
-        "after the start (their backoff: 0.5 s doubling to 30 s, jittered)."
+        f"after the start (their backoff: {RECONNECT_S[0]} s doubling to {RECONNECT_S[1]:.0f} s, "
+        "jittered)."
     )
     acks_sorted, revoked_sorted = sorted(acks), sorted(revoked)
     report.check(

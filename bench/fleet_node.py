@@ -24,7 +24,7 @@ import uuid
 import grpc
 import uvloop
 
-from data_plane.backoff import backoff_delay
+from data_plane.backoff import RECONNECT_S, backoff_delay
 from data_plane.rpc import CHANNEL_OPTIONS
 from shared.pb import control_pb2
 
@@ -155,7 +155,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--every", type=float, default=10.0)
-    parser.add_argument("--backoff", type=float, nargs=2, default=(0.5, 30.0))
+    parser.add_argument("--backoff", type=float, nargs=2, default=RECONNECT_S)
     return parser.parse_args(argv)
 
 

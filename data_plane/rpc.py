@@ -19,6 +19,12 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # The channel's own reconnect backoff (1 s growing to 120 s by default) would keep a call
+    # failing at once for up to two minutes after the control plane is back: held to the
+    # snapshot stream's (``backoff.RECONNECT_S``).
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 10_000),
 ]
 
 # Responses arrive encoded: a full snapshot is decoded by the config client a slice at a time

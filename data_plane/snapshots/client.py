@@ -19,7 +19,7 @@ import uuid
 import grpc
 
 from data_plane import __version__, rpc
-from data_plane.backoff import backoff_delay
+from data_plane.backoff import RECONNECT_S, backoff_delay
 from data_plane.metrics import Metrics
 from data_plane.snapshots.applier import PolicyApplier, split_snapshot
 from data_plane.snapshots.store import SnapshotStore, pause
@@ -39,7 +39,7 @@ class ConfigClient:
         node: control_pb2.Node,
         metrics: Metrics,
         *,
-        backoff: tuple[float, float] = (0.5, 30.0),
+        backoff: tuple[float, float] = RECONNECT_S,
         rand: RandomSource | None = None,
     ) -> None:
         self._channel = channel

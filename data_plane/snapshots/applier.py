@@ -19,7 +19,7 @@ import functools
 import hashlib
 import itertools
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from data_plane.policy.compiled import CompiledPolicy
@@ -51,15 +51,22 @@ class DeltaRefused(ValueError):
 sliced = run_sliced  # a generator run to its end, the loop serving between its slices
 
 
+def _frame_slices(index: PolicyIndex) -> Iterator[bytes]:
+    """The index's frames in kind order, joined ``SLICE`` at a time: each a ``Policy``
+    encoding of its own."""
+    for kind in KINDS:
+        frames = index.frames(kind)
+        for start in range(0, len(frames), SLICE):
+            yield b"".join(frames[start : start + SLICE])
+
+
 def _decode_steps(
     index: PolicyIndex, policy: snapshot_pb2.Policy
 ) -> Generator[None, None, snapshot_pb2.Policy]:
     """Decode the index's entities into ``policy``, a slice at a time."""
-    for kind in KINDS:
-        frames = index.frames(kind)
-        for start in range(0, len(frames), SLICE):
-            policy.MergeFromString(b"".join(frames[start : start + SLICE]))
-            yield
+    for encoded in _frame_slices(index):
+        policy.MergeFromString(encoded)
+        yield
     return policy
 
 
@@ -93,13 +100,11 @@ def _reencoded_steps(policy: snapshot_pb2.Policy) -> Generator[None, None, Polic
 
 
 def _joined(index: PolicyIndex) -> Generator[None, None, list[bytes | memoryview]]:
-    """The index's frames in kind order, joined ``SLICE`` at a time (a step each)."""
+    """``_frame_slices`` gathered, a slice per step."""
     chunks: list[bytes | memoryview] = []
-    for kind in KINDS:
-        frames = index.frames(kind)
-        for start in range(0, len(frames), SLICE):
-            chunks.append(b"".join(frames[start : start + SLICE]))
-            yield
+    for encoded in _frame_slices(index):
+        chunks.append(encoded)
+        yield
     return chunks
 
 

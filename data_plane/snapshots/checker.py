@@ -148,9 +148,9 @@ class Checker:
                     await child.writer.drain()
                 head = marshal.loads(await _message(child.reader))
                 count = head[1] if isinstance(head, tuple) and len(head) == 2 else 0
-                chunks = [await _message(child.reader) for _ in range(count)]
+                hash_chunks = [await _message(child.reader) for _ in range(count)]
                 if layout is not None and not layout.done():
-                    layout.set_result(Layout.of(head, chunks, len(policy)))
+                    layout.set_result(Layout.of(head, hash_chunks, len(policy)))
                 refused, digest, problems, chunks = marshal.loads(await _message(child.reader))
                 self._chunks, kept = chunks, chunks > 0
                 self.checks += 1

@@ -17,7 +17,8 @@ from data_plane.errors import ApiError
 from data_plane.limits import rules as limits
 from data_plane.limits.client import LeaseClient
 from data_plane.limits.leases import ADMITTED, Admission, NeedsLease
-from data_plane.policy.compiled import CompiledPolicy, KeyEntry, RouteEntry
+from data_plane.policy.compiled import CompiledPolicy, RouteEntry
+from data_plane.policy.keys import KeyEntry
 from data_plane.policy.tags import Tags
 from data_plane.types import Usage
 

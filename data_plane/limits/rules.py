@@ -17,11 +17,11 @@ from data_plane import errors
 from data_plane.errors import ApiError
 from data_plane.policy.compiled import (
     CompiledPolicy,
-    KeyEntry,
     LimitEntry,
     RouteEntry,
     tag_subject,
 )
+from data_plane.policy.keys import KeyEntry
 from data_plane.policy.tags import Tags
 from data_plane.types import INT64_MAX, Usage
 from shared.pb import snapshot_pb2

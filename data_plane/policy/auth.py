@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from data_plane import errors
 from data_plane.errors import ApiError
-from data_plane.policy.compiled import CompiledPolicy, KeyEntry, RouteEntry, TenantEntry
+from data_plane.policy.compiled import CompiledPolicy, RouteEntry, TenantEntry
+from data_plane.policy.keys import KeyEntry
 from data_plane.policy.oidc import OidcError, looks_like_jwt, verify
 from shared.crypto import hash_key
 

@@ -24,14 +24,11 @@ from data_plane.guardrails.policy import Guard, GuardrailSnapshotError, compile_
 # The per-entity compilers of the full compile, run here on a few entities at a time.
 from data_plane.policy.compiled import (
     CompiledPolicy,
-    KeyEntry,
-    KeyTable,
     LimitEntry,
     PolicyError,
     RouteEntry,
     TenantEntry,
     _compile_issuers,
-    _compile_keys,
     _compile_limits,
     _compile_route,
     _open_credentials,
@@ -39,6 +36,7 @@ from data_plane.policy.compiled import (
     project_tags,
     tenant_entry,
 )
+from data_plane.policy.keys import KeyEntry, KeyTable, compile_keys
 from shared import consistency
 from shared.pb import snapshot_pb2
 from shared.policy_index import Change
@@ -318,7 +316,7 @@ def _keys(
         entry = current.get(consistency.key_slot(old.key_hash))
         if entry is not None and entry.id == old.id:
             drop.append(consistency.key_slot(old.key_hash))
-    fresh: dict[str, KeyEntry] = _finish(_compile_keys(snapshot_pb2.Policy(keys=after), tenants))
+    fresh: dict[str, KeyEntry] = _finish(compile_keys(snapshot_pb2.Policy(keys=after), tenants))
     if len(fresh) < len(after):
         problems.append("two keys of the delta share a hash")
     dropped = set(drop)

@@ -57,7 +57,7 @@ def layout(policy: bytes) -> tuple[list[int], list[str]]:
     """What spares the serving loop its two per-entity Python loops over a large policy,
     sent before the verdict: offsets at which it may cut the encoding to decode it a slice at
     a time (``cut_steps``), and every key's hash in order, in the form it is looked up by
-    (``compiled.KeyTable.of_slots``). Empty lists when the policy cannot be decoded: the
+    (``policy.keys.KeyTable.steps``). Empty lists when the policy cannot be decoded: the
     verdict refuses it."""
     try:
         keys = snapshot_pb2.Policy.FromString(policy).keys

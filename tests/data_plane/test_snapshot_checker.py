@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from control_plane.grpc_api.deltas import DeltaHistory
-from data_plane.policy.compiled import KeyTable, _compile_keys, compile_snapshot
+from data_plane.policy.compiled import compile_snapshot
 from data_plane.policy.incremental import Changed, Layered, _finish, apply_changes
+from data_plane.policy.keys import KeyTable, compile_keys
 from data_plane.snapshots import checker, checks
 from data_plane.snapshots.applier import PolicyApplier
 from data_plane.snapshots.checker import Layout, Verdict, check
@@ -335,7 +336,7 @@ def test_a_full_snapshots_keys_are_compiled_on_first_use_and_stay_lazy_past_a_de
     compiled = compile_snapshot(first, snapshots.keyring())
     table = compiled.keys_by_hash
     assert isinstance(table, KeyTable)
-    eager = _finish(_compile_keys(first.policy, compiled.tenants))
+    eager = _finish(compile_keys(first.policy, compiled.tenants))
     assert len(table) == len(eager) == 40
     entry = table[hash_key("sk-3")]
     assert entry == eager[hash_key("sk-3")]

@@ -16,7 +16,7 @@ from data_plane.dialects.anthropic import ANTHROPIC
 from data_plane.dialects.openai import OPENAI
 from data_plane.dialects.responses import RESPONSES
 from data_plane.errors import ApiError
-from data_plane.http import pipeline, reads
+from data_plane.http import chat, pipeline, reads
 from data_plane.http.appkeys import METRICS, STORE, SUPERVISOR
 from data_plane.http.embeddings import serve_embeddings
 from data_plane.http.pipeline import json_response
@@ -25,7 +25,7 @@ from data_plane.tokens import encoding
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await pipeline.handle(request, OPENAI, pipeline.serve_chat)
+    return await pipeline.handle(request, OPENAI, chat.serve_chat)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -33,12 +33,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
     token estimate gets the shipped tokenizer loaded first (once, off the event loop)."""
     if request.headers.get(anthropic_api.ESTIMATE_ASK) == "estimate" and not encoding.loaded():
         await asyncio.to_thread(encoding.load)
-    return await pipeline.handle(request, ANTHROPIC, pipeline.serve_chat)
+    return await pipeline.handle(request, ANTHROPIC, chat.serve_chat)
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
     """OpenAI's Responses API, through the same pipeline."""
-    return await pipeline.handle(request, RESPONSES, pipeline.serve_chat)
+    return await pipeline.handle(request, RESPONSES, chat.serve_chat)
 
 
 async def stored_response(request: web.Request) -> web.StreamResponse:

@@ -2,7 +2,8 @@
 
 Budgets are aligned to the calendar of their time zone (a day starts at local midnight, a week
 on Monday, a month on the 1st); rate limits use UTC minutes. A window is named by a stable key
-("2026-11-25", "2026-W48", "2026-11", "2026-11-25T07:38", "all").
+("2026-11-25", "2026-W48", "2026-11", "2026-11-25T07:38", "all"); the keys of one period sort
+in time order as text.
 """
 
 from __future__ import annotations
@@ -24,19 +25,25 @@ def zone(period: str, time_zone: str) -> tzinfo:
 
 def window_of(period: str, time_zone: str, now_unix: float) -> tuple[str, float]:
     """(window key, end of the window in Unix seconds; 0 for a window that never ends)."""
-    return window_in(period, zone(period, time_zone), now_unix)
+    key, _, end = window_in(period, zone(period, time_zone), now_unix)
+    return key, end
 
 
-def window_in(period: str, tz: tzinfo, now_unix: float) -> tuple[str, float]:
-    """``window_of`` with the time zone already resolved by ``zone`` (no I/O)."""
+def window_in(period: str, tz: tzinfo, now_unix: float) -> tuple[str, float, float]:
+    """(window key, start, end), with the time zone already resolved by ``zone`` (no I/O);
+    0, 0 for a window that never ends."""
     if period == NONE:
-        return "all", 0.0
+        return "all", 0.0, 0.0
     if period == MINUTE:
         tz = UTC  # rate limits count UTC minutes, whatever zone they were given
     now = datetime.fromtimestamp(now_unix, tz)
     if period == MINUTE:
         start = now.replace(second=0, microsecond=0)
-        return start.strftime("%Y-%m-%dT%H:%M"), (start + timedelta(minutes=1)).timestamp()
+        return (
+            start.strftime("%Y-%m-%dT%H:%M"),
+            start.timestamp(),
+            (start + timedelta(minutes=1)).timestamp(),
+        )
     day = now.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     if period == DAY:
         start, end = day, day + timedelta(days=1)
@@ -53,4 +60,4 @@ def window_in(period: str, tz: tzinfo, now_unix: float) -> tuple[str, float]:
     else:
         raise ValueError(f"unknown period {period!r}")
     # Local wall-clock midnight to an instant (handles daylight-saving changes).
-    return key, end.replace(tzinfo=tz).timestamp()
+    return key, start.replace(tzinfo=tz).timestamp(), end.replace(tzinfo=tz).timestamp()

@@ -233,7 +233,13 @@ async def admit(
     app, record = context.request.app, context.record
     with tracing.step(context.trace, "asc.admission", current=True):  # lease asks join it
         admission = await app[ADMITTER].admit(
-            context.policy, context.principal.key, route, size, body, record.tags
+            context.policy,
+            context.principal.key,
+            route,
+            size,
+            body,
+            record.tags,
+            record.ts_unix_ms / 1000,
         )
     if isinstance(admission, ApiError):
         return admission

@@ -62,8 +62,11 @@ class Admitter:
         route: RouteEntry,
         body_bytes: int,
         body: Mapping[str, Any],
-        tags: Tags = (),
+        tags: Tags,
+        arrived_unix: float,
     ) -> Admission | ApiError:
+        """``arrived_unix``: when the request arrived (its usage record's instant), which names
+        the window it counts in, also after waiting for a lease."""
         refused = limits.check_caps(key, body_bytes, body)
         if refused is not None:
             return refused
@@ -72,10 +75,10 @@ class Admitter:
             return ADMITTED
         demand = limits.worst_case(route, key, body_bytes, body)
         book = self.leases.book
-        result = book.admit(applicable, demand, time.monotonic(), time.time())
+        result = book.admit(applicable, demand, time.monotonic(), arrived_unix)
         if isinstance(result, NeedsLease):
             await self.leases.wait_for_round()
-            result = book.admit(applicable, demand, time.monotonic(), time.time(), may_wait=False)
+            result = book.admit(applicable, demand, time.monotonic(), arrived_unix, may_wait=False)
         assert not isinstance(result, NeedsLease)  # may_wait=False never asks to wait
         return result
 

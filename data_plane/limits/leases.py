@@ -14,12 +14,20 @@ a completion longer than the assumed ``DEFAULT_MAX_TOKENS`` can). Without a live
   and reports what it admitted with its next ask, so a window's total stays within
   amount + (share x nodes that lapsed in it).
 
+Windows: a request counts in the calendar window it arrived in (``unix``, the instant its usage
+record carries), also when it waited for a lease. A lease serves its window until the calendar
+leaves it, not until a countdown that ends a little early (the grant's ``window_ends_in_ms``
+is measured from when the ask was sent); a request whose window the lease has already left
+(it waited across the boundary, or this node's clock is behind the control plane's) is refused
+by a hard limit with Retry-After 1 rather than counted in a window it did not arrive in.
+
 Times: ``now`` is ``time.monotonic()`` for lease validity and ``unix`` is wall-clock seconds
 for calendar windows; both are passed in, so the book is deterministic under test.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +53,7 @@ class Lease:
     committed: int = 0
     expires: float = 0.0  # monotonic; the grant is void after this
     window_end: float = 0.0  # monotonic; 0: the window never ends
+    span: tuple[float, float] = (0.0, 0.0)  # Unix start and end of ``window``, once known
     ttl: float = 10.0
     nodes: int = 1
     slice: int = 0
@@ -54,7 +63,8 @@ class Lease:
     asked: bool = False  # a renewal is in flight
 
     def live(self, now: float) -> bool:
-        return now < self.expires and (not self.window_end or now < self.window_end)
+        """The grant holds until its TTL lapses; the calendar ends its window (``_roll``)."""
+        return now < self.expires
 
     def room(self) -> int:
         return self.granted - self.committed
@@ -98,9 +108,11 @@ class LeaseBook:
         missing: list[LimitEntry] = []
         wait = may_wait and self.reachable
         for limit in limits:
-            lease = self._lease(limit, now, unix)
+            lease, window = self._lease(limit, unix)
             units = demand.of(limit.kind)
             lease.last_used = now
+            if lease.window != window and limit.hard:  # the lease has left the request's window
+                return refusal(limit, 1)
             live = lease.live(now)
             # Without a live lease but with the control plane reachable: wait, don't guess.
             fits = units <= lease.room() if live else not wait and self._fits_share(lease, units)
@@ -133,7 +145,7 @@ class LeaseBook:
         for lease in self.leases.values():
             if lease.asked or now - lease.last_used > IDLE_S:
                 continue
-            self._roll(lease, now, unix)
+            self._roll(lease, unix)
             low = lease.room() < max(lease.slice * LOW_WATER, lease.pending)
             lapsing = lease.expires - now < lease.ttl * LOW_WATER
             if lease.granted == 0 or low or lapsing or not lease.live(now):
@@ -159,8 +171,10 @@ class LeaseBook:
             lease.asked = False
             if not grant.window:  # the limit is gone from the control plane
                 continue
+            if _later(lease.window, grant.window):  # answers an ask of a window left since
+                continue
             if grant.window != lease.window:
-                lease.window, lease.committed = grant.window, 0
+                lease.window, lease.committed, lease.span = grant.window, 0, (0.0, 0.0)
             lease.granted = grant.granted
             lease.remaining = grant.remaining
             lease.nodes = max(1, grant.nodes)
@@ -181,24 +195,29 @@ class LeaseBook:
         for limit_id in [i for i in self.leases if i not in live_ids]:
             del self.leases[limit_id]
 
-    def _lease(self, limit: LimitEntry, now: float, unix: float) -> Lease:
+    def _lease(self, limit: LimitEntry, unix: float) -> tuple[Lease, str]:
+        """The limit's lease, and the window ``unix`` falls in."""
         lease = self.leases.get(limit.id)
-        if lease is None:
-            lease = self.leases[limit.id] = Lease(limit)
+        if lease is None or (lease.limit.period, lease.limit.zone) != (limit.period, limit.zone):
+            lease = self.leases[limit.id] = Lease(limit)  # other windows: start afresh
         elif lease.limit != limit:
             lease.limit = limit  # amount or hardness changed in a new snapshot
-        self._roll(lease, now, unix)
-        return lease
+        return lease, self._roll(lease, unix)
 
     @staticmethod
-    def _roll(lease: Lease, now: float, unix: float) -> None:
-        """Start the calendar's current window when the lease is not live in it."""
-        if lease.live(now):
-            return
-        window, _ = windows.window_in(lease.limit.period, lease.limit.zone, unix)
-        if window != lease.window:
+    def _roll(lease: Lease, unix: float) -> str:
+        """Start the window ``unix`` falls in when the calendar has moved past the lease's
+        (never back: a lease already in a later window keeps it); returns that window."""
+        start, end = lease.span
+        if start <= unix < end:
+            return lease.window
+        window, start, end = windows.window_in(lease.limit.period, lease.limit.zone, unix)
+        if _later(window, lease.window):
             lease.window, lease.granted, lease.committed = window, 0, 0
             lease.expires = lease.window_end = 0.0
+        if window == lease.window:
+            lease.span = (start, end or math.inf)
+        return window
 
     @staticmethod
     def _fits_share(lease: Lease, units: int) -> bool:
@@ -214,6 +233,12 @@ class LeaseBook:
         share = lease.limit.amount // (4 * max(lease.nodes, 1))
         lease.slice = max(share, 1)
         return lease.slice
+
+
+def _later(window: str, than: str) -> bool:
+    """Whether ``window`` comes after ``than``: the keys of one limit's windows share a format
+    whose text order is their time order (shared/windows.py); "" is before every window."""
+    return window > than
 
 
 def _int64(value: int) -> int:

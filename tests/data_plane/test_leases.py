@@ -13,6 +13,7 @@ from data_plane.errors import ApiError
 from data_plane.limits.leases import Admission, LeaseBook, NeedsLease
 from data_plane.limits.rules import BUDGET, REQUESTS, Demand
 from data_plane.policy.compiled import LimitEntry
+from shared import windows
 from shared.pb import control_pb2
 
 NOW, UNIX = 1000.0, 1_795_000_000.0
@@ -149,3 +150,71 @@ def test_a_lease_is_renewed_per_slice_never_per_request() -> None:
             granted(book, RPM, book.leases[RPM.id].granted + 25)
     assert 1 <= len(asked_at) <= 100 // 10, asked_at
     assert asked_at[0] > 50, "no ask while the slice holds most of its room"
+
+
+MINUTE_LEFT = 20.0  # UNIX is 40 s into its minute
+
+
+def grant_for(limit: LimitEntry, window: str, units: int, **fields: int) -> control_pb2.LeaseGrant:
+    fields = {"ttl_ms": 10_000, "nodes": 1, **fields}
+    return control_pb2.LeaseGrant(limit_id=limit.id, window=window, granted=units, **fields)
+
+
+def test_a_request_counts_in_the_window_it_arrived_in_also_after_waiting() -> None:
+    """A request that waited for room at the end of a minute is not counted in the next one
+    (its usage record says it arrived in the earlier minute): a hard limit refuses it, with
+    Retry-After 1, and the next minute's lease is untouched."""
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    first = book.asks(NOW, UNIX)[0].window
+    book.apply([grant_for(RPM, first, 1, remaining=50)], NOW)
+    assert isinstance(book.admit([RPM], Demand(), NOW, UNIX), Admission)
+    arrived = UNIX + MINUTE_LEFT - 0.1
+    assert isinstance(book.admit([RPM], Demand(), NOW + 1, arrived), NeedsLease)
+    ask = book.asks(NOW + 1.2, UNIX + MINUTE_LEFT + 0.1)[0]  # the round runs as the minute turns
+    assert ask.window > first
+    book.apply([grant_for(RPM, ask.window, 10)], NOW + 1.2)
+
+    late = book.admit([RPM], Demand(), NOW + 1.3, arrived, may_wait=False)
+    assert isinstance(late, ApiError)
+    assert (late.code, late.retry_after) == ("rate_limited", 1)
+    assert book.leases[RPM.id].committed == 0
+    on_time = book.admit([RPM], Demand(), NOW + 1.3, UNIX + MINUTE_LEFT + 0.2)
+    assert isinstance(on_time, Admission)
+    assert book.leases[RPM.id].committed == 1
+
+
+def test_a_lease_serves_its_window_until_the_calendar_ends_it() -> None:
+    """The grant's countdown to the window's end starts when the ask was sent, so it runs out a
+    little early; until the calendar's minute ends the node keeps to its grant rather than
+    falling back to the share it may take without a lease."""
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    window = book.asks(NOW, UNIX)[0].window
+    book.apply([grant_for(RPM, window, 2, nodes=4, window_ends_in_ms=5_000)], NOW)
+    later, unix = NOW + 6, UNIX + 6  # past the countdown, 14 s before the minute ends
+    admitted = [book.admit([RPM], Demand(), later, unix, may_wait=False) for _ in range(3)]
+    assert [isinstance(a, Admission) for a in admitted] == [True, True, False]
+    assert book.leases[RPM.id].committed == 2, "the grant, not the share of 25"
+
+
+def test_a_grant_for_a_window_the_node_has_left_is_ignored() -> None:
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    first = book.asks(NOW, UNIX)[0].window
+    next_minute = UNIX + MINUTE_LEFT + 1
+    assert isinstance(book.admit([RPM], Demand(), NOW + 21, next_minute), NeedsLease)
+    book.apply([grant_for(RPM, first, 50)], NOW)  # the answer to the first minute's ask
+    lease = book.leases[RPM.id]
+    assert lease.window > first
+    assert (lease.granted, lease.asked) == (0, False), "not granted, and free to ask again"
+
+
+def test_a_limit_whose_period_changes_starts_a_fresh_lease() -> None:
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    granted(book, RPM, 100)
+    daily = replace(RPM, period="day")
+    assert isinstance(book.admit([daily], Demand(), NOW, UNIX), NeedsLease)
+    lease = book.leases[RPM.id]
+    assert (lease.window, lease.granted) == (windows.window_of("day", "UTC", UNIX)[0], 0)

@@ -10,12 +10,14 @@ mock provider's completions are shorter than the requests' max_tokens.
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 REPLICAS = 4
 MAX_TOKENS = 32  # above the mock's longest completion (21 words): reservations cover actuals
+LEAD = 0.5  # seconds before a minute turns that the rate-limit hammer starts
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +60,19 @@ def post(url: str, key: str, n: int, model: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def hammer(urls: list[str], key: str, model: str, total: int, threads: int = 8) -> list[Any]:
-    """``total`` requests spread over the replicas by ``threads`` concurrent clients."""
+def hammer(
+    urls: list[str], key: str, model: str, total: int, threads: int = 8, until: float = math.inf
+) -> list[Any]:
+    """``total`` requests spread over the replicas by ``threads`` concurrent clients, none
+    sent after ``until`` (Unix seconds)."""
     results: list[tuple[int, dict[str, Any]]] = []
     lock = threading.Lock()
     counter = iter(range(total))
 
     def client() -> None:
         for n in counter:  # the iterator is shared: each n is taken once
+            if time.time() > until:
+                return
             outcome = post(urls[n % len(urls)], key, n, model)
             with lock:
                 results.append(outcome)
@@ -159,7 +167,12 @@ def test_requests_per_minute_hold_across_four_replicas(
     key = limited_key(system, "rated", {"kind": "requests", "amount": rpm})
     served_probe(replicas, key, "rated")
 
-    results = hammer([s.dp_url for s in replicas], key["secret"], "rated", total=300)
+    # Across the turn of a UTC minute: where leases roll to the next window, and where a
+    # request that waited for a lease could be counted in a window it did not arrive in.
+    turn = (time.time() + LEAD) // 60 * 60 + 60
+    time.sleep(turn - LEAD - time.time())
+    urls = [s.dp_url for s in replicas]
+    results = hammer(urls, key["secret"], "rated", total=10_000, until=turn + 1.5)
     statuses = Counter(status for status, _ in results)
     codes = Counter(body["error"]["code"] for status, body in results if status != 200)
     print(f"statuses {dict(statuses)}, refusals {dict(codes)}")
@@ -170,8 +183,12 @@ def test_requests_per_minute_hold_across_four_replicas(
         return [r for r in usage_records(system, key) if r["status_code"] == 200]
 
     eventually(lambda: len(served()) == statuses[200] + len(replicas), 60, interval=0.5)
-    per_minute = Counter(
-        datetime.fromisoformat(r["ts"]).strftime("%Y-%m-%dT%H:%M") for r in served()
-    )
+    per_minute = Counter(minute_of(datetime.fromisoformat(r["ts"]).timestamp()) for r in served())
     print(f"admitted per minute window: {dict(per_minute)}")
+    assert per_minute[minute_of(turn - 1)], "requests were served before the minute turned"
+    assert per_minute[minute_of(turn)], "and after"
     assert max(per_minute.values()) <= rpm, "the limit holds in every window"
+
+
+def minute_of(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M")

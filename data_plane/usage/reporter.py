@@ -277,11 +277,11 @@ class UsageReporter:
     async def _sender(self) -> None:
         if self._client is None:
             return  # no control plane configured: batches stay in the spool
-        while True:
-            await self._spooled.wait()
-            self._spooled.clear()
+        while True:  # drains first: a sender restarted after a failure finds batches pending
             while self._pending:
                 await self._send_first(self._client)
+            await self._spooled.wait()
+            self._spooled.clear()
 
     async def _send_first(self, client: UsageClient) -> None:
         path, size = self._pending[0]

@@ -18,8 +18,10 @@ Windows: a request counts in the calendar window it arrived in (``unix``, the in
 record carries), also when it waited for a lease. A lease serves its window until the calendar
 leaves it, not until a countdown that ends a little early (the grant's ``window_ends_in_ms``
 is measured from when the ask was sent); a request whose window the lease has already left
-(it waited across the boundary, or this node's clock is behind the control plane's) is refused
-by a hard limit with Retry-After 1 rather than counted in a window it did not arrive in.
+(it waited across the boundary, was overtaken by one that arrived after the turn, or this
+node's clock is behind the control plane's) takes what the grant of its window still had when
+the lease left it, and is otherwise refused by a hard limit with Retry-After 1, never counted
+in a window it did not arrive in.
 
 Times: ``now`` is ``time.monotonic()`` for lease validity and ``unix`` is wall-clock seconds
 for calendar windows; both are passed in, so the book is deterministic under test.
@@ -61,6 +63,9 @@ class Lease:
     pending: int = 0  # the largest demand waiting for this lease
     last_used: float = 0.0
     asked: bool = False  # a renewal is in flight
+    # The window the lease left last and the room its grant still had then (none once lapsed):
+    # for requests that arrived in that window and reach admission after the lease moved on.
+    left: tuple[str, int] = ("", 0)
 
     def live(self, now: float) -> bool:
         """The grant holds until its TTL lapses; the calendar ends its window (``_roll``)."""
@@ -68,6 +73,13 @@ class Lease:
 
     def room(self) -> int:
         return self.granted - self.committed
+
+    def advance(self, window: str, now: float) -> None:
+        """Move on to ``window``, a later one, from nothing granted or committed."""
+        self.left = (self.window, max(self.room(), 0) if self.live(now) else 0)
+        self.window, self.granted, self.committed = window, 0, 0
+        self.expires = self.window_end = 0.0
+        self.span = (0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +120,15 @@ class LeaseBook:
         missing: list[LimitEntry] = []
         wait = may_wait and self.reachable
         for limit in limits:
-            lease, window = self._lease(limit, unix)
+            lease, window = self._lease(limit, now, unix)
             units = demand.of(limit.kind)
             lease.last_used = now
-            if lease.window != window and limit.hard:  # the lease has left the request's window
-                return refusal(limit, 1)
+            if lease.window != window and limit.hard:  # it arrived in a window the lease left
+                left, room = lease.left
+                if left != window or units > room:
+                    return refusal(limit, 1)
+                plan.append((lease, window, units))
+                continue
             live = lease.live(now)
             # Without a live lease but with the control plane reachable: wait, don't guess.
             fits = units <= lease.room() if live else not wait and self._fits_share(lease, units)
@@ -129,8 +145,11 @@ class LeaseBook:
                 return refusal(limit, _retry_after(lease, now))
         if missing:
             return NeedsLease(tuple(missing))
-        for lease, _, units in plan:
-            lease.committed += units
+        for lease, window, units in plan:
+            if window == lease.window:
+                lease.committed += units
+            else:
+                lease.left = (window, lease.left[1] - units)
         return Admission(tuple(plan))
 
     def settle(self, admission: Admission, actual: Demand) -> None:
@@ -145,7 +164,7 @@ class LeaseBook:
         for lease in self.leases.values():
             if lease.asked or now - lease.last_used > IDLE_S:
                 continue
-            self._roll(lease, unix)
+            self._roll(lease, now, unix)
             low = lease.room() < max(lease.slice * LOW_WATER, lease.pending)
             lapsing = lease.expires - now < lease.ttl * LOW_WATER
             if lease.granted == 0 or low or lapsing or not lease.live(now):
@@ -174,7 +193,7 @@ class LeaseBook:
             if _later(lease.window, grant.window):  # answers an ask of a window left since
                 continue
             if grant.window != lease.window:
-                lease.window, lease.committed, lease.span = grant.window, 0, (0.0, 0.0)
+                lease.advance(grant.window, sent_at)
             lease.granted = grant.granted
             lease.remaining = grant.remaining
             lease.nodes = max(1, grant.nodes)
@@ -195,17 +214,17 @@ class LeaseBook:
         for limit_id in [i for i in self.leases if i not in live_ids]:
             del self.leases[limit_id]
 
-    def _lease(self, limit: LimitEntry, unix: float) -> tuple[Lease, str]:
+    def _lease(self, limit: LimitEntry, now: float, unix: float) -> tuple[Lease, str]:
         """The limit's lease, and the window ``unix`` falls in."""
         lease = self.leases.get(limit.id)
         if lease is None or (lease.limit.period, lease.limit.zone) != (limit.period, limit.zone):
             lease = self.leases[limit.id] = Lease(limit)  # other windows: start afresh
         elif lease.limit != limit:
             lease.limit = limit  # amount or hardness changed in a new snapshot
-        return lease, self._roll(lease, unix)
+        return lease, self._roll(lease, now, unix)
 
     @staticmethod
-    def _roll(lease: Lease, unix: float) -> str:
+    def _roll(lease: Lease, now: float, unix: float) -> str:
         """Start the window ``unix`` falls in when the calendar has moved past the lease's
         (never back: a lease already in a later window keeps it); returns that window."""
         start, end = lease.span
@@ -213,8 +232,7 @@ class LeaseBook:
             return lease.window
         window, start, end = windows.window_in(lease.limit.period, lease.limit.zone, unix)
         if _later(window, lease.window):
-            lease.window, lease.granted, lease.committed = window, 0, 0
-            lease.expires = lease.window_end = 0.0
+            lease.advance(window, now)
         if window == lease.window:
             lease.span = (start, end or math.inf)
         return window

@@ -184,6 +184,24 @@ def test_a_request_counts_in_the_window_it_arrived_in_also_after_waiting() -> No
     assert book.leases[RPM.id].committed == 1
 
 
+def test_a_request_overtaken_at_the_turn_takes_what_its_windows_grant_still_had() -> None:
+    """One that arrived just before the minute turned reaches admission after a later one
+    started the next minute: it takes the room the earlier minute's grant still had, no more,
+    and leaves the next minute's count alone."""
+    book = LeaseBook()
+    book.admit([RPM], Demand(), NOW, UNIX)
+    granted(book, RPM, 2)
+    after_the_turn = UNIX + MINUTE_LEFT + 0.001
+    assert isinstance(book.admit([RPM], Demand(), NOW + 1, after_the_turn), NeedsLease)
+    before_the_turn = UNIX + MINUTE_LEFT - 0.001
+    outcomes = [book.admit([RPM], Demand(), NOW + 1, before_the_turn) for _ in range(3)]
+    assert [isinstance(o, Admission) for o in outcomes] == [True, True, False]
+    refused = outcomes[-1]
+    assert isinstance(refused, ApiError)
+    assert refused.retry_after == 1
+    assert book.leases[RPM.id].committed == 0
+
+
 def test_a_lease_serves_its_window_until_the_calendar_ends_it() -> None:
     """The grant's countdown to the window's end starts when the ask was sent, so it runs out a
     little early; until the calendar's minute ends the node keeps to its grant rather than

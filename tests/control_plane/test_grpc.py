@@ -45,6 +45,14 @@ def setup_and_publish(slug: str = "acme") -> int:
     return publish_snapshot(slug).snapshot.version
 
 
+async def serving(watcher: SnapshotWatcher, version: int) -> None:
+    """Wait until the watcher holds ``version`` (it polls: a node that says hello before
+    then is pushed the version before, then this one)."""
+    async with asyncio.timeout(15):
+        while watcher.latest is None or watcher.latest.version < version:  # noqa: ASYNC110  # the watcher's own pace
+            await asyncio.sleep(0.01)
+
+
 async def read(call: Any) -> control_pb2.SnapshotResponse:
     response = await asyncio.wait_for(call.read(), 15)
     assert isinstance(response, control_pb2.SnapshotResponse)
@@ -59,8 +67,9 @@ async def until(check: Any) -> None:
 
 
 async def test_push_ack_and_status(channel: tuple[grpc.aio.Channel, SnapshotWatcher]) -> None:
-    ch, _ = channel
+    ch, watcher = channel
     v1 = await sync_to_async(setup_and_publish)()
+    await serving(watcher, v1)
     call = control_pb2_grpc.ConfigServiceStub(ch).StreamSnapshots()  # type: ignore[no-untyped-call]
     await call.write(control_pb2.SnapshotRequest(node=NODE))
     pushed = await read(call)
@@ -108,8 +117,8 @@ async def test_nothing_is_pushed_to_a_node_that_holds_the_latest(
 async def test_nack_is_recorded_and_the_refused_snapshot_not_resent(
     channel: tuple[grpc.aio.Channel, SnapshotWatcher],
 ) -> None:
-    ch, _ = channel
-    await sync_to_async(setup_and_publish)()
+    ch, watcher = channel
+    await serving(watcher, await sync_to_async(setup_and_publish)())
     call = control_pb2_grpc.ConfigServiceStub(ch).StreamSnapshots()  # type: ignore[no-untyped-call]
     await call.write(control_pb2.SnapshotRequest(node=NODE))
     pushed = await read(call)
@@ -135,13 +144,12 @@ async def test_a_version_published_while_a_push_is_unanswered_follows_its_answer
 ) -> None:
     ch, watcher = channel
     v1 = await sync_to_async(setup_and_publish)()
+    await serving(watcher, v1)
     call = control_pb2_grpc.ConfigServiceStub(ch).StreamSnapshots()  # type: ignore[no-untyped-call]
     await call.write(control_pb2.SnapshotRequest(node=NODE))
     pushed = await read(call)
     v2 = await sync_to_async(setup_and_publish)("beta")
-    async with asyncio.timeout(15):
-        while watcher.latest is None or watcher.latest.version < v2:  # noqa: ASYNC110  # the watcher's own pace
-            await asyncio.sleep(0.02)
+    await serving(watcher, v2)
     reader = asyncio.ensure_future(call.read())  # (cancelling a read would cancel the call)
     done, _ = await asyncio.wait({reader}, timeout=0.3)
     assert not done, "one push at a time: nothing more before the node answers"

@@ -15,17 +15,16 @@ from control_plane.fleet.services import publish_snapshot
 from control_plane.grpc_api.watcher import SnapshotWatcher
 from shared.pb import control_pb2, control_pb2_grpc
 from tests.control_plane import factories
-from tests.control_plane.test_grpc import NODE, channel, read, until
+from tests.control_plane.test_grpc import NODE, channel, read, serving, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 __all__ = ["channel"]  # the fixture, shared with test_grpc
 
 
-def first_version() -> dict[str, Any]:
+def first_version() -> tuple[dict[str, Any], int]:
     made = factories.stack("acme")
-    publish_snapshot("first")
-    return made
+    return made, publish_snapshot("first").snapshot.version
 
 
 def create_key(made: dict[str, Any], name: str) -> int:
@@ -54,11 +53,12 @@ async def hello_and_ack(ch: Any) -> tuple[Any, control_pb2.SnapshotResponse]:
 
 
 async def acked_then_a_key(
-    ch: Any,
+    ch: Any, watcher: SnapshotWatcher
 ) -> tuple[Any, control_pb2.SnapshotResponse, int, control_pb2.SnapshotResponse]:
     """A node that ACKed the first version; a key is created: the stream, the first push,
     the new version and what is pushed for it."""
-    made = await sync_to_async(first_version)()
+    made, first = await sync_to_async(first_version)()
+    await serving(watcher, first)
     call, full = await hello_and_ack(ch)
     version = await sync_to_async(create_key)(made, "second")
     return call, full, version, await read(call)
@@ -67,7 +67,7 @@ async def acked_then_a_key(
 async def test_a_created_key_travels_as_a_delta_and_is_acked(
     channel: tuple[Any, SnapshotWatcher],
 ) -> None:
-    call, full, version, pushed = await acked_then_a_key(channel[0])
+    call, full, version, pushed = await acked_then_a_key(*channel)
     assert pushed.HasField("delta"), "the node holds the previous version: a delta"
     delta = pushed.delta
     assert (delta.base_version, delta.base_hash) == (full.snapshot.version, full.snapshot.hash)
@@ -84,7 +84,7 @@ async def test_a_created_key_travels_as_a_delta_and_is_acked(
 async def test_a_nacked_delta_is_followed_by_the_full_snapshot(
     channel: tuple[Any, SnapshotWatcher],
 ) -> None:
-    call, full, version, pushed = await acked_then_a_key(channel[0])
+    call, full, version, pushed = await acked_then_a_key(*channel)
     assert pushed.HasField("delta")
     error = "a delta from v1, but the node holds nothing"
     await answer(call, pushed, full.snapshot.version, full.snapshot.hash, error)
@@ -98,8 +98,9 @@ async def test_a_nacked_delta_is_followed_by_the_full_snapshot(
 async def test_a_node_whose_hash_differs_gets_the_full_snapshot(
     channel: tuple[Any, SnapshotWatcher],
 ) -> None:
-    ch, _ = channel
-    made = await sync_to_async(first_version)()
+    ch, watcher = channel
+    made, first = await sync_to_async(first_version)()
+    await serving(watcher, first)
     call, full = await hello_and_ack(ch)
     call.cancel()
     await sync_to_async(create_key)(made, "second")

@@ -13,7 +13,14 @@ from control_plane.fleet.models import DataPlaneNode
 from control_plane.grpc_api import servicers
 from shared.pb import control_pb2, control_pb2_grpc, snapshot_pb2
 from shared.snapshot_parts import Reassembly
-from tests.control_plane.test_grpc import NODE, channel, read, setup_and_publish, until
+from tests.control_plane.test_grpc import (
+    NODE,
+    channel,
+    read,
+    serving,
+    setup_and_publish,
+    until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,8 +55,9 @@ async def test_a_node_that_takes_parts_gets_a_large_snapshot_in_parts(
     channel: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(servicers, "PART_BYTES", 300)  # the snapshot below is a few KiB
-    ch, _ = channel
+    ch, watcher = channel
     v1 = await sync_to_async(setup_and_publish)()
+    await serving(watcher, v1)
     call = control_pb2_grpc.ConfigServiceStub(ch).StreamSnapshots()  # type: ignore[no-untyped-call]
     await call.write(control_pb2.SnapshotRequest(node=NODE, accepts_parts=True))
     reassembly, responses = Reassembly(), []

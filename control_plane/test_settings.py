@@ -14,7 +14,7 @@ from control_plane.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
 
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not Django's shared-cache in-memory database: the gRPC servicers reach the
     # database from threads of their own, and shared-cache connections fail at once with
     # "database table is locked" where a file waits for the lock (timeout, WAL).
